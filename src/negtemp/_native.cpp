@@ -1,0 +1,364 @@
+// negtemp._native: the generation loop over the patched llama.cpp.
+//
+// The loop (decode, sample through llama.cpp's sampler chain, detokenize) runs
+// here with the GIL released; Python sees numpy arrays and bytes only. The GIL
+// is taken back once per token, to stream the piece and to let Ctrl-C through.
+
+#include <pybind11/functional.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "llama.h"
+
+#include <cmath>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace py = pybind11;
+
+namespace {
+
+// llama.cpp reports failures through its log; keep the last error lines so an
+// exception can say what went wrong instead of "failed to load".
+std::mutex g_log_mutex;
+std::string g_last_errors;
+
+void log_callback(ggml_log_level level, const char * text, void *) {
+    if (level != GGML_LOG_LEVEL_ERROR && level != GGML_LOG_LEVEL_WARN) {
+        return;
+    }
+    std::lock_guard<std::mutex> lock(g_log_mutex);
+    g_last_errors += text;
+    if (g_last_errors.size() > 4096) {
+        g_last_errors.erase(0, g_last_errors.size() - 4096);
+    }
+}
+
+std::string take_log() {
+    std::lock_guard<std::mutex> lock(g_log_mutex);
+    std::string out;
+    out.swap(g_last_errors);
+    return out;
+}
+
+struct ContextDeleter {
+    void operator()(llama_context * c) const { llama_free(c); }
+};
+struct SamplerDeleter {
+    void operator()(llama_sampler * s) const { llama_sampler_free(s); }
+};
+using ContextPtr = std::unique_ptr<llama_context, ContextDeleter>;
+using SamplerPtr = std::unique_ptr<llama_sampler, SamplerDeleter>;
+
+struct SamplingParams {
+    float temp = 0.8f;
+    uint32_t seed = 0;
+    int32_t top_k = 0;
+    float top_p = 1.0f;
+    float min_p = 0.0f;
+    float repeat_penalty = 1.0f;
+    bool backend = false;
+    std::map<int32_t, float> logit_bias;
+};
+
+class Model {
+public:
+    Model(const std::string & path, uint32_t n_ctx, int32_t n_threads) : n_ctx_(n_ctx), n_threads_(n_threads) {
+        take_log();
+        llama_model_params mp = llama_model_default_params();
+        mp.n_gpu_layers = 0;
+        {
+            py::gil_scoped_release release;
+            model_ = llama_model_load_from_file(path.c_str(), mp);
+        }
+        if (!model_) {
+            throw std::runtime_error("llama.cpp could not load '" + path + "': " + take_log());
+        }
+        vocab_ = llama_model_get_vocab(model_);
+    }
+
+    ~Model() { close(); }
+
+    void close() {
+        if (model_) {
+            llama_model_free(model_);
+            model_ = nullptr;
+        }
+    }
+
+    bool closed() const { return model_ == nullptr; }
+
+    int32_t n_vocab() const { return llama_vocab_n_tokens(vocab()); }
+
+    int32_t n_ctx_train() const { return llama_model_n_ctx_train(checked()); }
+
+    std::vector<int32_t> eog_tokens() const {
+        std::vector<int32_t> out;
+        for (int32_t t = 0; t < n_vocab(); ++t) {
+            if (llama_vocab_is_eog(vocab(), t)) {
+                out.push_back(t);
+            }
+        }
+        return out;
+    }
+
+    py::array_t<int32_t> tokenize(const std::string & text, bool add_special) const {
+        const int32_t n_max = static_cast<int32_t>(text.size()) + 16;
+        std::vector<llama_token> toks(n_max);
+        int32_t n = llama_tokenize(vocab(), text.data(), static_cast<int32_t>(text.size()), toks.data(), n_max,
+                                   add_special, /*parse_special=*/true);
+        if (n < 0) {
+            toks.resize(-n);
+            n = llama_tokenize(vocab(), text.data(), static_cast<int32_t>(text.size()), toks.data(), -n,
+                               add_special, true);
+        }
+        if (n < 0) {
+            throw std::runtime_error("tokenization failed");
+        }
+        return py::array_t<int32_t>(n, toks.data());
+    }
+
+    py::bytes token_to_piece(int32_t token) const { return py::bytes(piece(token)); }
+
+    // Logits the model gives after each prefix of `tokens` (row i: after tokens[0..i]).
+    py::array_t<float> eval_logits(py::array_t<int32_t, py::array::c_style | py::array::forcecast> tokens) {
+        std::vector<llama_token> toks(tokens.data(), tokens.data() + tokens.size());
+        check_tokens(toks);
+        const int32_t nv = n_vocab();
+        py::array_t<float> out({static_cast<py::ssize_t>(toks.size()), static_cast<py::ssize_t>(nv)});
+        float * dst = out.mutable_data();
+        {
+            py::gil_scoped_release release;
+            ContextPtr ctx = make_context(static_cast<uint32_t>(toks.size()), nullptr);
+            llama_batch batch = llama_batch_init(static_cast<int32_t>(toks.size()), 0, 1);
+            for (size_t i = 0; i < toks.size(); ++i) {
+                batch.token[i] = toks[i];
+                batch.pos[i] = static_cast<llama_pos>(i);
+                batch.n_seq_id[i] = 1;
+                batch.seq_id[i][0] = 0;
+                batch.logits[i] = 1;
+            }
+            batch.n_tokens = static_cast<int32_t>(toks.size());
+            const int rc = llama_decode(ctx.get(), batch);
+            llama_batch_free(batch);
+            if (rc != 0) {
+                throw std::runtime_error("llama_decode failed (" + std::to_string(rc) + "): " + take_log());
+            }
+            for (size_t i = 0; i < toks.size(); ++i) {
+                const float * row = llama_get_logits_ith(ctx.get(), static_cast<int32_t>(i));
+                std::copy(row, row + nv, dst + i * nv);
+            }
+        }
+        return out;
+    }
+
+    // Returns (tokens, logprobs). on_piece(bytes) is called after each token.
+    py::tuple generate(py::array_t<int32_t, py::array::c_style | py::array::forcecast> prompt, int32_t n_predict,
+                       const SamplingParams & sp, const std::function<void(py::bytes)> & on_piece) {
+        std::vector<llama_token> toks(prompt.data(), prompt.data() + prompt.size());
+        check_tokens(toks);
+        if (toks.empty()) {
+            throw std::invalid_argument("the prompt has no tokens");
+        }
+        const uint32_t need = static_cast<uint32_t>(toks.size() + n_predict);
+        if (need > n_ctx_) {
+            throw std::invalid_argument("prompt (" + std::to_string(toks.size()) + " tokens) plus n_predict (" +
+                                        std::to_string(n_predict) + ") exceeds the context size n_ctx=" +
+                                        std::to_string(n_ctx_) + "; raise n_ctx or lower n_predict");
+        }
+
+        std::vector<int32_t> out_tokens;
+        std::vector<double> out_logprobs;
+        out_tokens.reserve(n_predict);
+        out_logprobs.reserve(n_predict);
+
+        py::gil_scoped_release release;
+        SamplerPtr chain = make_chain(sp);
+        ContextPtr ctx = make_context(need, sp.backend ? chain.get() : nullptr);
+
+        std::vector<llama_token_data> cur(n_vocab());
+        llama_batch batch = llama_batch_get_one(toks.data(), static_cast<int32_t>(toks.size()));
+        llama_token next = 0;
+        for (int32_t i = 0; i < n_predict; ++i) {
+            if (llama_decode(ctx.get(), batch) != 0) {
+                throw std::runtime_error("llama_decode failed: " + take_log());
+            }
+            double logprob = NAN;
+            if (sp.backend) {
+                next = llama_sampler_sample(chain.get(), ctx.get(), -1);
+            } else {
+                next = sample_cpu(ctx.get(), chain.get(), cur, logprob);
+            }
+            out_tokens.push_back(next);
+            out_logprobs.push_back(logprob);
+            const std::string p = piece(next);
+            {
+                py::gil_scoped_acquire acquire;
+                if (on_piece) {
+                    on_piece(py::bytes(p));
+                }
+                if (PyErr_CheckSignals() != 0) {
+                    throw py::error_already_set();
+                }
+            }
+            if (llama_vocab_is_eog(vocab(), next)) {
+                break;
+            }
+            batch = llama_batch_get_one(&next, 1);
+        }
+
+        py::gil_scoped_acquire acquire;
+        return py::make_tuple(py::array_t<int32_t>(out_tokens.size(), out_tokens.data()),
+                              py::array_t<double>(out_logprobs.size(), out_logprobs.data()));
+    }
+
+private:
+    llama_model * checked() const {
+        if (!model_) {
+            throw std::runtime_error("this Model is closed; create a new negtemp.Model");
+        }
+        return model_;
+    }
+
+    const llama_vocab * vocab() const {
+        checked();
+        return vocab_;
+    }
+
+    void check_tokens(const std::vector<llama_token> & toks) const {
+        const int32_t nv = n_vocab();
+        for (llama_token t : toks) {
+            if (t < 0 || t >= nv) {
+                throw std::invalid_argument("token id " + std::to_string(t) + " is outside the vocabulary [0, " +
+                                            std::to_string(nv) + ")");
+            }
+        }
+    }
+
+    std::string piece(llama_token token) const {
+        char buf[256];
+        int32_t n = llama_token_to_piece(vocab(), token, buf, sizeof(buf), 0, /*special=*/false);
+        if (n >= 0) {
+            return std::string(buf, n);
+        }
+        std::string big(-n, '\0');
+        n = llama_token_to_piece(vocab(), token, big.data(), -n, 0, false);
+        return big.substr(0, n < 0 ? 0 : n);
+    }
+
+    ContextPtr make_context(uint32_t n_tokens, llama_sampler * backend_chain) const {
+        llama_context_params cp = llama_context_default_params();
+        cp.n_ctx = std::max<uint32_t>(n_tokens, 16);
+        cp.n_batch = cp.n_ctx;
+        cp.n_ubatch = std::min<uint32_t>(cp.n_ctx, 512);
+        cp.n_seq_max = 1;
+        cp.n_threads = n_threads_;
+        cp.n_threads_batch = n_threads_;
+        cp.no_perf = true;
+        llama_sampler_seq_config seq_cfg{0, backend_chain};
+        if (backend_chain) {
+            cp.samplers = &seq_cfg;
+            cp.n_samplers = 1;
+        }
+        llama_context * ctx = llama_init_from_model(checked(), cp);
+        if (!ctx) {
+            throw std::runtime_error("llama.cpp could not create a context: " + take_log());
+        }
+        return ContextPtr(ctx);
+    }
+
+    SamplerPtr make_chain(const SamplingParams & sp) const {
+        SamplerPtr chain(llama_sampler_chain_init(llama_sampler_chain_default_params()));
+        if (!sp.logit_bias.empty()) {
+            std::vector<llama_logit_bias> bias;
+            for (const auto & kv : sp.logit_bias) {
+                bias.push_back({kv.first, kv.second});
+            }
+            llama_sampler_chain_add(chain.get(),
+                                    llama_sampler_init_logit_bias(n_vocab(), static_cast<int32_t>(bias.size()), bias.data()));
+        }
+        // same order as llama.cpp's common sampling: penalties, truncations, temperature, draw
+        if (sp.repeat_penalty != 1.0f) {
+            llama_sampler_chain_add(chain.get(), llama_sampler_init_penalties(n_vocab(), 64, sp.repeat_penalty, 0.0f, 0.0f));
+        }
+        if (sp.top_k > 0) {
+            llama_sampler_chain_add(chain.get(), llama_sampler_init_top_k(sp.top_k));
+        }
+        if (sp.top_p < 1.0f) {
+            llama_sampler_chain_add(chain.get(), llama_sampler_init_top_p(sp.top_p, 1));
+        }
+        if (sp.min_p > 0.0f) {
+            llama_sampler_chain_add(chain.get(), llama_sampler_init_min_p(sp.min_p, 1));
+        }
+        llama_sampler_chain_add(chain.get(), llama_sampler_init_temp(sp.temp));
+        llama_sampler_chain_add(chain.get(), llama_sampler_init_dist(sp.seed));
+        return chain;
+    }
+
+    // Run the chain on the last logits ourselves (as llama_sampler_sample does)
+    // so the probability of the chosen token is at hand.
+    llama_token sample_cpu(llama_context * ctx, llama_sampler * chain, std::vector<llama_token_data> & cur,
+                           double & logprob) const {
+        const float * logits = llama_get_logits_ith(ctx, -1);
+        const int32_t nv = n_vocab();
+        cur.resize(nv);
+        for (llama_token t = 0; t < nv; ++t) {
+            cur[t] = llama_token_data{t, logits[t], 0.0f};
+        }
+        llama_token_data_array cur_p{cur.data(), cur.size(), -1, false};
+        llama_sampler_apply(chain, &cur_p);
+        if (cur_p.selected < 0 || cur_p.selected >= static_cast<int64_t>(cur_p.size)) {
+            throw std::runtime_error("the sampler chain selected no token (every token masked?)");
+        }
+        const llama_token_data & chosen = cur_p.data[cur_p.selected];
+        logprob = std::log(static_cast<double>(chosen.p));
+        llama_sampler_accept(chain, chosen.id);
+        return chosen.id;
+    }
+
+    llama_model * model_ = nullptr;
+    const llama_vocab * vocab_ = nullptr;
+    uint32_t n_ctx_;
+    int32_t n_threads_;
+};
+
+}  // namespace
+
+PYBIND11_MODULE(_native, m) {
+    m.doc() = "negtemp's native generation loop over a patched llama.cpp (private: use the negtemp package)";
+
+    llama_log_set(log_callback, nullptr);
+    llama_backend_init();
+
+    py::class_<SamplingParams>(m, "SamplingParams")
+        .def(py::init<>())
+        .def_readwrite("temp", &SamplingParams::temp)
+        .def_readwrite("seed", &SamplingParams::seed)
+        .def_readwrite("top_k", &SamplingParams::top_k)
+        .def_readwrite("top_p", &SamplingParams::top_p)
+        .def_readwrite("min_p", &SamplingParams::min_p)
+        .def_readwrite("repeat_penalty", &SamplingParams::repeat_penalty)
+        .def_readwrite("backend", &SamplingParams::backend)
+        .def_readwrite("logit_bias", &SamplingParams::logit_bias);
+
+    py::class_<Model>(m, "Model")
+        .def(py::init<const std::string &, uint32_t, int32_t>(), py::arg("path"), py::arg("n_ctx"), py::arg("n_threads"))
+        .def("close", &Model::close)
+        .def_property_readonly("closed", &Model::closed)
+        .def_property_readonly("n_vocab", &Model::n_vocab)
+        .def_property_readonly("n_ctx_train", &Model::n_ctx_train)
+        .def("eog_tokens", &Model::eog_tokens)
+        .def("tokenize", &Model::tokenize, py::arg("text"), py::arg("add_special"))
+        .def("token_to_piece", &Model::token_to_piece, py::arg("token"))
+        .def("eval_logits", &Model::eval_logits, py::arg("tokens"))
+        .def("generate", &Model::generate, py::arg("prompt"), py::arg("n_predict"), py::arg("params"),
+             py::arg("on_piece"));
+
+    m.def("system_info", [] { return std::string(llama_print_system_info()); });
+}
