@@ -1,1 +1,25 @@
-"""placeholder"""
+"""negtemp: sample language models at negative temperature with a patched llama.cpp.
+
+    >>> import negtemp
+    >>> negtemp.generate("Temperature is a concept", temp=-0.001, seed=1)
+
+See negtemp.Model for loading a model once and sampling it many times, and
+negtemp.reference for the exact distribution every sampling path implements.
+"""
+
+from __future__ import annotations
+
+from . import models, reference
+from .errors import ModelFetchError, ModelLoadError
+from .model import Completion, Model, generate
+
+__all__ = [
+    "Completion",
+    "Model",
+    "ModelFetchError",
+    "ModelLoadError",
+    "generate",
+    "models",
+    "reference",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,83 @@
+"""The `negtemp` command: sample a model from the shell, or fetch one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import models
+from .errors import ModelFetchError, ModelLoadError
+from .model import DEFAULT_TEMP, Model
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="negtemp",
+        description="Sample a GGUF model at any temperature, negative included (T = -0.001 picks the least likely "
+        "tokens). `negtemp pull NAME` fetches a named model.",
+    )
+    ap.add_argument("prompt_pos", nargs="?", metavar="PROMPT", help="prompt text (or use -p)")
+    ap.add_argument("-p", "--prompt", help="prompt text")
+    ap.add_argument("-m", "--model", help=f"GGUF path or model name ({', '.join(models.MODELS)}); "
+                    "default $NEGTEMP_MODEL, else smollm2-135m")
+    temp = ap.add_mutually_exclusive_group()
+    temp.add_argument("--temp", type=float, help=f"temperature T (default {DEFAULT_TEMP}); 0 is greedy")
+    temp.add_argument("--beta", type=float, help="inverse temperature 1/T instead of --temp (-inf: anti-greedy)")
+    ap.add_argument("-n", "--n-predict", type=int, default=128, help="tokens to generate (default 128)")
+    ap.add_argument("--seed", type=int, help="random seed (default: random, reported with --json)")
+    ap.add_argument("--top-k", type=int, default=0, help="top-k (default 0: off)")
+    ap.add_argument("--top-p", type=float, default=1.0, help="top-p (default 1.0: off)")
+    ap.add_argument("--min-p", type=float, default=0.0, help="min-p (default 0.0: off)")
+    ap.add_argument("--repeat-penalty", type=float, default=1.0, help="repeat penalty (default 1.0: off)")
+    ap.add_argument("--ignore-eos", action="store_true", help="never stop at an end-of-generation token")
+    ap.add_argument("-t", "--threads", type=int, help="CPU threads (default: up to 8)")
+    ap.add_argument("-c", "--ctx-size", type=int, default=2048, help="context size in tokens (default 2048)")
+    ap.add_argument("--backend-sampling", action="store_true",
+                    help="sample in the ggml graph (the GPU path in a GPU build) instead of on the CPU")
+    ap.add_argument("--json", action="store_true", help="print the completion as one JSON object instead of text")
+    return ap
+
+
+def _pull(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="negtemp pull", description="Fetch and verify a named model.")
+    ap.add_argument("name", choices=sorted(models.MODELS))
+    args = ap.parse_args(argv)
+    print(models.pull(args.name))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        if argv[:1] == ["pull"]:
+            return _pull(argv[1:])
+        ap = _parser()
+        args = ap.parse_args(argv)
+        prompt = args.prompt if args.prompt is not None else args.prompt_pos
+        if prompt is None:
+            ap.error("give a prompt, as the first argument or with -p")
+        with Model(args.model, n_ctx=args.ctx_size, n_threads=args.threads) as model:
+            def stream(s: str) -> None:
+                sys.stdout.write(s)
+                sys.stdout.flush()
+
+            c = model.complete(
+                prompt, args.temp, beta=args.beta, n_predict=args.n_predict, seed=args.seed,
+                top_k=args.top_k, top_p=args.top_p, min_p=args.min_p, repeat_penalty=args.repeat_penalty,
+                ignore_eos=args.ignore_eos, backend_sampling=args.backend_sampling,
+                on_text=None if args.json else stream,
+            )
+        if args.json:
+            print(json.dumps(c.to_dict(), ensure_ascii=False))
+        else:
+            print()
+        return 0
+    except KeyboardInterrupt:
+        print("\nnegtemp: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError, ModelLoadError, ModelFetchError) as e:
+        print(f"negtemp: error: {e}", file=sys.stderr)
+        return 2

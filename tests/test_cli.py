@@ -1,0 +1,35 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "negtemp", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_json_output_has_the_completion_and_its_settings(tiny_path):
+    r = run_cli("-m", str(tiny_path), "the temperature", "--temp", "-0.5", "-n", "6", "--seed", "3", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert {"text", "tokens", "prompt_tokens", "logprobs", "temp", "seed"} <= out.keys()
+    assert out["temp"] == -0.5 and out["seed"] == 3 and len(out["tokens"]) == 6
+
+
+def test_text_mode_streams_the_same_text_as_json_mode(tiny_path):
+    args = ("-m", str(tiny_path), "-p", "the temperature", "--temp", "-1", "-n", "8", "--seed", "1")
+    text = run_cli(*args)
+    js = run_cli(*args, "--json")
+    assert text.returncode == 0 and js.returncode == 0
+    assert text.stdout == json.loads(js.stdout)["text"] + "\n"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [(("-m", "no-such-model", "hi"), "known model name"), (("--temp", "nan", "hi"), "NaN"), ((), "prompt")],
+)
+def test_bad_arguments_exit_with_a_message(args, message, tiny_path):
+    r = run_cli(*args) if args[:1] == ("-m",) else run_cli("-m", str(tiny_path), *args)
+    assert r.returncode == 2
+    assert message in r.stderr, r.stderr

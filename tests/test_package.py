@@ -1,0 +1,51 @@
+"""The package's shape: the stub matches the extension, and the patch series is documented."""
+
+import ast
+import inspect
+from pathlib import Path
+
+import negtemp
+from negtemp import _native
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def stub_names() -> dict[str, set[str]]:
+    tree = ast.parse((ROOT / "src" / "negtemp" / "_native.pyi").read_text())
+    out: dict[str, set[str]] = {"": set()}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            out[node.name] = {
+                n.target.id if isinstance(n, ast.AnnAssign) else n.name
+                for n in node.body
+                if isinstance(n, (ast.FunctionDef, ast.AnnAssign))
+            } - {"__init__"}
+            out[""].add(node.name)
+        elif isinstance(node, ast.FunctionDef):
+            out[""].add(node.name)
+    return out
+
+
+def test_type_stub_lists_exactly_what_the_extension_defines():
+    stub = stub_names()
+    public = {n for n in dir(_native) if not n.startswith("_")}
+    assert stub[""] == public, f"stub and module disagree: {stub[''] ^ public}"
+    for cls in stub[""] - {"system_info"}:
+        members = {n for n in dir(getattr(_native, cls)) if not n.startswith("_")}
+        assert stub[cls] == members, f"{cls}: stub and module disagree on {stub[cls] ^ members}"
+
+
+def test_package_ships_py_typed_and_exports_its_api():
+    assert (Path(negtemp.__file__).parent / "py.typed").exists()
+    for name in negtemp.__all__:
+        assert hasattr(negtemp, name)
+    assert "beta" in inspect.signature(negtemp.Model.complete).parameters
+
+
+def test_every_patch_has_a_header_saying_what_why_and_how_tested():
+    patches = sorted((ROOT / "patches").glob("*.patch"))
+    assert patches, "patches/ is empty"
+    for p in patches:
+        header = p.read_text().split("\n---\n", 1)[0]
+        for word in ("What:", "Why:", "Tested:"):
+            assert word in header, f"{p.name} header lacks {word!r}"
