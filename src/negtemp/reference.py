@@ -6,9 +6,11 @@ For finite logits z and temperature T (beta = 1/T):
 
 with z* = max z for T > 0 and z* = min z over the finite entries for T < 0, so
 every exponent is <= 0 and nothing overflows. Entries at -inf (masked tokens)
-have p = 0 at every T. T = 0 (beta = +inf) is greedy: all mass on the largest
-logit, split evenly over ties. beta = -inf is anti-greedy: all mass on the
-smallest finite logit. |T| = inf (beta = 0) is uniform over unmasked tokens.
+have p = 0 at every T. T = 0 (beta = +inf) is upstream's greedy: all mass on
+the first largest logit (llama.cpp's CPU path; its backend argmax may take
+another of the tied maxima). beta = -inf is anti-greedy: all mass on the
+smallest finite logit, split evenly over ties, the limit of T -> 0 from below.
+|T| = inf (beta = 0) is uniform over unmasked tokens.
 """
 
 from __future__ import annotations
@@ -51,9 +53,11 @@ def probs(logits: npt.ArrayLike, temp: float | None = None, *, beta: float | Non
     zf = z[finite]
     if b == 0.0:
         p = np.ones_like(zf)
-    elif math.isinf(b):
-        extreme = zf.max() if b > 0 else zf.min()
-        p = (zf == extreme).astype(np.float64)
+    elif b == math.inf:
+        p = np.zeros_like(zf)
+        p[np.argmax(zf)] = 1.0
+    elif b == -math.inf:
+        p = (zf == zf.min()).astype(np.float64)
     else:
         z_star = zf.max() if b > 0 else zf.min()
         with np.errstate(over="ignore"):
