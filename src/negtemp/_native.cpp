@@ -9,9 +9,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include "ggml-cpu.h"
-#include "ggml.h"
 #include "llama.h"
+#include "sampler_probe.hpp"
 
 #include <cmath>
 #include <cstdint>
@@ -332,76 +331,28 @@ private:
 
 using Logits = py::array_t<float, py::array::c_style | py::array::forcecast>;
 
-std::vector<llama_token_data> token_data(const Logits & logits) {
+void check_logits(const Logits & logits) {
     if (logits.ndim() != 1 || logits.size() == 0) {
         throw std::invalid_argument("logits must be a non-empty 1-D array");
     }
-    std::vector<llama_token_data> cur(logits.size());
-    for (py::ssize_t i = 0; i < logits.size(); ++i) {
-        cur[i] = llama_token_data{static_cast<llama_token>(i), logits.data()[i], 0.0f};
-    }
-    return cur;
 }
 
-// Probabilities that llama.cpp's temperature sampler followed by its draw assigns.
-// CPU path: the sampler chain's own arrays. Backend path: the sampler's ggml
-// graph, computed on the CPU backend, then ggml's softmax as the backend draw does.
 py::array_t<double> sampler_probs(const Logits & logits, float temp, bool backend) {
-    std::vector<llama_token_data> cur = token_data(logits);
-    const size_t n = cur.size();
-    py::array_t<double> out(n);
+    check_logits(logits);
+    py::array_t<double> out(logits.size());
     double * dst = out.mutable_data();
     py::gil_scoped_release release;
-    SamplerPtr temp_s(llama_sampler_init_temp(temp));
-    if (!backend) {
-        SamplerPtr dist(llama_sampler_init_dist(0));
-        llama_token_data_array cur_p{cur.data(), n, -1, false};
-        llama_sampler_apply(temp_s.get(), &cur_p);
-        llama_sampler_apply(dist.get(), &cur_p);
-        for (size_t i = 0; i < n; ++i) {
-            dst[cur[i].id] = cur[i].p;
-        }
-        return out;
-    }
-    ggml_init_params ip{};
-    ip.mem_size = 32 * n * sizeof(float) + ggml_graph_overhead() + (1 << 20);
-    ip.no_alloc = false;
-    std::unique_ptr<ggml_context, decltype(&ggml_free)> ctx(ggml_init(ip), ggml_free);
-    if (!ctx) {
-        throw std::runtime_error("could not allocate a ggml context for the backend sampler");
-    }
-    ggml_tensor * t = ggml_new_tensor_1d(ctx.get(), GGML_TYPE_F32, static_cast<int64_t>(n));
-    for (size_t i = 0; i < n; ++i) {
-        static_cast<float *>(t->data)[i] = cur[i].logit;
-    }
-    ggml_cgraph * gf = ggml_new_graph(ctx.get());
-    llama_sampler_data data{t, nullptr, nullptr, nullptr};
-    temp_s->iface->backend_apply(temp_s.get(), ctx.get(), gf, &data);
-    ggml_tensor * probs = ggml_soft_max(ctx.get(), ggml_reshape_1d(ctx.get(), data.logits, ggml_nelements(data.logits)));
-    ggml_build_forward_expand(gf, probs);
-    if (data.candidates) {
-        ggml_build_forward_expand(gf, data.candidates);
-    }
-    if (ggml_graph_compute_with_ctx(ctx.get(), gf, 1) != GGML_STATUS_SUCCESS) {
-        throw std::runtime_error("the backend sampler graph failed to compute");
-    }
-    // a sampler may shrink the logits to a candidate list (greedy keeps one)
-    const float * p = static_cast<const float *>(probs->data);
-    if (data.candidates) {
-        std::fill(dst, dst + n, 0.0);
-        const auto * ids = static_cast<const int32_t *>(data.candidates->data);
-        for (int64_t k = 0; k < ggml_nelements(probs); ++k) {
-            dst[ids[k]] = p[k];
-        }
-    } else {
-        std::copy(p, p + n, dst);
-    }
+    negtemp::sampler_probs(logits.data(), static_cast<size_t>(logits.size()), temp, backend, dst);
     return out;
 }
 
 // n independent draws through llama.cpp's temperature sampler and draw (CPU path).
 py::array_t<int32_t> sample_tokens(const Logits & logits, float temp, int64_t n_draws, uint32_t seed) {
-    const std::vector<llama_token_data> base = token_data(logits);
+    check_logits(logits);
+    std::vector<llama_token_data> base(logits.size());
+    for (py::ssize_t i = 0; i < logits.size(); ++i) {
+        base[i] = llama_token_data{static_cast<llama_token>(i), logits.data()[i], 0.0f};
+    }
     py::array_t<int32_t> out(n_draws);
     int32_t * dst = out.mutable_data();
     py::gil_scoped_release release;

@@ -1,0 +1,44 @@
+// verify_driver TEMP PATH(cpu|backend) IN OUT: read float32 logits from IN,
+// write the float64 probabilities llama.cpp's temperature sampler and draw
+// assign to OUT. Built against an unpatched and a patched tree by verify_patch.py.
+#include "sampler_probe.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <vector>
+
+int main(int argc, char ** argv) {
+    if (argc != 5) {
+        std::fprintf(stderr, "usage: %s TEMP cpu|backend IN OUT\n", argv[0]);
+        return 2;
+    }
+    const float temp = std::strtof(argv[1], nullptr);
+    const bool backend = std::strcmp(argv[2], "backend") == 0;
+    std::FILE * in = std::fopen(argv[3], "rb");
+    if (!in) {
+        std::perror(argv[3]);
+        return 1;
+    }
+    std::vector<float> z;
+    float v;
+    while (std::fread(&v, sizeof(v), 1, in) == 1) {
+        z.push_back(v);
+    }
+    std::fclose(in);
+    std::vector<double> p(z.size());
+    try {
+        negtemp::sampler_probs(z.data(), z.size(), temp, backend, p.data());
+    } catch (const std::exception & e) {
+        std::fprintf(stderr, "verify_driver: %s\n", e.what());
+        return 1;
+    }
+    std::FILE * out = std::fopen(argv[4], "wb");
+    if (!out || std::fwrite(p.data(), sizeof(double), p.size(), out) != p.size()) {
+        std::perror(argv[4]);
+        return 1;
+    }
+    std::fclose(out);
+    return 0;
+}

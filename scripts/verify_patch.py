@@ -1,0 +1,112 @@
+"""Verify the patch series against upstream llama.cpp, on a pristine tree.
+
+  (a) every patch applies cleanly, in order (git apply --check);
+  (b) unpatched, llama.cpp turns T < 0 into greedy argmax: the reason the patch exists;
+  (c) patched, both sampling paths match negtemp.reference.
+
+Each tree is built (the llama/ggml libraries and a small driver only) under
+build/verify/. With --llama-cpp-python-version X it checks the llama.cpp that
+that llama-cpp-python sdist vendors, so moving the pin starts with one command.
+Needs negtemp installed (for negtemp.reference) and cmake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import llama_tree  # noqa: E402
+
+from negtemp import reference  # noqa: E402
+
+REPO = llama_tree.REPO
+TEMPS = [-100.0, -1.0, -0.5, -0.001, -1e-30, 1e-30, 0.001, 0.5, 1.0, 100.0]
+
+
+def build_driver(llama_dir: Path, build_dir: Path) -> Path:
+    cfg = ["cmake", "-S", str(REPO / "scripts" / "verify"), "-B", str(build_dir), "-G", "Ninja",
+           "-DCMAKE_BUILD_TYPE=Release", f"-DLLAMA_DIR={llama_dir}"]
+    for cmd in (cfg, ["cmake", "--build", str(build_dir), "--target", "verify_driver"]):
+        res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if res.returncode != 0:
+            raise SystemExit(f"verify_patch: {' '.join(cmd[:2])} failed:\n{res.stdout[-3000:]}")
+    return build_dir / "verify_driver"
+
+
+def driver_probs(driver: Path, z: np.ndarray, temp: float, path: str) -> np.ndarray:
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "z.f32", Path(tmp) / "p.f64"
+        z.astype(np.float32).tofile(src)
+        subprocess.run([str(driver), repr(temp), path, str(src), str(dst)], check=True)
+        return np.fromfile(dst, dtype=np.float64)
+
+
+def logits_cases() -> list[tuple[str, np.ndarray]]:
+    rng = np.random.default_rng(0)
+    masked = rng.normal(0, 3, 5000).astype(np.float32)
+    masked[rng.random(5000) < 0.3] = -np.inf
+    return [
+        ("normal-49152", rng.normal(0, 3, 49_152).astype(np.float32)),
+        ("normal-262144", rng.normal(0, 3, 262_144).astype(np.float32)),
+        ("masked-5000", masked),
+        ("large-4000", (rng.choice([-1, 1], 4000) * rng.uniform(0, 1e4, 4000)).astype(np.float32)),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--llama-cpp-python-version", default=llama_tree.SDIST_VERSION,
+                    help=f"take llama.cpp from this llama-cpp-python sdist (default: the pin, {llama_tree.SDIST_VERSION})")
+    args = ap.parse_args(argv)
+    version = args.llama_cpp_python_version
+    work = REPO / "build" / "verify" / version
+    ok = True
+
+    pristine = llama_tree.pristine_tree(version)
+    patches = llama_tree.patch_series()
+    try:
+        llama_tree.apply_series(pristine, patches, check_only=True)
+        print(f"(a) all {len(patches)} patches apply cleanly to llama.cpp from llama-cpp-python {version}")
+    except llama_tree.TreeError as e:
+        print(f"(a) FAIL: {e}")
+        return 1
+
+    print("    building unpatched and patched trees (llama + ggml + driver)...", flush=True)
+    upstream = build_driver(pristine, work / "upstream")
+    patched = build_driver(llama_tree.prepare(work / "patched-src", version), work / "patched")
+
+    z = np.random.default_rng(1).normal(0, 3, 1000).astype(np.float32)
+    greedy = np.zeros_like(z, dtype=np.float64)
+    greedy[np.argmax(z)] = 1.0
+    for path in ("cpu", "backend"):
+        for t in (-1.0, -0.5, -0.001):
+            p = driver_probs(upstream, z, t, path)
+            if not np.array_equal(p, greedy):
+                ok = False
+                print(f"(b) FAIL: unpatched {path} path at T={t} is not greedy argmax (did upstream change?)")
+    if ok:
+        print("(b) unpatched: T in {-1, -0.5, -0.001} gives greedy argmax on both paths, as expected")
+
+    for path in ("cpu", "backend"):
+        worst = 0.0
+        for name, zz in logits_cases():
+            for t in TEMPS:
+                d = float(np.abs(driver_probs(patched, zz, t, path) - reference.probs(zz, t)).max())
+                worst = max(worst, d)
+                if not d <= 1e-6:
+                    ok = False
+                    print(f"(c) FAIL: patched {path} path differs from the reference by {d:.3g} at T={t} on {name}")
+        print(f"(c) patched {path} path: max |p - reference| = {worst:.3g} over {len(TEMPS)} temperatures")
+
+    print("verify_patch: " + ("the series still applies and passes" if ok else "FAILED"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
