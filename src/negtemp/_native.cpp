@@ -159,9 +159,13 @@ public:
         return out;
     }
 
-    // Returns (tokens, logprobs). on_piece(bytes) is called after each token.
+    // Returns (tokens, logprobs, step logits or None). on_piece(bytes) is called after each token.
     py::tuple generate(py::array_t<int32_t, py::array::c_style | py::array::forcecast> prompt, int32_t n_predict,
-                       const SamplingParams & sp, const std::function<void(py::bytes)> & on_piece) {
+                       const SamplingParams & sp, const std::function<void(py::bytes)> & on_piece,
+                       bool keep_logits) {
+        if (keep_logits && sp.backend) {
+            throw std::invalid_argument("keep_logits needs the CPU path: the backend path samples inside the graph");
+        }
         std::vector<llama_token> toks(prompt.data(), prompt.data() + prompt.size());
         check_tokens(toks);
         if (toks.empty()) {
@@ -176,6 +180,7 @@ public:
 
         std::vector<int32_t> out_tokens;
         std::vector<double> out_logprobs;
+        std::vector<float> out_logits;
         out_tokens.reserve(n_predict);
         out_logprobs.reserve(n_predict);
 
@@ -194,6 +199,10 @@ public:
             if (sp.backend) {
                 next = llama_sampler_sample(chain.get(), ctx.get(), -1);
             } else {
+                if (keep_logits) {
+                    const float * row = llama_get_logits_ith(ctx.get(), -1);
+                    out_logits.insert(out_logits.end(), row, row + n_vocab());
+                }
                 next = sample_cpu(ctx.get(), chain.get(), cur, logprob);
             }
             out_tokens.push_back(next);
@@ -215,8 +224,13 @@ public:
         }
 
         py::gil_scoped_acquire acquire;
+        py::object logits = py::none();
+        if (keep_logits) {
+            logits = py::array_t<float>({static_cast<py::ssize_t>(out_tokens.size()), static_cast<py::ssize_t>(n_vocab())},
+                                        out_logits.data());
+        }
         return py::make_tuple(py::array_t<int32_t>(out_tokens.size(), out_tokens.data()),
-                              py::array_t<double>(out_logprobs.size(), out_logprobs.data()));
+                              py::array_t<double>(out_logprobs.size(), out_logprobs.data()), logits);
     }
 
 private:
@@ -399,9 +413,24 @@ PYBIND11_MODULE(_native, m) {
         .def("token_to_piece", &Model::token_to_piece, py::arg("token"))
         .def("eval_logits", &Model::eval_logits, py::arg("tokens"))
         .def("generate", &Model::generate, py::arg("prompt"), py::arg("n_predict"), py::arg("params"),
-             py::arg("on_piece"));
+             py::arg("on_piece"), py::arg("keep_logits"));
 
     m.def("sampler_probs", &sampler_probs, py::arg("logits"), py::arg("temp"), py::arg("backend"));
     m.def("sample_tokens", &sample_tokens, py::arg("logits"), py::arg("temp"), py::arg("n"), py::arg("seed"));
+    m.def(
+        "ggml_type_info",
+        [](int64_t t) -> py::object {
+            if (t < 0 || t >= GGML_TYPE_COUNT) {
+                return py::none();
+            }
+            const auto type = static_cast<ggml_type>(t);
+            const int64_t block = ggml_blck_size(type);
+            const size_t size = ggml_type_size(type);
+            if (block <= 0 || size == 0) {
+                return py::none();  // a retired type id
+            }
+            return py::make_tuple(block, size);
+        },
+        py::arg("type"), "(block size, bytes per block) of a ggml tensor type, or None if ggml has no such type");
     m.def("system_info", [] { return std::string(llama_print_system_info()); });
 }

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import _native
 from .errors import ModelLoadError
+from .gguf_check import check_gguf
 from .models import resolve
 from .sampling import native_temp
 
@@ -34,6 +35,7 @@ class Completion:
     prompt_tokens: np.ndarray
     logprobs: np.ndarray
     settings: dict[str, Any] = field(default_factory=dict)
+    step_logits: np.ndarray | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; non-finite log-probabilities become None."""
@@ -76,8 +78,7 @@ class Model:
         if int(n_ctx) < 16:
             raise ValueError(f"n_ctx must be >= 16, got {n_ctx}")
         self.path: Path = resolve(path)
-        if self.path.stat().st_size == 0:
-            raise ModelLoadError(f"{self.path} is empty, not a GGUF model")
+        check_gguf(self.path)
         self.n_ctx = int(n_ctx)
         self.n_threads = int(n_threads)
         self._lock = threading.Lock()
@@ -159,6 +160,7 @@ class Model:
         ignore_eos: bool = False,
         backend_sampling: bool = False,
         on_text: Callable[[str], None] | None = None,
+        keep_logits: bool = False,
     ) -> Completion:
         """Sample a continuation of prompt.
 
@@ -167,7 +169,9 @@ class Model:
         then temperature and the random draw. ``temp`` defaults to 0.8; give
         ``beta`` (= 1/T) instead to reach beta = -inf (anti-greedy) or 0
         (uniform). A seed of None picks one at random and records it.
-        ``on_text`` receives the text as it is generated.
+        ``on_text`` receives the text as it is generated. ``keep_logits``
+        (CPU path only) keeps the raw logits each token was sampled from in
+        ``Completion.step_logits`` (float32, one row per generated token).
         """
         if temp is None and beta is None:
             temp = DEFAULT_TEMP
@@ -223,7 +227,9 @@ class Model:
                     on_text(s)
 
         with self._lock:
-            tokens, logprobs = self._handle().generate(prompt_tokens, int(n_predict), params, on_piece)
+            tokens, logprobs, step_logits = self._handle().generate(
+                prompt_tokens, int(n_predict), params, on_piece, bool(keep_logits)
+            )
         tail = decoder.decode(b"", final=True)
         if tail:
             pieces.append(tail)
@@ -244,7 +250,7 @@ class Model:
             "ignore_eos": bool(ignore_eos),
             "backend_sampling": bool(backend_sampling),
         }
-        return Completion("".join(pieces), tokens, prompt_tokens, logprobs, settings)
+        return Completion("".join(pieces), tokens, prompt_tokens, logprobs, settings, step_logits)
 
     def generate(self, prompt: str | bytes, temp: float | None = None, **kwargs: Any) -> str:
         """Like complete(), returning only the text."""
