@@ -34,6 +34,15 @@ def test_huge_counts_and_lengths_are_rejected_with_a_reason(tiny_path, tmp_path,
         negtemp.Model(bad)
 
 
+def test_a_vocabulary_with_a_duplicate_token_is_rejected_not_aborted(tiny_path, tmp_path):
+    # found by scripts/fuzz_gguf.py: llama.cpp asserts (aborts) on duplicate tokens
+    data = tiny_path.read_bytes()
+    bad = tmp_path / "dup.gguf"
+    bad.write_bytes(data.replace(b"<0x2F>", b"<0x2E>", 1))
+    with pytest.raises(negtemp.ModelLoadError, match="twice"):
+        negtemp.Model(bad)
+
+
 def test_truncated_files_are_rejected(tiny_path, tmp_path):
     data = tiny_path.read_bytes()
     for cut in [3, 20, 200, len(data) // 2, len(data) - 1]:

@@ -73,7 +73,6 @@ public:
     Model(const std::string & path, uint32_t n_ctx, int32_t n_threads) : n_ctx_(n_ctx), n_threads_(n_threads) {
         take_log();
         llama_model_params mp = llama_model_default_params();
-        mp.n_gpu_layers = 0;
         {
             py::gil_scoped_release release;
             model_ = llama_model_load_from_file(path.c_str(), mp);

@@ -56,14 +56,12 @@ class _Reader:
             if etype in _SCALAR:
                 nbytes = count * struct.calcsize(_SCALAR[etype])
                 self.take(nbytes, f"{what} ({count} elements)")
-                return None
+                return count
             if etype != _STRING:
                 raise ModelLoadError(f"GGUF {what}: unsupported array element type {etype}")
             if count * 8 > self.size - self.pos:
                 raise ModelLoadError(f"GGUF {what} claims {count} strings, more than the file can hold")
-            for i in range(count):
-                self.string(f"{what}[{i}]")
-            return None
+            return [self.string(f"{what}[{i}]") for i in range(count)]
         raise ModelLoadError(f"GGUF {what}: unknown value type {vtype}")
 
 
@@ -93,14 +91,16 @@ def _check(r: _Reader, size: int) -> None:
         raise ModelLoadError(f"GGUF claims {n_kv} metadata entries and {n_tensors} tensors, more than the file holds")
 
     alignment = 32
+    meta: dict[str, object] = {}
     for i in range(n_kv):
         key = r.string(f"metadata key #{i}")
         vtype = r.unpack("I", f"type of {key!r}")
-        value = r.value(vtype, repr(key))
+        meta[key] = value = r.value(vtype, repr(key))
         if key == "general.alignment":
             if not isinstance(value, int) or value <= 0 or value & (value - 1) or vtype != 4:
                 raise ModelLoadError(f"general.alignment must be a power of two (u32), got {value!r}")
             alignment = value
+    _check_vocab(meta)
 
     tensors: list[tuple[str, int, int]] = []
     for i in range(n_tensors):
@@ -134,3 +134,21 @@ def _check(r: _Reader, size: int) -> None:
             raise ModelLoadError(
                 f"tensor {name!r} ({nbytes} bytes at offset {offset}) runs past the end of the file ({size} bytes)"
             )
+
+
+def _check_vocab(meta: dict[str, object]) -> None:
+    """Vocabulary invariants that llama.cpp asserts (aborting) rather than reports."""
+    tokens = meta.get("tokenizer.ggml.tokens")
+    if tokens is None:
+        return
+    if not isinstance(tokens, list):
+        raise ModelLoadError("tokenizer.ggml.tokens must be an array of strings")
+    seen: set[str] = set()
+    for t in tokens:
+        if t in seen:
+            raise ModelLoadError(f"the vocabulary lists token {t!r} twice")
+        seen.add(t)
+    for key in ("tokenizer.ggml.scores", "tokenizer.ggml.token_type"):
+        n = meta.get(key)
+        if n is not None and n != len(tokens):
+            raise ModelLoadError(f"{key} has {n} entries for {len(tokens)} tokens")
