@@ -17,6 +17,13 @@ def test_json_output_has_the_completion_and_its_settings(tiny_path):
     assert out["temp"] == -0.5 and out["seed"] == 3 and len(out["tokens"]) == 6
 
 
+def test_json_output_is_strict_json_at_beta_minus_infinity(tiny_path):
+    r = run_cli("-m", str(tiny_path), "the temperature", "--beta=-inf", "-n", "3", "--seed", "1", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    assert out["beta"] == "-inf" and out["temp"] is None
+
+
 def test_text_mode_streams_the_same_text_as_json_mode(tiny_path):
     args = ("-m", str(tiny_path), "-p", "the temperature", "--temp", "-1", "-n", "8", "--seed", "1")
     text = run_cli(*args)

@@ -38,13 +38,17 @@ class Completion:
     step_logits: np.ndarray | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; non-finite log-probabilities become None."""
+        """A strict-JSON-ready dict: non-finite log-probabilities become None,
+        and a non-finite setting (beta = +-inf) its string "inf" / "-inf"."""
+        settings = {
+            k: str(v) if isinstance(v, float) and not math.isfinite(v) else v for k, v in self.settings.items()
+        }
         return {
             "text": self.text,
             "tokens": self.tokens.tolist(),
             "prompt_tokens": self.prompt_tokens.tolist(),
             "logprobs": [float(x) if math.isfinite(x) else None for x in self.logprobs],
-            **self.settings,
+            **settings,
         }
 
 
