@@ -43,3 +43,11 @@ def test_a_logit_bias_ban_is_respected_at_negative_temperature(real_model):
 def test_logprobs_at_minus_one_are_the_reference_on_the_sampled_logits(real_model):
     c = real_model.complete(PROMPT, -1.0, seed=3, n_predict=16, ignore_eos=True, keep_logits=True)
     assert_logprobs_match_reference(c, -1.0, {t: -math.inf for t in real_model.eog_tokens})
+
+
+@pytest.mark.parametrize("temp", [-0.001, -1.0, 0.8])
+def test_fused_generation_equals_llama_cpp_chain(real_model, temp):
+    fused = real_model.complete(PROMPT, temp, seed=5, n_predict=24, ignore_eos=True)
+    chain = real_model.complete(PROMPT, temp, seed=5, n_predict=24, ignore_eos=True, fused=False)
+    np.testing.assert_array_equal(fused.tokens, chain.tokens, err_msg=f"fused sampler and chain diverge at T={temp}")
+    np.testing.assert_allclose(fused.logprobs, chain.logprobs, atol=1e-5)

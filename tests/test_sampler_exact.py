@@ -8,7 +8,7 @@ import pytest
 import negtemp
 from negtemp import reference
 
-PATHS = ["cpu", "backend"]
+PATHS = ["cpu", "backend", "fused"]
 TEMPS = [-100, -1, -0.5, -0.001, -1e-30, 1e-30, 0.001, 0.5, 1, 100]
 
 
@@ -65,12 +65,22 @@ def g_test_pvalue(counts: np.ndarray, probs: np.ndarray) -> float:
     return 0.5 * math.erfc(x / math.sqrt(2))
 
 
+@pytest.mark.parametrize("path", ["cpu", "fused"])
 @pytest.mark.parametrize("temp", [-0.5, -1.0, -5.0, 2.0])
-def test_draws_follow_the_reference_and_a_sign_flipped_reference_is_rejected(temp):
+def test_draws_follow_the_reference_and_a_sign_flipped_reference_is_rejected(temp, path):
     z = np.random.default_rng(1).normal(0, 1.5, 12).astype(np.float32)
-    draws = negtemp.sample_tokens(z, temp, n=100_000, seed=1234)
+    draws = negtemp.sample_tokens(z, temp, n=100_000, seed=1234, path=path)
     counts = np.bincount(draws, minlength=z.size)
     p_right = g_test_pvalue(counts, reference.probs(z, temp))
     p_wrong = g_test_pvalue(counts, reference.probs(z, -temp))
     assert p_right > 1e-3, f"draws at T={temp} do not follow the reference (G-test p={p_right:.2g})"
     assert p_wrong < 1e-12, f"the G-test failed to reject a sign-flipped temperature (p={p_wrong:.2g})"
+
+
+@pytest.mark.parametrize("temp", [-0.001, -1.0, 0.0, 0.7])
+def test_fused_sampler_draws_exactly_what_llama_cpp_chain_draws(temp):
+    z = np.random.default_rng(2).normal(0, 3, 49_152).astype(np.float32)
+    z[::7] = -np.inf
+    chain = negtemp.sample_tokens(z, temp, n=2000, seed=99, path="cpu")
+    fused = negtemp.sample_tokens(z, temp, n=2000, seed=99, path="fused")
+    np.testing.assert_array_equal(fused, chain, err_msg=f"fused and chain draws differ at T={temp}")

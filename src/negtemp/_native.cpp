@@ -9,6 +9,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "fused_sampler.hpp"
 #include "llama.h"
 #include "sampler_probe.hpp"
 
@@ -65,7 +66,11 @@ struct SamplingParams {
     float min_p = 0.0f;
     float repeat_penalty = 1.0f;
     bool backend = false;
+    bool fused = true;
     std::map<int32_t, float> logit_bias;
+
+    // the fused sampler covers the experiment's chain: logit bias, temperature, draw
+    bool plain_chain() const { return top_k <= 0 && top_p >= 1.0f && min_p <= 0.0f && repeat_penalty == 1.0f; }
 };
 
 class Model {
@@ -186,6 +191,17 @@ public:
         py::gil_scoped_release release;
         SamplerPtr chain = make_chain(sp);
         ContextPtr ctx = make_context(need, sp.backend ? chain.get() : nullptr);
+        std::unique_ptr<negtemp::FusedSampler> fused;
+        if (sp.fused && !sp.backend && sp.plain_chain()) {
+            std::vector<float> bias;
+            if (!sp.logit_bias.empty()) {
+                bias.assign(n_vocab(), 0.0f);
+                for (const auto & kv : sp.logit_bias) {
+                    bias[kv.first] += kv.second;
+                }
+            }
+            fused = std::make_unique<negtemp::FusedSampler>(sp.temp, std::move(bias), sp.seed);
+        }
 
         std::vector<llama_token_data> cur(n_vocab());
         llama_batch batch = llama_batch_get_one(toks.data(), static_cast<int32_t>(toks.size()));
@@ -198,11 +214,12 @@ public:
             if (sp.backend) {
                 next = llama_sampler_sample(chain.get(), ctx.get(), -1);
             } else {
+                const float * row = llama_get_logits_ith(ctx.get(), -1);
                 if (keep_logits) {
-                    const float * row = llama_get_logits_ith(ctx.get(), -1);
                     out_logits.insert(out_logits.end(), row, row + n_vocab());
                 }
-                next = sample_cpu(ctx.get(), chain.get(), cur, logprob);
+                next = fused ? static_cast<llama_token>(fused->sample(row, n_vocab(), &logprob))
+                             : sample_chain(row, chain.get(), cur, logprob);
             }
             out_tokens.push_back(next);
             out_logprobs.push_back(logprob);
@@ -317,9 +334,8 @@ private:
 
     // Run the chain on the last logits ourselves (as llama_sampler_sample does)
     // so the probability of the chosen token is at hand.
-    llama_token sample_cpu(llama_context * ctx, llama_sampler * chain, std::vector<llama_token_data> & cur,
-                           double & logprob) const {
-        const float * logits = llama_get_logits_ith(ctx, -1);
+    llama_token sample_chain(const float * logits, llama_sampler * chain, std::vector<llama_token_data> & cur,
+                             double & logprob) const {
         const int32_t nv = n_vocab();
         cur.resize(nv);
         for (llama_token t = 0; t < nv; ++t) {
@@ -350,18 +366,37 @@ void check_logits(const Logits & logits) {
     }
 }
 
-py::array_t<double> sampler_probs(const Logits & logits, float temp, bool backend) {
+py::array_t<double> sampler_probs(const Logits & logits, float temp, const std::string & path) {
     check_logits(logits);
+    if (path != "cpu" && path != "backend" && path != "fused") {
+        throw std::invalid_argument("path must be 'cpu', 'backend' or 'fused', got '" + path + "'");
+    }
     py::array_t<double> out(logits.size());
     double * dst = out.mutable_data();
+    const size_t n = static_cast<size_t>(logits.size());
     py::gil_scoped_release release;
-    negtemp::sampler_probs(logits.data(), static_cast<size_t>(logits.size()), temp, backend, dst);
+    if (path == "fused") {
+        negtemp::FusedSampler(temp, {}, 0).probs(logits.data(), n, dst);
+    } else {
+        negtemp::sampler_probs(logits.data(), n, temp, path == "backend", dst);
+    }
     return out;
 }
 
-// n independent draws through llama.cpp's temperature sampler and draw (CPU path).
-py::array_t<int32_t> sample_tokens(const Logits & logits, float temp, int64_t n_draws, uint32_t seed) {
+// n independent draws through llama.cpp's temperature sampler and draw (CPU path), or the fused sampler.
+py::array_t<int32_t> sample_tokens(const Logits & logits, float temp, int64_t n_draws, uint32_t seed, bool fused) {
     check_logits(logits);
+    if (fused) {
+        py::array_t<int32_t> out(n_draws);
+        int32_t * dst = out.mutable_data();
+        py::gil_scoped_release release;
+        negtemp::FusedSampler sampler(temp, {}, seed);
+        double logprob = 0.0;
+        for (int64_t k = 0; k < n_draws; ++k) {
+            dst[k] = static_cast<int32_t>(sampler.sample(logits.data(), static_cast<size_t>(logits.size()), &logprob));
+        }
+        return out;
+    }
     std::vector<llama_token_data> base(logits.size());
     for (py::ssize_t i = 0; i < logits.size(); ++i) {
         base[i] = llama_token_data{static_cast<llama_token>(i), logits.data()[i], 0.0f};
@@ -399,6 +434,7 @@ PYBIND11_MODULE(_native, m) {
         .def_readwrite("min_p", &SamplingParams::min_p)
         .def_readwrite("repeat_penalty", &SamplingParams::repeat_penalty)
         .def_readwrite("backend", &SamplingParams::backend)
+        .def_readwrite("fused", &SamplingParams::fused)
         .def_readwrite("logit_bias", &SamplingParams::logit_bias);
 
     py::class_<Model>(m, "Model")
@@ -414,8 +450,9 @@ PYBIND11_MODULE(_native, m) {
         .def("generate", &Model::generate, py::arg("prompt"), py::arg("n_predict"), py::arg("params"),
              py::arg("on_piece"), py::arg("keep_logits"));
 
-    m.def("sampler_probs", &sampler_probs, py::arg("logits"), py::arg("temp"), py::arg("backend"));
-    m.def("sample_tokens", &sample_tokens, py::arg("logits"), py::arg("temp"), py::arg("n"), py::arg("seed"));
+    m.def("sampler_probs", &sampler_probs, py::arg("logits"), py::arg("temp"), py::arg("path"));
+    m.def("sample_tokens", &sample_tokens, py::arg("logits"), py::arg("temp"), py::arg("n"), py::arg("seed"),
+          py::arg("fused"));
     m.def(
         "ggml_type_info",
         [](int64_t t) -> py::object {

@@ -165,6 +165,7 @@ class Model:
         backend_sampling: bool = False,
         on_text: Callable[[str], None] | None = None,
         keep_logits: bool = False,
+        fused: bool = True,
     ) -> Completion:
         """Sample a continuation of prompt.
 
@@ -176,6 +177,9 @@ class Model:
         ``on_text`` receives the text as it is generated. ``keep_logits``
         (CPU path only) keeps the raw logits each token was sampled from in
         ``Completion.step_logits`` (float32, one row per generated token).
+        On the CPU path the plain chain (logit bias, temperature, draw) runs
+        negtemp's fused sampler, which draws the same tokens as llama.cpp's
+        chain for the same seed, faster; ``fused=False`` forces the chain.
         """
         if temp is None and beta is None:
             temp = DEFAULT_TEMP
@@ -218,6 +222,7 @@ class Model:
         params.min_p = min_p
         params.repeat_penalty = float(repeat_penalty)
         params.backend = bool(backend_sampling)
+        params.fused = bool(fused)
         params.logit_bias = bias
 
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")

@@ -17,7 +17,7 @@ __all__ = ["native_temp", "sampler_probs", "sample_tokens"]
 # the smallest normal float32 below zero: (z - z_min) / T is then -inf, or
 # underflows to p = 0, for every logit above the minimum.
 _ANTI_GREEDY_TEMP = -1.1754943508222875e-38
-_PATHS = ("cpu", "backend")
+_PATHS = ("cpu", "backend", "fused")
 
 
 def native_temp(temp: float | None, beta: float | None) -> tuple[float, float]:
@@ -47,12 +47,13 @@ def sampler_probs(
     """The probabilities llama.cpp's temperature sampler and draw assign to each logit.
 
     path="cpu" runs the sampler chain; path="backend" computes the sampler's
-    ggml graph (the GPU path in a GPU build) on the CPU backend.
+    ggml graph (the GPU path in a GPU build) on the CPU backend; path="fused"
+    runs negtemp's fused sampler, which generation uses for the plain chain.
     """
     if path not in _PATHS:
         raise ValueError(f"path must be one of {_PATHS}, got {path!r}")
     _, t = native_temp(temp, beta)
-    return _native.sampler_probs(_logits(logits), t, path == "backend")
+    return _native.sampler_probs(_logits(logits), t, path)
 
 
 def sample_tokens(
@@ -66,14 +67,15 @@ def sample_tokens(
 ) -> np.ndarray:
     """n independent draws (token indices, int32) through llama.cpp's temperature sampler and draw.
 
-    Only path="cpu": the backend draw runs inside a decode; generate with
-    Model.complete(..., backend_sampling=True) to use it.
+    path="cpu" (llama.cpp's chain) or "fused" (negtemp's fused sampler; the
+    same seed gives the same draws). The backend draw runs only inside a
+    decode: generate with Model.complete(..., backend_sampling=True) to use it.
     """
-    if path != "cpu":
-        raise ValueError("sample_tokens runs the CPU path only; the backend draw runs inside Model.complete")
+    if path not in ("cpu", "fused"):
+        raise ValueError("sample_tokens runs path='cpu' or 'fused'; the backend draw runs inside Model.complete")
     if int(n) < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     if not (0 <= int(seed) < 2**32 - 1):
         raise ValueError(f"seed must be in [0, 2**32 - 2], got {seed}")
     _, t = native_temp(temp, beta)
-    return _native.sample_tokens(_logits(logits), t, int(n), int(seed))
+    return _native.sample_tokens(_logits(logits), t, int(n), int(seed), path == "fused")
