@@ -15,6 +15,8 @@
 namespace negtemp {
 
 struct FusedSampler {
+    static constexpr float kExpUnderflow = -104.0f;
+
     float temp;
     std::vector<float> bias;  // empty, or one additive bias per token
     std::mt19937 rng;
@@ -47,7 +49,9 @@ struct FusedSampler {
         double sum = 0.0;
         for (size_t i = 0; i < n; ++i) {
             const float v = logit(z, i);
-            w[i] = std::isfinite(v) ? expf((v - z_star) / temp) : 0.0f;
+            const float x = std::isfinite(v) ? (v - z_star) / temp : -INFINITY;
+            // expf is exactly 0 below about -103.98: skip the call (most tokens at small |T|)
+            w[i] = x < kExpUnderflow ? 0.0f : expf(x);
             sum += w[i];
         }
         return sum;
