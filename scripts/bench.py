@@ -3,9 +3,9 @@
 Prints: sampler cost per token at 49,152 and 262,144 vocabularies (fused
 sampler, llama.cpp's chain, the backend graph, the NumPy reference), and
 end-to-end generate throughput on SmolLM2-135M and gemma-3-270m with each
-sampling path, plus each model's peak RSS. Medians of --reps runs.
-Not measured here (yet): llama-bench and llama.cpp's CLI, which negtemp's
-build does not compile, and the batched temperature sweep.
+sampling path, plus each model's peak RSS, and the batched temperature sweep
+against sequential calls. Medians of --reps runs. Not measured here:
+llama-bench and llama.cpp's CLI, which negtemp's build does not compile.
 """
 
 from __future__ import annotations
@@ -72,6 +72,21 @@ def generate_table(models: list[str], threads: int, reps: int, n_predict: int) -
         print(f"{name:>14} {rates['fused']:>8.1f} {rates['chain']:>8.1f} {rates['backend']:>8.1f} {rss:>12.0f} {size:>8.0f}")
 
 
+def sweep_table(model: str, threads: int, reps: int, n_predict: int) -> None:
+    print(f"\nsweep on {model}, {n_predict} tokens per temperature (tokens/s summed over sequences)")
+    print(f"{'K':>3} {'sweep':>8} {'sequential':>11} {'ratio':>6}")
+    temps = [-1.0, -0.001, 0.001, 1.0, -0.5, 0.5, -2.0, 2.0]
+    with negtemp.Model(model, n_ctx=2048, n_threads=threads) as m:
+        for k in (1, 2, 4, 8):
+            ts = temps[:k]
+            batched = median_time(lambda: m.sweep("Temperature is a concept", ts, n_predict=n_predict, seed=1,
+                                                  ignore_eos=True), reps)
+            sequential = median_time(lambda: [m.complete("Temperature is a concept", t, n_predict=n_predict, seed=1,
+                                                         ignore_eos=True) for t in ts], reps)
+            total = k * n_predict
+            print(f"{k:>3} {total / batched:>8.1f} {total / sequential:>11.1f} {sequential / batched:>6.2f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=5)
@@ -82,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"negtemp bench on {platform.machine()}, {platform.processor() or 'cpu'}; {negtemp.__version__}\n")
     sampler_table(args.reps)
     generate_table(args.models.split(","), args.threads, args.reps, args.n_predict)
+    sweep_table(args.models.split(",")[0], args.threads, args.reps, args.n_predict)
     return 0
 
 

@@ -40,3 +40,12 @@ def test_bad_arguments_exit_with_a_message(args, message, tiny_path):
     r = run_cli(*args) if args[:1] == ("-m",) else run_cli("-m", str(tiny_path), *args)
     assert r.returncode == 2
     assert message in r.stderr, r.stderr
+
+
+def test_sweep_prints_one_json_completion_per_temperature(tiny_path):
+    r = run_cli("sweep", "the temperature", "-m", str(tiny_path), "--temps", "-1,-0.001,0.001", "-n", "4",
+                "--seed", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [row["temp"] for row in rows] == [-1.0, -0.001, 0.001]
+    assert all(len(row["tokens"]) <= 4 for row in rows)

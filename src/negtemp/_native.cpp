@@ -73,6 +73,34 @@ struct SamplingParams {
     bool plain_chain() const { return top_k <= 0 && top_p >= 1.0f && min_p <= 0.0f && repeat_penalty == 1.0f; }
 };
 
+// One sequence's CPU-path sampler: the fused sampler for the plain chain,
+// llama.cpp's sampler chain otherwise.
+struct CpuSampler {
+    SamplerPtr chain;
+    std::unique_ptr<negtemp::FusedSampler> fused;
+    std::vector<llama_token_data> cur;
+
+    llama_token sample(const float * logits, int32_t n_vocab, double & logprob) {
+        if (fused) {
+            return static_cast<llama_token>(fused->sample(logits, static_cast<size_t>(n_vocab), &logprob));
+        }
+        // run the chain ourselves (as llama_sampler_sample does) to read the chosen token's probability
+        cur.resize(n_vocab);
+        for (llama_token t = 0; t < n_vocab; ++t) {
+            cur[t] = llama_token_data{t, logits[t], 0.0f};
+        }
+        llama_token_data_array cur_p{cur.data(), cur.size(), -1, false};
+        llama_sampler_apply(chain.get(), &cur_p);
+        if (cur_p.selected < 0 || cur_p.selected >= static_cast<int64_t>(cur_p.size)) {
+            throw std::runtime_error("the sampler chain selected no token (every token masked?)");
+        }
+        const llama_token_data & chosen = cur_p.data[cur_p.selected];
+        logprob = std::log(static_cast<double>(chosen.p));
+        llama_sampler_accept(chain.get(), chosen.id);
+        return chosen.id;
+    }
+};
+
 class Model {
 public:
     Model(const std::string & path, uint32_t n_ctx, int32_t n_threads) : n_ctx_(n_ctx), n_threads_(n_threads) {
@@ -140,7 +168,7 @@ public:
         float * dst = out.mutable_data();
         {
             py::gil_scoped_release release;
-            ContextPtr ctx = make_context(static_cast<uint32_t>(toks.size()), nullptr);
+            ContextPtr ctx = make_context(static_cast<uint32_t>(toks.size()), 1, nullptr);
             llama_batch batch = llama_batch_init(static_cast<int32_t>(toks.size()), 0, 1);
             for (size_t i = 0; i < toks.size(); ++i) {
                 batch.token[i] = toks[i];
@@ -189,21 +217,10 @@ public:
         out_logprobs.reserve(n_predict);
 
         py::gil_scoped_release release;
-        SamplerPtr chain = make_chain(sp);
-        ContextPtr ctx = make_context(need, sp.backend ? chain.get() : nullptr);
-        std::unique_ptr<negtemp::FusedSampler> fused;
-        if (sp.fused && !sp.backend && sp.plain_chain()) {
-            std::vector<float> bias;
-            if (!sp.logit_bias.empty()) {
-                bias.assign(n_vocab(), 0.0f);
-                for (const auto & kv : sp.logit_bias) {
-                    bias[kv.first] += kv.second;
-                }
-            }
-            fused = std::make_unique<negtemp::FusedSampler>(sp.temp, std::move(bias), sp.seed);
-        }
+        SamplerPtr chain = sp.backend ? make_chain(sp) : nullptr;
+        ContextPtr ctx = make_context(need, 1, chain.get());
+        CpuSampler cpu = sp.backend ? CpuSampler{} : make_cpu_sampler(sp);
 
-        std::vector<llama_token_data> cur(n_vocab());
         llama_batch batch = llama_batch_get_one(toks.data(), static_cast<int32_t>(toks.size()));
         llama_token next = 0;
         for (int32_t i = 0; i < n_predict; ++i) {
@@ -218,8 +235,7 @@ public:
                 if (keep_logits) {
                     out_logits.insert(out_logits.end(), row, row + n_vocab());
                 }
-                next = fused ? static_cast<llama_token>(fused->sample(row, n_vocab(), &logprob))
-                             : sample_chain(row, chain.get(), cur, logprob);
+                next = cpu.sample(row, n_vocab(), logprob);
             }
             out_tokens.push_back(next);
             out_logprobs.push_back(logprob);
@@ -247,6 +263,110 @@ public:
         }
         return py::make_tuple(py::array_t<int32_t>(out_tokens.size(), out_tokens.data()),
                               py::array_t<double>(out_logprobs.size(), out_logprobs.data()), logits);
+    }
+
+    // One sequence per SamplingParams, decoded together in one batch a step: the
+    // prompt is evaluated once and its cache cells shared by every sequence.
+    // Returns [(tokens, logprobs)] in the order of params.
+    py::list sweep(py::array_t<int32_t, py::array::c_style | py::array::forcecast> prompt, int32_t n_predict,
+                   const std::vector<SamplingParams> & params) {
+        std::vector<llama_token> toks(prompt.data(), prompt.data() + prompt.size());
+        check_tokens(toks);
+        const size_t k_seqs = params.size();
+        if (toks.empty() || k_seqs == 0 || n_predict < 1) {
+            throw std::invalid_argument("sweep needs a prompt, at least one setting and n_predict >= 1");
+        }
+        for (const auto & sp : params) {
+            if (sp.backend) {
+                throw std::invalid_argument("sweep samples on the CPU path only");
+            }
+        }
+        if (toks.size() + n_predict > n_ctx_) {
+            throw std::invalid_argument("prompt plus n_predict exceeds the context size n_ctx=" + std::to_string(n_ctx_));
+        }
+        const int32_t nv = n_vocab();
+        std::vector<std::vector<int32_t>> out_tokens(k_seqs);
+        std::vector<std::vector<double>> out_logprobs(k_seqs);
+        {
+            py::gil_scoped_release release;
+            ContextPtr ctx = make_context(static_cast<uint32_t>(toks.size() + k_seqs * n_predict),
+                                          static_cast<uint32_t>(k_seqs), nullptr);
+            std::vector<CpuSampler> samplers;
+            for (const auto & sp : params) {
+                samplers.push_back(make_cpu_sampler(sp));
+            }
+            const size_t batch_cap = std::max(toks.size(), k_seqs);
+            std::unique_ptr<llama_batch, void (*)(llama_batch *)> batch(new llama_batch(llama_batch_init(
+                                                                             static_cast<int32_t>(batch_cap), 0, 1)),
+                                                                         [](llama_batch * b) {
+                                                                             llama_batch_free(*b);
+                                                                             delete b;
+                                                                         });
+            auto add = [&](llama_token t, llama_pos pos, llama_seq_id seq, bool logits) {
+                const int32_t j = batch->n_tokens++;
+                batch->token[j] = t;
+                batch->pos[j] = pos;
+                batch->n_seq_id[j] = 1;
+                batch->seq_id[j][0] = seq;
+                batch->logits[j] = logits;
+            };
+            auto decode = [&] {
+                if (llama_decode(ctx.get(), *batch) != 0) {
+                    throw std::runtime_error("llama_decode failed: " + take_log());
+                }
+            };
+
+            batch->n_tokens = 0;
+            for (size_t i = 0; i < toks.size(); ++i) {
+                add(toks[i], static_cast<llama_pos>(i), 0, i + 1 == toks.size());
+            }
+            decode();
+            llama_memory_t mem = llama_get_memory(ctx.get());
+            for (size_t k = 1; k < k_seqs; ++k) {
+                llama_memory_seq_cp(mem, 0, static_cast<llama_seq_id>(k), -1, -1);
+            }
+
+            std::vector<llama_token> next(k_seqs);
+            std::vector<char> done(k_seqs, 0);
+            auto take = [&](size_t k, const float * row) {
+                double logprob = NAN;
+                next[k] = samplers[k].sample(row, nv, logprob);
+                out_tokens[k].push_back(next[k]);
+                out_logprobs[k].push_back(logprob);
+                done[k] = llama_vocab_is_eog(vocab(), next[k]) || out_tokens[k].size() >= static_cast<size_t>(n_predict);
+            };
+            const float * prompt_row = llama_get_logits_ith(ctx.get(), static_cast<int32_t>(toks.size() - 1));
+            for (size_t k = 0; k < k_seqs; ++k) {
+                take(k, prompt_row);
+            }
+            for (llama_pos pos = static_cast<llama_pos>(toks.size());; ++pos) {
+                std::vector<size_t> active;
+                batch->n_tokens = 0;
+                for (size_t k = 0; k < k_seqs; ++k) {
+                    if (!done[k]) {
+                        active.push_back(k);
+                        add(next[k], pos, static_cast<llama_seq_id>(k), true);
+                    }
+                }
+                if (active.empty()) {
+                    break;
+                }
+                decode();
+                for (size_t j = 0; j < active.size(); ++j) {
+                    take(active[j], llama_get_logits_ith(ctx.get(), static_cast<int32_t>(j)));
+                }
+                py::gil_scoped_acquire acquire;
+                if (PyErr_CheckSignals() != 0) {
+                    throw py::error_already_set();
+                }
+            }
+        }
+        py::list out;
+        for (size_t k = 0; k < k_seqs; ++k) {
+            out.append(py::make_tuple(py::array_t<int32_t>(out_tokens[k].size(), out_tokens[k].data()),
+                                      py::array_t<double>(out_logprobs[k].size(), out_logprobs[k].data())));
+        }
+        return out;
     }
 
 private:
@@ -283,12 +403,14 @@ private:
         return big.substr(0, n < 0 ? 0 : n);
     }
 
-    ContextPtr make_context(uint32_t n_tokens, llama_sampler * backend_chain) const {
+    ContextPtr make_context(uint32_t n_tokens, uint32_t n_seq, llama_sampler * backend_chain) const {
         llama_context_params cp = llama_context_default_params();
         cp.n_ctx = std::max<uint32_t>(n_tokens, 16);
         cp.n_batch = cp.n_ctx;
         cp.n_ubatch = std::min<uint32_t>(cp.n_ctx, 512);
-        cp.n_seq_max = 1;
+        cp.n_seq_max = n_seq;
+        // one cache for all sequences, so a sweep's prompt cells are shared, not copied
+        cp.kv_unified = true;
         cp.n_threads = n_threads_;
         cp.n_threads_batch = n_threads_;
         cp.no_perf = true;
@@ -302,6 +424,23 @@ private:
             throw std::runtime_error("llama.cpp could not create a context: " + take_log());
         }
         return ContextPtr(ctx);
+    }
+
+    CpuSampler make_cpu_sampler(const SamplingParams & sp) const {
+        CpuSampler out;
+        if (sp.fused && sp.plain_chain()) {
+            std::vector<float> bias;
+            if (!sp.logit_bias.empty()) {
+                bias.assign(n_vocab(), 0.0f);
+                for (const auto & kv : sp.logit_bias) {
+                    bias[kv.first] += kv.second;
+                }
+            }
+            out.fused = std::make_unique<negtemp::FusedSampler>(sp.temp, std::move(bias), sp.seed);
+        } else {
+            out.chain = make_chain(sp);
+        }
+        return out;
     }
 
     SamplerPtr make_chain(const SamplingParams & sp) const {
@@ -330,26 +469,6 @@ private:
         llama_sampler_chain_add(chain.get(), llama_sampler_init_temp(sp.temp));
         llama_sampler_chain_add(chain.get(), llama_sampler_init_dist(sp.seed));
         return chain;
-    }
-
-    // Run the chain on the last logits ourselves (as llama_sampler_sample does)
-    // so the probability of the chosen token is at hand.
-    llama_token sample_chain(const float * logits, llama_sampler * chain, std::vector<llama_token_data> & cur,
-                             double & logprob) const {
-        const int32_t nv = n_vocab();
-        cur.resize(nv);
-        for (llama_token t = 0; t < nv; ++t) {
-            cur[t] = llama_token_data{t, logits[t], 0.0f};
-        }
-        llama_token_data_array cur_p{cur.data(), cur.size(), -1, false};
-        llama_sampler_apply(chain, &cur_p);
-        if (cur_p.selected < 0 || cur_p.selected >= static_cast<int64_t>(cur_p.size)) {
-            throw std::runtime_error("the sampler chain selected no token (every token masked?)");
-        }
-        const llama_token_data & chosen = cur_p.data[cur_p.selected];
-        logprob = std::log(static_cast<double>(chosen.p));
-        llama_sampler_accept(chain, chosen.id);
-        return chosen.id;
     }
 
     llama_model * model_ = nullptr;
@@ -448,7 +567,8 @@ PYBIND11_MODULE(_native, m) {
         .def("token_to_piece", &Model::token_to_piece, py::arg("token"))
         .def("eval_logits", &Model::eval_logits, py::arg("tokens"))
         .def("generate", &Model::generate, py::arg("prompt"), py::arg("n_predict"), py::arg("params"),
-             py::arg("on_piece"), py::arg("keep_logits"));
+             py::arg("on_piece"), py::arg("keep_logits"))
+        .def("sweep", &Model::sweep, py::arg("prompt"), py::arg("n_predict"), py::arg("params"));
 
     m.def("sampler_probs", &sampler_probs, py::arg("logits"), py::arg("temp"), py::arg("path"));
     m.def("sample_tokens", &sample_tokens, py::arg("logits"), py::arg("temp"), py::arg("n"), py::arg("seed"),

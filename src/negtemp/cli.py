@@ -17,7 +17,8 @@ def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="negtemp",
         description="Sample a GGUF model at any temperature, negative included (T = -0.001 picks the least likely "
-        "tokens). `negtemp pull NAME` fetches a named model.",
+        "tokens). `negtemp pull NAME` fetches a named model; `negtemp sweep PROMPT --temps ...` "
+        "samples several temperatures in one batch.",
     )
     ap.add_argument("prompt_pos", nargs="?", metavar="PROMPT", help="prompt text (or use -p)")
     ap.add_argument("-p", "--prompt", help="prompt text")
@@ -49,11 +50,55 @@ def _pull(argv: list[str]) -> int:
     return 0
 
 
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _sweep(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(
+        prog="negtemp sweep", description="One continuation per temperature, decoded together in one batch."
+    )
+    ap.add_argument("prompt")
+    ap.add_argument("-m", "--model", help="GGUF path or model name")
+    values = ap.add_mutually_exclusive_group(required=True)
+    values.add_argument("--temps", type=_floats, help="comma-separated temperatures, e.g. -1,-0.001,0.001,1")
+    values.add_argument("--betas", type=_floats, help="comma-separated inverse temperatures")
+    ap.add_argument("-n", "--n-predict", type=int, default=64)
+    ap.add_argument("--seed", type=int)
+    ap.add_argument("--ignore-eos", action="store_true")
+    ap.add_argument("-t", "--threads", type=int)
+    ap.add_argument("-c", "--ctx-size", type=int, default=2048)
+    ap.add_argument("--json", action="store_true", help="print one JSON object per line")
+    # argparse would take "-1,-0.001" for an option; bind it to its flag first
+    joined: list[str] = []
+    for arg in argv:
+        if joined and joined[-1] in ("--temps", "--betas"):
+            joined[-1] += "=" + arg
+        else:
+            joined.append(arg)
+    args = ap.parse_args(joined)
+    with Model(args.model, n_ctx=args.ctx_size, n_threads=args.threads) as model:
+        runs = model.sweep(args.prompt, args.temps, betas=args.betas, n_predict=args.n_predict,
+                           seed=args.seed, ignore_eos=args.ignore_eos)
+    for c in runs:
+        if args.json:
+            print(json.dumps(c.to_dict(), ensure_ascii=False))
+        else:
+            label = f"T={c.settings['temp']:g}" if c.settings["temp"] is not None else f"beta={c.settings['beta']:g}"
+            print(f"{label}\t{c.text!r}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         if argv[:1] == ["pull"]:
             return _pull(argv[1:])
+        if argv[:1] == ["sweep"]:
+            return _sweep(argv[1:])
         ap = _parser()
         args = ap.parse_args(argv)
         prompt = args.prompt if args.prompt is not None else args.prompt_pos

@@ -7,7 +7,7 @@ import math
 import os
 import secrets
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,49 +181,11 @@ class Model:
         negtemp's fused sampler, which draws the same tokens as llama.cpp's
         chain for the same seed, faster; ``fused=False`` forces the chain.
         """
-        if temp is None and beta is None:
-            temp = DEFAULT_TEMP
-        b, t_native = native_temp(temp, beta)
-        if int(n_predict) < 1:
-            raise ValueError(f"n_predict must be >= 1, got {n_predict}")
-        if int(top_k) < 0:
-            raise ValueError(f"top_k must be >= 0 (0 = off), got {top_k}")
-        top_p = _check_range("top_p", top_p, 0.0, 1.0)
-        min_p = _check_range("min_p", min_p, 0.0, 1.0)
-        if not (repeat_penalty > 0 and math.isfinite(repeat_penalty)):
-            raise ValueError(f"repeat_penalty must be a positive finite number, got {repeat_penalty}")
-        if seed is None:
-            seed = secrets.randbelow(_MAX_SEED + 1)
-        if not (0 <= int(seed) <= _MAX_SEED):
-            raise ValueError(f"seed must be in [0, {_MAX_SEED}], got {seed}")
-
-        bias: dict[int, float] = {}
-        for tok, val in (logit_bias or {}).items():
-            if not (0 <= int(tok) < self.n_vocab):
-                raise ValueError(f"logit_bias token {tok} is outside the vocabulary [0, {self.n_vocab})")
-            bias[int(tok)] = float(val)
-        if ignore_eos:
-            bias.update({t: -math.inf for t in self.eog_tokens})
-
-        prompt_tokens = self.tokenize(prompt)
-        if prompt_tokens.size == 0:
-            raise ValueError("the prompt is empty")
-        if prompt_tokens.size + int(n_predict) > self.n_ctx:
-            raise ValueError(
-                f"prompt ({prompt_tokens.size} tokens) plus n_predict ({n_predict}) exceeds n_ctx={self.n_ctx}; "
-                "create the Model with a larger n_ctx or lower n_predict"
-            )
-
-        params = _native.SamplingParams()
-        params.temp = t_native
-        params.seed = int(seed)
-        params.top_k = int(top_k)
-        params.top_p = top_p
-        params.min_p = min_p
-        params.repeat_penalty = float(repeat_penalty)
-        params.backend = bool(backend_sampling)
-        params.fused = bool(fused)
-        params.logit_bias = bias
+        params, settings = self._sampling(
+            temp, beta, seed, top_k, top_p, min_p, repeat_penalty, logit_bias, ignore_eos, backend_sampling, fused
+        )
+        prompt_tokens = self._prompt_tokens(prompt, n_predict)
+        settings["n_predict"] = int(n_predict)
 
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         pieces: list[str] = []
@@ -245,11 +207,117 @@ class Model:
             if on_text is not None:
                 on_text(tail)
 
+        return Completion("".join(pieces), tokens, prompt_tokens, logprobs, settings, step_logits)
+
+    def sweep(
+        self,
+        prompt: str | bytes,
+        temps: Sequence[float] | None = None,
+        *,
+        betas: Sequence[float] | None = None,
+        n_predict: int = 128,
+        seed: int | None = None,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        min_p: float = 0.0,
+        repeat_penalty: float = 1.0,
+        logit_bias: Mapping[int, float] | None = None,
+        ignore_eos: bool = False,
+        fused: bool = True,
+    ) -> list[Completion]:
+        """One completion per temperature (or beta), decoded together in one batch.
+
+        The prompt is evaluated once and its KV cache shared; each sequence is
+        sampled at its own temperature with the same seed (CPU path). Logits of
+        a batched decode can differ from a single-sequence decode in the last
+        bits, so a sweep matches complete() exactly only where sampling is sharp.
+        """
+        if (temps is None) == (betas is None):
+            raise TypeError("give exactly one of temps= and betas=")
+        values = list(temps if temps is not None else betas)  # type: ignore[arg-type]
+        if not values:
+            raise ValueError("the sweep needs at least one temperature")
+        if seed is None:
+            seed = secrets.randbelow(_MAX_SEED + 1)
+        runs = [
+            self._sampling(
+                v if temps is not None else None, v if betas is not None else None, seed, top_k, top_p, min_p,
+                repeat_penalty, logit_bias, ignore_eos, False, fused,
+            )
+            for v in values
+        ]
+        prompt_tokens = self._prompt_tokens(prompt, n_predict)
+        with self._lock:
+            results = self._handle().sweep(prompt_tokens, int(n_predict), [p for p, _ in runs])
+        out = []
+        for (tokens, logprobs), (_, settings) in zip(results, runs):
+            settings["n_predict"] = int(n_predict)
+            out.append(Completion(self.detokenize(tokens), tokens, prompt_tokens, logprobs, settings))
+        return out
+
+    def _prompt_tokens(self, prompt: str | bytes, n_predict: int) -> np.ndarray:
+        if int(n_predict) < 1:
+            raise ValueError(f"n_predict must be >= 1, got {n_predict}")
+        tokens = self.tokenize(prompt)
+        if tokens.size == 0:
+            raise ValueError("the prompt is empty")
+        if tokens.size + int(n_predict) > self.n_ctx:
+            raise ValueError(
+                f"prompt ({tokens.size} tokens) plus n_predict ({n_predict}) exceeds n_ctx={self.n_ctx}; "
+                "create the Model with a larger n_ctx or lower n_predict"
+            )
+        return tokens
+
+    def _sampling(
+        self,
+        temp: float | None,
+        beta: float | None,
+        seed: int | None,
+        top_k: int,
+        top_p: float,
+        min_p: float,
+        repeat_penalty: float,
+        logit_bias: Mapping[int, float] | None,
+        ignore_eos: bool,
+        backend: bool,
+        fused: bool,
+    ) -> tuple[_native.SamplingParams, dict[str, Any]]:
+        """Validated native sampling parameters and the settings to report with them."""
+        if temp is None and beta is None:
+            temp = DEFAULT_TEMP
+        b, t_native = native_temp(temp, beta)
+        if int(top_k) < 0:
+            raise ValueError(f"top_k must be >= 0 (0 = off), got {top_k}")
+        top_p = _check_range("top_p", top_p, 0.0, 1.0)
+        min_p = _check_range("min_p", min_p, 0.0, 1.0)
+        if not (repeat_penalty > 0 and math.isfinite(repeat_penalty)):
+            raise ValueError(f"repeat_penalty must be a positive finite number, got {repeat_penalty}")
+        if seed is None:
+            seed = secrets.randbelow(_MAX_SEED + 1)
+        if not (0 <= int(seed) <= _MAX_SEED):
+            raise ValueError(f"seed must be in [0, {_MAX_SEED}], got {seed}")
+        bias: dict[int, float] = {}
+        for tok, val in (logit_bias or {}).items():
+            if not (0 <= int(tok) < self.n_vocab):
+                raise ValueError(f"logit_bias token {tok} is outside the vocabulary [0, {self.n_vocab})")
+            bias[int(tok)] = float(val)
+        if ignore_eos:
+            bias.update({t: -math.inf for t in self.eog_tokens})
+
+        params = _native.SamplingParams()
+        params.temp = t_native
+        params.seed = int(seed)
+        params.top_k = int(top_k)
+        params.top_p = top_p
+        params.min_p = min_p
+        params.repeat_penalty = float(repeat_penalty)
+        params.backend = bool(backend)
+        params.fused = bool(fused)
+        params.logit_bias = bias
         settings: dict[str, Any] = {
             "model": str(self.path),
             "temp": None if temp is None else float(temp),
             "beta": b,
-            "n_predict": int(n_predict),
             "seed": int(seed),
             "top_k": int(top_k),
             "top_p": top_p,
@@ -257,9 +325,9 @@ class Model:
             "repeat_penalty": float(repeat_penalty),
             "logit_bias": {str(k): v for k, v in (logit_bias or {}).items()},
             "ignore_eos": bool(ignore_eos),
-            "backend_sampling": bool(backend_sampling),
+            "backend_sampling": bool(backend),
         }
-        return Completion("".join(pieces), tokens, prompt_tokens, logprobs, settings, step_logits)
+        return params, settings
 
     def generate(self, prompt: str | bytes, temp: float | None = None, **kwargs: Any) -> str:
         """Like complete(), returning only the text."""
