@@ -159,6 +159,26 @@ public:
 
     py::bytes token_to_piece(int32_t token) const { return py::bytes(piece(token)); }
 
+    // The model's own chat template applied to one user message, with the
+    // assistant turn opened; None when the GGUF carries no template.
+    py::object chat_prompt(const std::string & user) const {
+        const char * tmpl = llama_model_chat_template(checked(), nullptr);
+        if (!tmpl) {
+            return py::none();
+        }
+        llama_chat_message msg{"user", user.c_str()};
+        std::vector<char> buf(user.size() * 2 + 256);
+        int32_t n = llama_chat_apply_template(tmpl, &msg, 1, true, buf.data(), static_cast<int32_t>(buf.size()));
+        if (n > static_cast<int32_t>(buf.size())) {
+            buf.resize(n);
+            n = llama_chat_apply_template(tmpl, &msg, 1, true, buf.data(), static_cast<int32_t>(buf.size()));
+        }
+        if (n < 0) {
+            return py::none();  // a template llama.cpp does not recognise
+        }
+        return py::str(std::string(buf.data(), n));
+    }
+
     // Logits the model gives after each prefix of `tokens` (row i: after tokens[0..i]).
     py::array_t<float> eval_logits(py::array_t<int32_t, py::array::c_style | py::array::forcecast> tokens) {
         std::vector<llama_token> toks(tokens.data(), tokens.data() + tokens.size());
@@ -565,6 +585,7 @@ PYBIND11_MODULE(_native, m) {
         .def("eog_tokens", &Model::eog_tokens)
         .def("tokenize", &Model::tokenize, py::arg("text"), py::arg("add_special"))
         .def("token_to_piece", &Model::token_to_piece, py::arg("token"))
+        .def("chat_prompt", &Model::chat_prompt, py::arg("user"))
         .def("eval_logits", &Model::eval_logits, py::arg("tokens"))
         .def("generate", &Model::generate, py::arg("prompt"), py::arg("n_predict"), py::arg("params"),
              py::arg("on_piece"), py::arg("keep_logits"))

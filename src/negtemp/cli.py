@@ -92,9 +92,27 @@ def _sweep(argv: list[str]) -> int:
     return 0
 
 
+def _experiment(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(
+        prog="negtemp experiment",
+        description="Run the negative-temperature experiment and write a report (report.md, plots, raw numbers).",
+    )
+    ap.add_argument("-m", "--model", help="GGUF path or model name (default: the default model)")
+    ap.add_argument("--out", default="negtemp-report", help="output directory (default negtemp-report)")
+    ap.add_argument("--prompts", type=int, default=300, help="prompts sampled at T = -0.001 (default 300)")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args(argv)
+    from .experiment import run_experiment
+
+    print(run_experiment(args.model, args.out, n_prompts=args.prompts, seed=args.seed))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
+        if argv[:1] == ["experiment"]:
+            return _experiment(argv[1:])
         if argv[:1] == ["pull"]:
             return _pull(argv[1:])
         if argv[:1] == ["sweep"]:

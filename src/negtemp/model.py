@@ -127,6 +127,11 @@ class Model:
         with self._lock:
             return self._handle().tokenize(text, add_special)
 
+    def chat_prompt(self, user: str) -> str | None:
+        """user wrapped in the model's chat template (assistant turn open), or None if it has none."""
+        with self._lock:
+            return self._handle().chat_prompt(user)
+
     def token_bytes(self, token: int) -> bytes:
         """The raw bytes of one token (may be part of a UTF-8 sequence)."""
         with self._lock:
