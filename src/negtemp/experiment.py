@@ -212,7 +212,8 @@ def run_experiment(
 
         # 4. repetition probe
         _progress(f"[4/5] repetition probe: {n_probe} anomalous and {n_probe} control tokens", quiet)
-        anomalous = [t for t, _ in top[:n_probe]]
+        # only tokens with visible text can be asked for (control and unused tokens print as nothing)
+        anomalous = [t for t, _ in neg.most_common() if _token_text(m, t).strip()][:n_probe]
         controls = []
         for t in anomalous:
             for d in range(1, 200):
@@ -236,15 +237,14 @@ def run_experiment(
                     probe.append({"kind": kind, "token": t, "word": word, "template": tmpl,
                                   "p_first_token": p_first, "greedy_answer": answer,
                                   "repeated": word in answer})
-        results["repetition"] = {
-            kind: {
-                "mean_p_first_token": float(np.mean([r["p_first_token"] for r in probe if r["kind"] == kind]))
-                if any(r["kind"] == kind for r in probe) else None,
-                "repeat_rate": float(np.mean([r["repeated"] for r in probe if r["kind"] == kind]))
-                if any(r["kind"] == kind for r in probe) else None,
+        results["repetition"] = {}
+        for kind in ("anomalous", "control"):
+            trials = [r for r in probe if r["kind"] == kind]
+            results["repetition"][kind] = {
+                "tokens": len(trials) // len(_REPEAT_TEMPLATES),
+                "mean_p_first_token": float(np.mean([r["p_first_token"] for r in trials])) if trials else None,
+                "repeat_rate": float(np.mean([r["repeated"] for r in trials])) if trials else None,
             }
-            for kind in ("anomalous", "control")
-        }
         results["repetition"]["trials"] = probe
 
         # 5. beta sweep
@@ -329,12 +329,13 @@ def _markdown(r: dict[str, Any]) -> str:
               f"{c['spearman_count_vs_euclid']:.3f} (Euclidean), {c['spearman_count_vs_cosine']:.3f} (cosine).", "",
               "Nearest the centroid: " + ", ".join(f"`{n['text']!r}`" for n in c["nearest_centroid"]), "",
               "![distances](centroid_hist.png)", "", "## 4. Can the model repeat them?", "",
+              "Controls are tokens with neighbouring ids (BPE ids roughly follow frequency) that T < 0 never chose.", "",
               "| tokens | mean p(first token of the word) at the answer | greedy answer contains the word |",
               "|---|---|---|"]
     for kind in ("anomalous", "control"):
         rep = r["repetition"][kind]
         if rep["mean_p_first_token"] is not None:
-            lines.append(f"| {kind} | {rep['mean_p_first_token']:.4f} | {100 * rep['repeat_rate']:.0f}% |")
+            lines.append(f"| {rep['tokens']} {kind} | {rep['mean_p_first_token']:.4f} | {100 * rep['repeat_rate']:.0f}% |")
     lines += ["", "Trials with each template and answer: `results.json`.", "", "## 5. beta = 1/T is continuous", "",
               "![beta sweep](beta_sweep.png)", ""]
     return "\n".join(lines)
