@@ -101,6 +101,53 @@ struct CpuSampler {
     }
 };
 
+// llama.cpp's sampler chain for these parameters.
+SamplerPtr make_chain(const SamplingParams & sp, int32_t n_vocab) {
+    SamplerPtr chain(llama_sampler_chain_init(llama_sampler_chain_default_params()));
+    if (!sp.logit_bias.empty()) {
+        std::vector<llama_logit_bias> bias;
+        for (const auto & kv : sp.logit_bias) {
+            bias.push_back({kv.first, kv.second});
+        }
+        llama_sampler_chain_add(chain.get(),
+                                llama_sampler_init_logit_bias(n_vocab, static_cast<int32_t>(bias.size()), bias.data()));
+    }
+    // same order as llama.cpp's common sampling: penalties, truncations, temperature, draw
+    if (sp.repeat_penalty != 1.0f) {
+        llama_sampler_chain_add(chain.get(), llama_sampler_init_penalties(n_vocab, 64, sp.repeat_penalty, 0.0f, 0.0f));
+    }
+    if (sp.top_k > 0) {
+        llama_sampler_chain_add(chain.get(), llama_sampler_init_top_k(sp.top_k));
+    }
+    if (sp.top_p < 1.0f) {
+        llama_sampler_chain_add(chain.get(), llama_sampler_init_top_p(sp.top_p, 1));
+    }
+    if (sp.min_p > 0.0f) {
+        llama_sampler_chain_add(chain.get(), llama_sampler_init_min_p(sp.min_p, 1));
+    }
+    llama_sampler_chain_add(chain.get(), llama_sampler_init_temp(sp.temp));
+    llama_sampler_chain_add(chain.get(), llama_sampler_init_dist(sp.seed));
+    return chain;
+}
+
+// The fused sampler for the plain chain, llama.cpp's chain otherwise.
+CpuSampler make_cpu_sampler(const SamplingParams & sp, int32_t n_vocab) {
+    CpuSampler out;
+    if (sp.fused && sp.plain_chain()) {
+        std::vector<float> bias;
+        if (!sp.logit_bias.empty()) {
+            bias.assign(n_vocab, 0.0f);
+            for (const auto & kv : sp.logit_bias) {
+                bias[kv.first] += kv.second;
+            }
+        }
+        out.fused = std::make_unique<negtemp::FusedSampler>(sp.temp, std::move(bias), sp.seed);
+    } else {
+        out.chain = make_chain(sp, n_vocab);
+    }
+    return out;
+}
+
 class Model {
 public:
     Model(const std::string & path, uint32_t n_ctx, int32_t n_threads) : n_ctx_(n_ctx), n_threads_(n_threads) {
@@ -237,9 +284,9 @@ public:
         out_logprobs.reserve(n_predict);
 
         py::gil_scoped_release release;
-        SamplerPtr chain = sp.backend ? make_chain(sp) : nullptr;
+        SamplerPtr chain = sp.backend ? make_chain(sp, n_vocab()) : nullptr;
         ContextPtr ctx = make_context(need, 1, chain.get());
-        CpuSampler cpu = sp.backend ? CpuSampler{} : make_cpu_sampler(sp);
+        CpuSampler cpu = sp.backend ? CpuSampler{} : make_cpu_sampler(sp, n_vocab());
 
         llama_batch batch = llama_batch_get_one(toks.data(), static_cast<int32_t>(toks.size()));
         llama_token next = 0;
@@ -313,7 +360,7 @@ public:
                                           static_cast<uint32_t>(k_seqs), nullptr);
             std::vector<CpuSampler> samplers;
             for (const auto & sp : params) {
-                samplers.push_back(make_cpu_sampler(sp));
+                samplers.push_back(make_cpu_sampler(sp, nv));
             }
             const size_t batch_cap = std::max(toks.size(), k_seqs);
             std::unique_ptr<llama_batch, void (*)(llama_batch *)> batch(new llama_batch(llama_batch_init(
@@ -446,51 +493,6 @@ private:
         return ContextPtr(ctx);
     }
 
-    CpuSampler make_cpu_sampler(const SamplingParams & sp) const {
-        CpuSampler out;
-        if (sp.fused && sp.plain_chain()) {
-            std::vector<float> bias;
-            if (!sp.logit_bias.empty()) {
-                bias.assign(n_vocab(), 0.0f);
-                for (const auto & kv : sp.logit_bias) {
-                    bias[kv.first] += kv.second;
-                }
-            }
-            out.fused = std::make_unique<negtemp::FusedSampler>(sp.temp, std::move(bias), sp.seed);
-        } else {
-            out.chain = make_chain(sp);
-        }
-        return out;
-    }
-
-    SamplerPtr make_chain(const SamplingParams & sp) const {
-        SamplerPtr chain(llama_sampler_chain_init(llama_sampler_chain_default_params()));
-        if (!sp.logit_bias.empty()) {
-            std::vector<llama_logit_bias> bias;
-            for (const auto & kv : sp.logit_bias) {
-                bias.push_back({kv.first, kv.second});
-            }
-            llama_sampler_chain_add(chain.get(),
-                                    llama_sampler_init_logit_bias(n_vocab(), static_cast<int32_t>(bias.size()), bias.data()));
-        }
-        // same order as llama.cpp's common sampling: penalties, truncations, temperature, draw
-        if (sp.repeat_penalty != 1.0f) {
-            llama_sampler_chain_add(chain.get(), llama_sampler_init_penalties(n_vocab(), 64, sp.repeat_penalty, 0.0f, 0.0f));
-        }
-        if (sp.top_k > 0) {
-            llama_sampler_chain_add(chain.get(), llama_sampler_init_top_k(sp.top_k));
-        }
-        if (sp.top_p < 1.0f) {
-            llama_sampler_chain_add(chain.get(), llama_sampler_init_top_p(sp.top_p, 1));
-        }
-        if (sp.min_p > 0.0f) {
-            llama_sampler_chain_add(chain.get(), llama_sampler_init_min_p(sp.min_p, 1));
-        }
-        llama_sampler_chain_add(chain.get(), llama_sampler_init_temp(sp.temp));
-        llama_sampler_chain_add(chain.get(), llama_sampler_init_dist(sp.seed));
-        return chain;
-    }
-
     llama_model * model_ = nullptr;
     const llama_vocab * vocab_ = nullptr;
     uint32_t n_ctx_;
@@ -522,36 +524,21 @@ py::array_t<double> sampler_probs(const Logits & logits, float temp, const std::
     return out;
 }
 
-// n independent draws through llama.cpp's temperature sampler and draw (CPU path), or the fused sampler.
+// n independent draws through the CPU path: llama.cpp's temperature sampler and draw, or the fused sampler.
 py::array_t<int32_t> sample_tokens(const Logits & logits, float temp, int64_t n_draws, uint32_t seed, bool fused) {
     check_logits(logits);
-    if (fused) {
-        py::array_t<int32_t> out(n_draws);
-        int32_t * dst = out.mutable_data();
-        py::gil_scoped_release release;
-        negtemp::FusedSampler sampler(temp, {}, seed);
-        double logprob = 0.0;
-        for (int64_t k = 0; k < n_draws; ++k) {
-            dst[k] = static_cast<int32_t>(sampler.sample(logits.data(), static_cast<size_t>(logits.size()), &logprob));
-        }
-        return out;
-    }
-    std::vector<llama_token_data> base(logits.size());
-    for (py::ssize_t i = 0; i < logits.size(); ++i) {
-        base[i] = llama_token_data{static_cast<llama_token>(i), logits.data()[i], 0.0f};
-    }
+    SamplingParams sp;
+    sp.temp = temp;
+    sp.seed = seed;
+    sp.fused = fused;
+    const auto n = static_cast<int32_t>(logits.size());
     py::array_t<int32_t> out(n_draws);
     int32_t * dst = out.mutable_data();
     py::gil_scoped_release release;
-    SamplerPtr chain(llama_sampler_chain_init(llama_sampler_chain_default_params()));
-    llama_sampler_chain_add(chain.get(), llama_sampler_init_temp(temp));
-    llama_sampler_chain_add(chain.get(), llama_sampler_init_dist(seed));
-    std::vector<llama_token_data> cur;
+    CpuSampler sampler = make_cpu_sampler(sp, n);
+    double logprob = 0.0;
     for (int64_t k = 0; k < n_draws; ++k) {
-        cur = base;
-        llama_token_data_array cur_p{cur.data(), cur.size(), -1, false};
-        llama_sampler_apply(chain.get(), &cur_p);
-        dst[k] = cur_p.data[cur_p.selected].id;
+        dst[k] = sampler.sample(logits.data(), n, logprob);
     }
     return out;
 }
