@@ -79,10 +79,10 @@ def centroid_distances(emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return euclid, cosine
 
 
-def _percentiles(values: np.ndarray, ids: list[int]) -> np.ndarray:
-    """Percentile (0 = nearest the centroid) of each id's value among all tokens."""
+def _percentiles(values: np.ndarray) -> np.ndarray:
+    """Percentile (0 = nearest the centroid) of every token's value among all tokens."""
     order = np.argsort(np.argsort(values, kind="stable"), kind="stable")
-    return 100.0 * order[ids] / max(len(values) - 1, 1)
+    return 100.0 * order / max(len(values) - 1, 1)
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
@@ -178,12 +178,13 @@ def run_experiment(
         rng = np.random.default_rng(seed)
         random_ids = rng.integers(0, emb.shape[0], 1000).tolist()
         groups = {"T<0 tokens": sorted(neg), "T>0 tokens": sorted(pos), "random tokens": random_ids}
+        pct_euclid, pct_cosine = _percentiles(euclid), _percentiles(cosine)
         cent: dict[str, Any] = {"tied_output": tied, "n_embd": int(emb.shape[1]), "groups": {}}
         for name, ids in groups.items():
             cent["groups"][name] = {
                 "n": len(ids),
-                "median_percentile_euclid": float(np.median(_percentiles(euclid, ids))),
-                "median_percentile_cosine": float(np.median(_percentiles(cosine, ids))),
+                "median_percentile_euclid": float(np.median(pct_euclid[ids])),
+                "median_percentile_cosine": float(np.median(pct_cosine[ids])),
             }
         neg_ids = sorted(neg)
         cent["spearman_count_vs_euclid"] = _spearman(np.array([neg[t] for t in neg_ids]), euclid[neg_ids])
@@ -191,7 +192,7 @@ def run_experiment(
         nearest = np.argsort(euclid)[:10].tolist()
         cent["nearest_centroid"] = [{"token": t, "text": _token_text(m, t), "euclid": float(euclid[t])} for t in nearest]
         cent["top_neg_percentiles"] = [
-            {"token": t, "euclid_pct": float(_percentiles(euclid, [t])[0]), "cosine_pct": float(_percentiles(cosine, [t])[0])}
+            {"token": t, "euclid_pct": float(pct_euclid[t]), "cosine_pct": float(pct_cosine[t])}
             for t, _ in top
         ]
         results["centroid"] = cent
