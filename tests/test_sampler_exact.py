@@ -78,7 +78,10 @@ def test_draws_follow_the_reference_and_a_sign_flipped_reference_is_rejected(tem
 
 
 @pytest.mark.parametrize("temp", [-0.001, -1.0, 0.0, 0.7])
-def test_fused_sampler_draws_exactly_what_llama_cpp_chain_draws(temp):
+def test_fused_sampler_draws_the_chains_tokens_for_the_same_seed(temp):
+    # Both consume one uniform per draw from the same mt19937; the fused exp is
+    # within 1.3 ulp of expf, so a draw could differ only where u falls within
+    # ~1e-7 of a cumulative boundary, which none of these 2000 do.
     z = np.random.default_rng(2).normal(0, 3, 49_152).astype(np.float32)
     z[::7] = -np.inf
     chain = negtemp.sample_tokens(z, temp, n=2000, seed=99, path="cpu")

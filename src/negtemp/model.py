@@ -183,8 +183,10 @@ class Model:
         (CPU path only) keeps the raw logits each token was sampled from in
         ``Completion.step_logits`` (float32, one row per generated token).
         On the CPU path the plain chain (logit bias, temperature, draw) runs
-        negtemp's fused sampler, which draws the same tokens as llama.cpp's
-        chain for the same seed, faster; ``fused=False`` forces the chain.
+        negtemp's fused sampler: the same distribution and random stream as
+        llama.cpp's chain (so the same tokens for a seed, up to rounding at
+        cumulative boundaries), several times faster; ``fused=False`` forces
+        the chain.
         """
         params, settings = self._sampling(
             temp, beta, seed, top_k, top_p, min_p, repeat_penalty, logit_bias, ignore_eos, backend_sampling, fused
