@@ -2,10 +2,12 @@
 
   (a) every patch applies cleanly, in order (git apply --check);
   (b) unpatched, llama.cpp turns T < 0 into greedy argmax: the reason the patch exists;
-  (c) patched, both sampling paths match negtemp.reference.
+  (c) patched, both sampling paths match negtemp.reference;
+  (d) patched, llama.cpp's own llama-completion takes --temp -0.001 and draws
+      the same text as negtemp for the same seed and chain (temperature + dist).
 
 Each tree is built (the llama/ggml libraries and a small driver only) under
-build/verify/. With --llama-cpp-python-version X it checks the llama.cpp that
+build/verify/; llama-completion is built by scripts/llama_tools.py. With --llama-cpp-python-version X it checks the llama.cpp that
 that llama-cpp-python sdist vendors, so moving the pin starts with one command.
 Needs negtemp installed (for negtemp.reference) and cmake.
 """
@@ -21,8 +23,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import llama_tools  # noqa: E402
 import llama_tree  # noqa: E402
 
+import negtemp  # noqa: E402
 from negtemp import reference  # noqa: E402
 
 REPO = llama_tree.REPO
@@ -57,6 +61,27 @@ def logits_cases() -> list[tuple[str, np.ndarray]]:
         ("masked-5000", masked),
         ("large-4000", (rng.choice([-1, 1], 4000) * rng.uniform(0, 1e4, 4000)).astype(np.float32)),
     ]
+
+
+def check_cli(version: str) -> bool:
+    """(d): the CLI at T = -0.001 against negtemp's chain on SmolLM2, same seed."""
+    exe = llama_tools.build(["llama-completion"], version=version, log=lambda m: print("    " + m, flush=True))
+    model = negtemp.models.pull("smollm2-135m")
+    prompt, temp, seed, n = "Temperature is a concept", -0.001, 1, 24
+    cmd = [str(exe["llama-completion"]), "-m", str(model), "-p", prompt, "-n", str(n), "--temp", str(temp),
+           "--seed", str(seed), "--samplers", "temperature", "-t", "2", "-no-cnv", "--ignore-eos",
+           "--no-display-prompt"]
+    res = subprocess.run(cmd, capture_output=True)
+    cli_text = res.stdout.decode("utf-8", errors="replace").rstrip("\n")
+    with negtemp.Model(model) as m:
+        ours = m.complete(prompt, temp, seed=seed, n_predict=n, ignore_eos=True, fused=False).text
+        greedy = m.complete(prompt, 0.0, n_predict=n, ignore_eos=True).text
+    if res.returncode != 0 or cli_text != ours or cli_text == greedy:
+        print(f"(d) FAIL: llama-completion --temp {temp} (exit {res.returncode}) printed {cli_text!r}; "
+              f"negtemp draws {ours!r}; greedy is {greedy!r}")
+        return False
+    print(f"(d) patched llama-completion --temp {temp} --seed {seed} draws negtemp's text: {cli_text[:48]!r}...")
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"(c) FAIL: patched {path} path differs from the reference by {d:.3g} at T={t} on {name}")
         print(f"(c) patched {path} path: max |p - reference| = {worst:.3g} over {len(TEMPS)} temperatures")
 
+    ok = check_cli(version) and ok
     print("verify_patch: " + ("the series still applies and passes" if ok else "FAILED"))
     return 0 if ok else 1
 

@@ -1,0 +1,62 @@
+"""Build llama.cpp's own tools (llama-bench, llama-completion, ...) from the patched tree.
+
+The tree is the one negtemp's extension compiles (scripts/llama_tree.py: the
+pin plus patches/), built with the same flags: Release, static libraries,
+GGML_NATIVE from $NEGTEMP_NATIVE (default ON) as in pyproject.toml, and
+$CMAKE_ARGS. scripts/bench.py times negtemp against these tools and
+scripts/verify_patch.py runs llama-completion at a negative temperature.
+
+The build is kept in build/tools/<version>/ and reused; a first build of
+llama-bench + llama-completion takes about 3 minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import llama_tree  # noqa: E402
+
+BUILD = llama_tree.REPO / "build" / "tools"
+
+
+def cmake_flags() -> list[str]:
+    native = os.environ.get("NEGTEMP_NATIVE", "ON")
+    flags = [
+        "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=OFF", f"-DGGML_NATIVE={native}",
+        "-DLLAMA_BUILD_COMMON=ON", "-DLLAMA_BUILD_TOOLS=ON",
+        "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF",
+        "-DLLAMA_BUILD_APP=OFF", "-DLLAMA_OPENSSL=OFF",
+    ]
+    return flags + shlex.split(os.environ.get("CMAKE_ARGS", ""))
+
+
+def build(targets: list[str], *, version: str = llama_tree.SDIST_VERSION, log=print) -> dict[str, Path]:
+    """Build the named tools from the patched tree of llama-cpp-python `version`'s llama.cpp.
+
+    Returns {target: executable}; raises RuntimeError with the build's tail.
+    """
+    src = llama_tree.prepare(BUILD / version / "llama.cpp", version)
+    out = BUILD / version / "build"
+    started = time.perf_counter()
+    log(f"building {', '.join(targets)} from the patched llama.cpp in {out} (first time: about 3 min)...")
+    steps = [
+        ["cmake", "-S", str(src), "-B", str(out), "-G", "Ninja", *cmake_flags()],
+        ["cmake", "--build", str(out), "--target", *targets],
+    ]
+    for cmd in steps:
+        res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if res.returncode != 0:
+            raise RuntimeError(f"`{' '.join(cmd[:3])} ...` failed:\n{res.stdout[-3000:]}")
+    log(f"built in {time.perf_counter() - started:.0f} s")
+    return {t: out / "bin" / t for t in targets}
+
+
+if __name__ == "__main__":
+    for name, path in build(sys.argv[1:] or ["llama-bench", "llama-completion"]).items():
+        print(name, path)
