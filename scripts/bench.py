@@ -1,33 +1,73 @@
-"""Side-by-side speed figures for negtemp on this machine, in one run.
+"""Side-by-side speed figures for negtemp against llama.cpp's own tools, in one run.
 
-Prints: sampler cost per token at 49,152 and 262,144 vocabularies (fused
-sampler, llama.cpp's chain, the backend graph, the NumPy reference), and
-end-to-end generate throughput on SmolLM2-135M and gemma-3-270m with each
-sampling path, plus each model's peak RSS, and the batched temperature sweep
-against sequential calls. Medians of --reps runs. Not measured here:
-llama-bench and llama.cpp's CLI, which negtemp's build does not compile.
+Builds llama-bench, llama-completion and llama-batched-bench from the same patched llama.cpp tree
+and flags as negtemp's extension (scripts/llama_tools.py, cached in
+build/tools/), then prints, with medians of --reps runs on this machine:
+
+  1. sampler cost per token at 49,152 and 262,144 vocabularies: negtemp's
+     fused sampler, llama.cpp's chain (temperature + dist), the backend
+     sampler graph computed standalone, and the NumPy reference;
+  2. end-to-end Model.complete throughput (128 tokens, T = -0.001) on
+     SmolLM2-135M and gemma-3-270m for each sampling path, against
+     llama-bench decode, llama-completion running the same chain, and
+     llama-cpp-python when it is importable; the per-token time each path
+     adds to llama-bench's decode; peak RSS against file + KV cache;
+  3. the batched temperature sweep against K sequential calls, and
+     llama-batched-bench's batched decode as the ceiling;
+  4. the targets of issue 5, met or missed.
+
+Needs cmake, ninja and a compiler (as the install does), the models (fetched
+on first use) and the `gguf` package (in the test extra). About 7 minutes on a
+2-core machine with nothing built, 4 once the tools are.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
+import re
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-import negtemp
-from negtemp import reference
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import llama_tools  # noqa: E402
 
-RSS_PROBE = (
-    "import resource, sys, negtemp\n"
-    "m = negtemp.Model(sys.argv[1], n_ctx=512, n_threads=int(sys.argv[2]))\n"
-    "m.generate('Temperature is a concept', -0.001, seed=1, n_predict=128, ignore_eos=True)\n"
-    "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
-)
+import negtemp  # noqa: E402
+from negtemp import reference  # noqa: E402
+
+PROMPT = "Temperature is a concept"
+TEMP = -0.001
+SEED = 1
+
+RSS_PROBE = """
+import resource, sys, negtemp
+m = negtemp.Model(sys.argv[1], n_ctx=512, n_threads=int(sys.argv[2]))
+m.complete(sys.argv[3], float(sys.argv[4]), seed=1, n_predict=int(sys.argv[5]), ignore_eos=True)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+# llama-cpp-python in its own process: it carries its own libllama, which must not meet ours.
+# Its chain at T < 0 is not temperature (it special-cases T < 0), so it runs at +|T| with every
+# other sampler neutral: temperature + dist, the same cost as ours.
+LCP_PROBE = """
+import statistics, sys, time
+from llama_cpp import Llama
+path, threads, prompt, temp, n, reps = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+llm = Llama(model_path=path, n_ctx=512, n_threads=threads, n_threads_batch=threads, verbose=False)
+rates = []
+for _ in range(reps + 1):
+    t = time.perf_counter()
+    out = llm.create_completion(prompt, max_tokens=n, temperature=abs(temp), top_k=0, top_p=1.0, min_p=0.0,
+                                typical_p=1.0, repeat_penalty=1.0, seed=1)
+    rates.append(out["usage"]["completion_tokens"] / (time.perf_counter() - t))
+print(statistics.median(rates[1:]))
+"""
 
 
 def median_time(fn, reps: int) -> float:
@@ -39,65 +79,201 @@ def median_time(fn, reps: int) -> float:
     return statistics.median(times)
 
 
-def sampler_table(reps: int) -> None:
-    print("sampler cost per token (us), T = -1")
-    print(f"{'vocab':>8} {'fused':>9} {'chain':>9} {'backend':>9} {'numpy':>9}")
+def run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
+    res = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
+    if res.returncode != 0:
+        raise SystemExit(f"bench: {Path(cmd[0]).name} failed (exit {res.returncode}):\n{res.stderr[-2000:]}")
+    return res
+
+
+def sampler_table(reps: int) -> dict[int, dict[str, float]]:
+    print("1. sampler cost per token (us), T = -1")
+    print(f"{'vocab':>8} {'fused':>8} {'chain':>8} {'backend':>8} {'numpy':>8}")
     rng = np.random.default_rng(0)
+    out = {}
     for n in (49_152, 262_144):
         z = rng.normal(0, 3, n).astype(np.float32)
-        draws = 50
-        fused = median_time(lambda: negtemp.sample_tokens(z, -1.0, n=draws, seed=1, path="fused"), reps) / draws
-        chain = median_time(lambda: negtemp.sample_tokens(z, -1.0, n=draws, seed=1, path="cpu"), reps) / draws
-        backend = median_time(lambda: negtemp.sampler_probs(z, -1.0, path="backend"), reps)
-        ref = median_time(lambda: rng.choice(n, p=reference.probs(z, -1.0)), reps)
-        print(f"{n:>8} {fused * 1e6:>9.0f} {chain * 1e6:>9.0f} {backend * 1e6:>9.0f} {ref * 1e6:>9.0f}")
-    print("  (backend: one graph build + compute on the CPU backend, set-up included)\n")
+        draws = 100
+        row = {
+            "fused": median_time(lambda: negtemp.sample_tokens(z, -1.0, n=draws, seed=1, path="fused"), reps) / draws,
+            "chain": median_time(lambda: negtemp.sample_tokens(z, -1.0, n=draws, seed=1, path="cpu"), reps) / draws,
+            "backend": median_time(lambda: negtemp.sampler_probs(z, -1.0, path="backend"), reps),
+            "numpy": median_time(lambda: rng.choice(n, p=reference.probs(z, -1.0)), reps),
+        }
+        out[n] = row
+        print(f"{n:>8} " + " ".join(f"{row[k] * 1e6:>8.0f}" for k in ("fused", "chain", "backend", "numpy")))
+    print("   backend here: one graph built, allocated and computed on 1 CPU thread per call;\n"
+          "   its cost inside generation is in table 2.\n")
+    return out
 
 
-def generate_table(models: list[str], threads: int, reps: int, n_predict: int) -> None:
-    print(f"generate, {n_predict} tokens, T = -0.001, {threads} threads (tokens/s, median of {reps})")
-    print(f"{'model':>14} {'fused':>8} {'chain':>8} {'backend':>8} {'peak RSS MB':>12} {'file MB':>8}")
+def llama_bench(exe: Path, model: Path, threads: int, n: int, reps: int) -> float:
+    res = run([str(exe), "-m", str(model), "-t", str(threads), "-p", "0", "-n", str(n), "-r", str(reps), "-o", "json"])
+    return statistics.median(json.loads(res.stdout)[0]["samples_ts"])
+
+
+def llama_completion(exe: Path, model: Path, threads: int, n: int, reps: int) -> tuple[float, float]:
+    """(tokens/s over llama-completion's own total time, sampling ms per token)."""
+    rates, sampling = [], []
+    for _ in range(reps):
+        res = run([str(exe), "-m", str(model), "-p", PROMPT, "-n", str(n), "--temp", str(TEMP), "--seed", str(SEED),
+                   "--samplers", "temperature", "-t", str(threads), "-no-cnv", "--ignore-eos", "--no-display-prompt"])
+        total = float(re.search(r"total time =\s*([\d.]+) ms", res.stderr).group(1))
+        samp = float(re.search(r"sampling time =\s*([\d.]+) ms", res.stderr).group(1))
+        rates.append(n / (total / 1e3))
+        sampling.append(samp / n)
+    return statistics.median(rates), statistics.median(sampling)
+
+
+def llama_cpp_python(model: Path, threads: int, n: int, reps: int) -> float | None:
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        return None
+    res = run([sys.executable, "-c", LCP_PROBE, str(model), str(threads), PROMPT, str(TEMP), str(n), str(reps)])
+    return float(res.stdout)
+
+
+def kv_cache_mb(model: Path, n_cells: int) -> float:
+    """f16 K and V for n_cells positions, from the GGUF's hyperparameters."""
+    import gguf
+
+    r = gguf.GGUFReader(model)
+    arch = str(r.fields["general.architecture"].contents())
+
+    def meta(key: str) -> int:
+        return int(r.fields[f"{arch}.{key}"].contents())
+
+    n_head = meta("attention.head_count")
+    n_head_kv = meta("attention.head_count_kv") if f"{arch}.attention.head_count_kv" in r.fields else n_head
+    head_dim = (meta("attention.key_length") if f"{arch}.attention.key_length" in r.fields
+                else meta("embedding_length") // n_head)
+    return 2 * meta("block_count") * n_cells * n_head_kv * head_dim * 2 / 2**20
+
+
+def generate_table(models: list[str], tools: dict[str, Path], threads: int, reps: int, n: int) -> list[dict]:
+    print(f"2. generate: {n} tokens, T = {TEMP}, {threads} threads (tokens/s, median of {reps})")
+    rows = []
     for name in models:
         path = negtemp.models.pull(name)
+        row: dict = {"model": name}
         with negtemp.Model(path, n_ctx=512, n_threads=threads) as m:
-            m.generate("Temperature is a concept", -0.001, seed=1, n_predict=16)
-            rates = {}
+            m.complete(PROMPT, TEMP, seed=SEED, n_predict=16)
             for label, kw in (("fused", {}), ("chain", {"fused": False}), ("backend", {"backend_sampling": True})):
-                def run() -> None:
-                    m.complete("Temperature is a concept", -0.001, seed=1, n_predict=n_predict, ignore_eos=True, **kw)
-                rates[label] = n_predict / median_time(run, reps)
-        rss = float(subprocess.run([sys.executable, "-c", RSS_PROBE, str(path), str(threads)],
-                                   capture_output=True, text=True, check=True).stdout)
-        size = path.stat().st_size / 2**20
-        print(f"{name:>14} {rates['fused']:>8.1f} {rates['chain']:>8.1f} {rates['backend']:>8.1f} {rss:>12.0f} {size:>8.0f}")
+                row[label] = n / median_time(
+                    lambda: m.complete(PROMPT, TEMP, seed=SEED, n_predict=n, ignore_eos=True, **kw), reps)
+            n_cells = len(m.tokenize(PROMPT)) + n
+        row["llama-bench"] = llama_bench(tools["llama-bench"], path, threads, n, reps)
+        row["cli"], row["cli_sampling_ms"] = llama_completion(tools["llama-completion"], path, threads, n, reps)
+        row["llama-cpp-python"] = llama_cpp_python(path, threads, n, reps)
+        row["rss"] = float(run([sys.executable, "-c", RSS_PROBE, str(path), str(threads), PROMPT, str(TEMP),
+                                str(n)]).stdout)
+        row["file"] = path.stat().st_size / 2**20
+        row["kv"] = kv_cache_mb(path, -(-n_cells // 256) * 256)  # llama.cpp pads the cache to 256 cells
+        rows.append(row)
+
+    print(f"{'model':>14} {'fused':>7} {'chain':>7} {'backend':>8} {'llama-bench':>12} {'llama-completion':>17} "
+          f"{'llama-cpp-py':>13}")
+    for r in rows:
+        lcp = f"{r['llama-cpp-python']:>13.1f}" if r["llama-cpp-python"] else f"{'(not installed)':>13}"
+        print(f"{r['model']:>14} {r['fused']:>7.1f} {r['chain']:>7.1f} {r['backend']:>8.1f} {r['llama-bench']:>12.1f} "
+              f"{r['cli']:>17.1f} {lcp}")
+    print("   ratios of negtemp (fused) to: llama-bench decode, llama-completion (same chain), llama-cpp-python")
+    for r in rows:
+        lcp = f"{r['fused'] / r['llama-cpp-python']:.2f}" if r["llama-cpp-python"] else "-"
+        print(f"{r['model']:>14}   {r['fused'] / r['llama-bench']:.3f}   {r['fused'] / r['cli']:.2f}   {lcp}")
+    print("   ms per token added to llama-bench's decode (sampling, Python, context set-up, prompt):")
+    for r in rows:
+        base = 1e3 / r["llama-bench"]
+        added = "  ".join(f"{k} {1e3 / r[k] - base:+.2f}" for k in ("fused", "chain", "backend"))
+        print(f"{r['model']:>14}   {added}   (llama-completion's sampling alone: {r['cli_sampling_ms']:.2f})")
+    print("   peak RSS of a process that loads the model and generates (MB):")
+    for r in rows:
+        print(f"{r['model']:>14}   {r['rss']:.0f} = file {r['file']:.0f} + KV {r['kv']:.1f} "
+              f"+ {r['rss'] - r['file'] - r['kv']:.0f}")
+    print()
+    return rows
 
 
-def sweep_table(model: str, threads: int, reps: int, n_predict: int) -> None:
-    print(f"\nsweep on {model}, {n_predict} tokens per temperature (tokens/s summed over sequences)")
-    print(f"{'K':>3} {'sweep':>8} {'sequential':>11} {'ratio':>6}")
+def batched_bench(exe: Path, model: Path, threads: int, n_prompt: int, n: int, ks: list[int]) -> dict[int, float]:
+    """llama.cpp's own batched decode (prompt shared, as in a sweep): {K: generated tokens/s summed}."""
+    res = run([str(exe), "-m", str(model), "-c", str(max(ks) * (n_prompt + n) + 256), "-npp", str(n_prompt),
+               "-ntg", str(n), "-npl", ",".join(map(str, ks)), "-pps", "-t", str(threads), "--output-format", "jsonl"])
+    rows = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+    return {int(r["pl"]): float(r["speed_tg"]) for r in rows}
+
+
+def sweep_table(model: str, tools: dict[str, Path], threads: int, reps: int, n: int) -> tuple[dict, dict]:
+    print(f"3. sweep on {model}, {n} tokens per temperature (tokens/s summed over sequences)")
     temps = [-1.0, -0.001, 0.001, 1.0, -0.5, 0.5, -2.0, 2.0]
-    with negtemp.Model(model, n_ctx=2048, n_threads=threads) as m:
-        for k in (1, 2, 4, 8):
+    ks = [1, 2, 4, 8]
+    ratios = {}
+    path = negtemp.models.pull(model)
+    with negtemp.Model(path, n_ctx=2048, n_threads=threads) as m:
+        n_prompt = len(m.tokenize(PROMPT))
+        ceiling = batched_bench(tools["llama-batched-bench"], path, threads, n_prompt, n, ks)
+        print(f"{'K':>3} {'sweep':>8} {'sequential':>11} {'ratio':>6}   {'llama-batched-bench':>20} {'its ratio':>10}")
+        for k in ks:
             ts = temps[:k]
-            batched = median_time(lambda: m.sweep("Temperature is a concept", ts, n_predict=n_predict, seed=1,
-                                                  ignore_eos=True), reps)
-            sequential = median_time(lambda: [m.complete("Temperature is a concept", t, n_predict=n_predict, seed=1,
-                                                         ignore_eos=True) for t in ts], reps)
-            total = k * n_predict
-            print(f"{k:>3} {total / batched:>8.1f} {total / sequential:>11.1f} {sequential / batched:>6.2f}")
+            batched = median_time(lambda: m.sweep(PROMPT, ts, n_predict=n, seed=SEED, ignore_eos=True), reps)
+            sequential = median_time(
+                lambda: [m.complete(PROMPT, t, n_predict=n, seed=SEED, ignore_eos=True) for t in ts], reps)
+            ratios[k] = sequential / batched
+            print(f"{k:>3} {k * n / batched:>8.1f} {k * n / sequential:>11.1f} {ratios[k]:>6.2f}   "
+                  f"{ceiling[k]:>20.1f} {ceiling[k] / ceiling[1]:>10.2f}")
+    print("   llama-batched-bench: llama.cpp's own batched decode of K sequences (decode only, no sampling),\n"
+          "   the ceiling for a sweep on this machine.\n")
+    return ratios, ceiling
+
+
+def targets(samplers: dict[int, dict[str, float]], rows: list[dict], sweep: dict[int, float],
+            ceiling: dict[int, float]) -> None:
+    print("4. targets")
+
+    def line(ok: bool, text: str) -> None:
+        print(f"   [{'met   ' if ok else 'MISSED'}] {text}")
+
+    for r in rows:
+        ratio = r["fused"] / r["llama-bench"]
+        line(ratio >= 0.95, f"{r['model']}: generate / llama-bench decode = {ratio:.3f} (>= 0.95)")
+    for r in rows:
+        if r["model"] == "gemma3-270m":
+            ratio = r["fused"] / r["cli"]
+            line(ratio >= 1.2, f"gemma3-270m: generate / llama-completion = {ratio:.2f} (>= 1.2)")
+    fused_262k = samplers[262_144]["fused"] * 1e3
+    line(fused_262k <= 0.3, f"fused sampler at 262,144 tokens: {fused_262k:.3f} ms (<= 0.3)")
+    for r in rows:
+        base = 1e3 / r["llama-bench"]
+        fused, backend = 1e3 / r["fused"] - base, 1e3 / r["backend"] - base
+        line(backend <= 2 * max(fused, 0.0), f"{r['model']}: backend path adds {backend:.2f} ms a token, "
+             f"fused {fused:.2f} (within 2x)")
+    line(sweep[8] >= 3.0, f"sweep K = 8: {sweep[8]:.2f}x 8 sequential calls (>= 3); llama.cpp's own batched "
+         f"decode reaches {ceiling[8] / ceiling[1]:.2f}x here")
+    for r in rows:
+        extra = r["rss"] - r["file"] - r["kv"]
+        line(extra < 150, f"{r['model']}: peak RSS {r['rss']:.0f} MB = file + KV + {extra:.0f} MB (< 150)")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("-t", "--threads", type=int, default=2)
     ap.add_argument("-n", "--n-predict", type=int, default=128)
     ap.add_argument("--models", default="smollm2-135m,gemma3-270m")
     args = ap.parse_args(argv)
-    print(f"negtemp bench on {platform.machine()}, {platform.processor() or 'cpu'}; {negtemp.__version__}\n")
-    sampler_table(args.reps)
-    generate_table(args.models.split(","), args.threads, args.reps, args.n_predict)
-    sweep_table(args.models.split(",")[0], args.threads, args.reps, args.n_predict)
+    models = args.models.split(",")
+    started = time.perf_counter()
+    print(f"negtemp {negtemp.__version__} bench on {platform.machine()} {platform.processor() or ''}, "
+          f"{args.threads} threads\n{negtemp.system_info()}\n")
+    tools = llama_tools.build(["llama-bench", "llama-completion", "llama-batched-bench"],
+                              log=lambda m: print(m, flush=True))
+    print()
+    samplers = sampler_table(args.reps)
+    rows = generate_table(models, tools, args.threads, args.reps, args.n_predict)
+    sweep, ceiling = sweep_table(models[0], tools, args.threads, args.reps, args.n_predict)
+    if {"smollm2-135m", "gemma3-270m"} <= set(models):
+        targets(samplers, rows, sweep, ceiling)
+    print(f"\nbench took {time.perf_counter() - started:.0f} s")
     return 0
 
 

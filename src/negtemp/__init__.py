@@ -10,6 +10,7 @@ negtemp.reference for the exact distribution every sampling path implements.
 from __future__ import annotations
 
 from . import models, reference
+from ._native import system_info
 from .errors import ModelFetchError, ModelLoadError
 from .model import Completion, Model, generate
 from .sampling import sample_tokens, sampler_probs
@@ -24,5 +25,6 @@ __all__ = [
     "reference",
     "sample_tokens",
     "sampler_probs",
+    "system_info",
 ]
 __version__ = "0.1.0"
