@@ -87,3 +87,20 @@ def test_fused_sampler_draws_the_chains_tokens_for_the_same_seed(temp):
     chain = negtemp.sample_tokens(z, temp, n=2000, seed=99, path="cpu")
     fused = negtemp.sample_tokens(z, temp, n=2000, seed=99, path="fused")
     np.testing.assert_array_equal(fused, chain, err_msg=f"fused and chain draws differ at T={temp}")
+
+
+@pytest.mark.parametrize("temp", [-1.0, 1.0])
+def test_fused_draws_never_land_in_masked_blocks_and_follow_the_chain(temp):
+    # The fused draw walks sums of 256-token blocks: whole masked blocks, a
+    # masked tail and a last block with a single live token must all be skipped
+    # exactly as llama.cpp's token-by-token walk skips them.
+    z = np.full(1000, -np.inf, dtype=np.float32)
+    live = [3, 255, 256, 600, 999]
+    z[live] = [0.5, -1.0, 2.0, 0.0, 1.5]
+    fused = negtemp.sample_tokens(z, temp, n=5000, seed=7, path="fused")
+    chain = negtemp.sample_tokens(z, temp, n=5000, seed=7, path="cpu")
+    assert set(np.unique(fused)) <= set(live), f"fused sampler drew masked tokens {set(np.unique(fused)) - set(live)}"
+    np.testing.assert_array_equal(fused, chain, err_msg=f"fused and chain draws differ at T={temp}")
+    counts = np.bincount(fused, minlength=z.size)[live]
+    p = reference.probs(z, temp)[live]
+    assert g_test_pvalue(counts, p) > 1e-3, f"fused draws at T={temp} do not follow the reference: {counts}"
