@@ -12,6 +12,7 @@ llama-bench + llama-completion takes about 3 minutes on 2 cores.
 
 from __future__ import annotations
 
+import argparse
 import os
 import shlex
 import subprocess
@@ -57,6 +58,22 @@ def build(targets: list[str], *, version: str = llama_tree.SDIST_VERSION, log=pr
     return {t: out / "bin" / t for t in targets}
 
 
-if __name__ == "__main__":
-    for name, path in build(sys.argv[1:] or ["llama-bench", "llama-completion"]).items():
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("targets", nargs="*", default=["llama-bench", "llama-completion"],
+                    help="llama.cpp CMake targets (default: llama-bench llama-completion)")
+    ap.add_argument("--version", default=llama_tree.SDIST_VERSION,
+                    help="llama-cpp-python sdist version to take llama.cpp from")
+    args = ap.parse_args(argv)
+    try:
+        built = build(args.targets, version=args.version)
+    except RuntimeError as e:  # also llama_tree.TreeError
+        print(f"llama_tools: {e}", file=sys.stderr)
+        return 1
+    for name, path in built.items():
         print(name, path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

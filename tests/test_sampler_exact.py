@@ -91,12 +91,13 @@ def test_fused_sampler_draws_the_chains_tokens_for_the_same_seed(temp):
 
 @pytest.mark.parametrize("temp", [-1.0, 1.0])
 def test_fused_draws_never_land_in_masked_blocks_and_follow_the_chain(temp):
-    # The fused draw walks sums of 256-token blocks: whole masked blocks, a
-    # masked tail and a last block with a single live token must all be skipped
-    # exactly as llama.cpp's token-by-token walk skips them.
-    z = np.full(1000, -np.inf, dtype=np.float32)
-    live = [3, 255, 256, 600, 999]
-    z[live] = [0.5, -1.0, 2.0, 0.0, 1.5]
+    # The fused draw walks sums of 256-token blocks. Blocks [512, 1024) and the
+    # last, partial block [1280, 1300) are wholly masked, and block [1024, 1280)
+    # has one live token: each must be skipped or hit exactly as llama.cpp's
+    # token-by-token walk does.
+    z = np.full(1300, -np.inf, dtype=np.float32)
+    live = [3, 255, 256, 1100]
+    z[live] = [0.5, -1.0, 2.0, 1.5]
     fused = negtemp.sample_tokens(z, temp, n=5000, seed=7, path="fused")
     chain = negtemp.sample_tokens(z, temp, n=5000, seed=7, path="cpu")
     assert set(np.unique(fused)) <= set(live), f"fused sampler drew masked tokens {set(np.unique(fused)) - set(live)}"

