@@ -17,8 +17,8 @@ build/tools/), then prints, with medians of --reps runs on this machine:
   4. the targets of issue 5, met or missed.
 
 Needs cmake, ninja and a compiler (as the install does), the models (fetched
-on first use) and the `gguf` package (in the test extra). About 8 minutes on a
-2-core machine with nothing built, 5 once the tools are.
+on first use) and the `gguf` package (in the test extra). About 6 minutes on a
+2-core machine with nothing built (measured 353 s), 4 once the tools are.
 """
 
 from __future__ import annotations
