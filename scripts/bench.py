@@ -159,12 +159,13 @@ def generate_table(models: list[str], tools: dict[str, Path], threads: int, reps
             def ours(**kw) -> float:
                 return n / median_time(lambda: m.complete(PROMPT, TEMP, seed=SEED, n_predict=n, ignore_eos=True, **kw), 1)
 
+            cli_sampling: list[float] = []
+
             def cli() -> float:
                 rate, sampling = llama_completion(tools["llama-completion"], path, threads, n)
                 cli_sampling.append(sampling)
                 return rate
 
-            cli_sampling: list[float] = []
             measures = {
                 "fused": ours,
                 "chain": lambda: ours(fused=False),
