@@ -1,0 +1,95 @@
+"""Edit the patch series as git commits, the way ollama's Makefile.sync does.
+
+  python scripts/patches.py checkout DIR   # pinned tree + series as commits, to edit
+  python scripts/patches.py format DIR     # patches/ regenerated from DIR's commits
+
+`checkout` writes a git repository at DIR: one commit holding the pristine
+pinned tree (tagged `negtemp-base`), then one commit per patch, applied with
+`git am` so each patch's header becomes its commit message. Edit with the
+usual tools (`git commit --fixup`, `git rebase -i negtemp-base`, new commits
+for new patches), then `format` rewrites patches/ from negtemp-base..HEAD with
+`git format-patch --zero-commit --no-numbered --no-signature`, so the files
+carry no hashes, numbering or version lines that would churn on every round
+trip. A round trip without edits reproduces patches/ byte for byte.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import llama_tree  # noqa: E402
+
+BASE_TAG = "negtemp-base"
+# Fixed identity and dates for the base commit: the series' own commits keep
+# their authors and dates from the patch files.
+_GIT_ENV = {
+    "GIT_AUTHOR_NAME": "negtemp", "GIT_AUTHOR_EMAIL": "dev@negtemp",
+    "GIT_COMMITTER_NAME": "negtemp", "GIT_COMMITTER_EMAIL": "dev@negtemp",
+    "GIT_AUTHOR_DATE": "2000-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z",
+}
+
+
+def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    full_env = dict(os.environ, GIT_CEILING_DIRECTORIES=str(repo.parent), **(env or {}))
+    res = subprocess.run(["git", "-C", str(repo), *args], env=full_env, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise llama_tree.TreeError(f"git {' '.join(args)} failed in {repo}:\n{res.stdout}{res.stderr}")
+    return res.stdout
+
+
+def checkout(dest: Path) -> None:
+    if dest.exists() and any(dest.iterdir()):
+        raise llama_tree.TreeError(f"{dest} exists and is not empty; pick a new directory")
+    src = llama_tree.pristine_tree()
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns(".git"), symlinks=True, dirs_exist_ok=True)
+    git(dest, "init", "-q")
+    git(dest, "add", "-A", "-f")
+    git(dest, "commit", "-q", "--no-verify", "-m", f"llama.cpp {llama_tree.PIN_COMMIT} (pristine)", env=_GIT_ENV)
+    git(dest, "tag", BASE_TAG)
+    patches = llama_tree.patch_series()
+    if patches:
+        git(dest, "am", "-q", "--keep-cr", *map(str, patches), env={k: v for k, v in _GIT_ENV.items()
+                                                                   if k.startswith("GIT_COMMITTER")})
+    print(f"{dest}: {BASE_TAG} + {len(patches)} patch commits; edit, commit, then "
+          f"`python scripts/patches.py format {dest}`")
+
+
+def format_series(repo: Path) -> None:
+    count = int(git(repo, "rev-list", "--count", f"{BASE_TAG}..HEAD").strip())
+    if count == 0:
+        raise llama_tree.TreeError(f"{repo} has no commits after {BASE_TAG}: nothing to write")
+    for old in llama_tree.patch_series():
+        old.unlink()
+    git(repo, "format-patch", "-q", "--zero-commit", "--no-numbered", "--no-signature",
+        "-o", str(llama_tree.PATCHES), f"{BASE_TAG}..HEAD")
+    for p in llama_tree.patch_series():
+        print(p)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("checkout", help="write the pinned tree and the series as git commits to DIR").add_argument(
+        "dir", type=Path)
+    sub.add_parser("format", help="regenerate patches/ from DIR's commits after negtemp-base").add_argument(
+        "dir", type=Path)
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "checkout":
+            checkout(args.dir.resolve())
+        else:
+            format_series(args.dir.resolve())
+    except llama_tree.TreeError as e:
+        print(f"negtemp: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
