@@ -2,6 +2,7 @@
 
 import ast
 import inspect
+import typing
 from pathlib import Path
 
 import negtemp
@@ -31,7 +32,9 @@ def test_type_stub_lists_exactly_what_the_extension_defines():
     public = {n for n in dir(_native) if not n.startswith("_")}
     assert functions | classes.keys() == public, f"stub and module disagree: {(functions | classes.keys()) ^ public}"
     for cls, declared in classes.items():
-        members = {n for n in dir(getattr(_native, cls)) if not n.startswith("_")}
+        obj = getattr(_native, cls)
+        inherited = set(dir(BaseException)) if issubclass(obj, BaseException) else set()
+        members = {n for n in dir(obj) if not n.startswith("_")} - inherited
         assert declared == members, f"{cls}: stub and module disagree on {declared ^ members}"
 
 
@@ -39,7 +42,10 @@ def test_package_ships_py_typed_and_exports_its_api():
     assert (Path(negtemp.__file__).parent / "py.typed").exists()
     for name in negtemp.__all__:
         assert hasattr(negtemp, name)
-    assert "beta" in inspect.signature(negtemp.Model.complete).parameters
+    # the sampling keywords are typed once, in SamplingOptions, for complete, sweep and generate
+    assert "beta" in typing.get_type_hints(negtemp.config.SamplingOptions)
+    for method in (negtemp.Model.complete, negtemp.Model.sweep):
+        assert inspect.signature(method).parameters["options"].annotation == "Unpack[SamplingOptions]"
 
 
 def test_every_patch_has_a_header_saying_what_why_and_how_tested():

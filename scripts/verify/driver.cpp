@@ -1,6 +1,7 @@
-// verify_driver TEMP PATH(cpu|backend) IN OUT: read float32 logits from IN,
-// write the float64 probabilities llama.cpp's temperature sampler and draw
-// assign to OUT. Built against an unpatched and a patched tree by verify_patch.py.
+// verify_driver TEMP PATH(chain|backend) IN OUT [TOP_K TOP_P MIN_P]: read float32
+// logits from IN, write to OUT the float64 probabilities negtemp's sampler chain
+// (chain.hpp: top-k, top-p, min-p, temperature, draw) assigns on that path.
+// Built against an unpatched and a patched tree by verify_patch.py.
 #include "sampler_probe.hpp"
 
 #include <cstdio>
@@ -10,11 +11,17 @@
 #include <vector>
 
 int main(int argc, char ** argv) {
-    if (argc != 5) {
-        std::fprintf(stderr, "usage: %s TEMP cpu|backend IN OUT\n", argv[0]);
+    if (argc != 5 && argc != 8) {
+        std::fprintf(stderr, "usage: %s TEMP chain|backend IN OUT [TOP_K TOP_P MIN_P]\n", argv[0]);
         return 2;
     }
-    const float temp = std::strtof(argv[1], nullptr);
+    negtemp::ChainConfig config;
+    config.temp = std::strtof(argv[1], nullptr);
+    if (argc == 8) {
+        config.top_k = std::atoi(argv[5]);
+        config.top_p = std::strtof(argv[6], nullptr);
+        config.min_p = std::strtof(argv[7], nullptr);
+    }
     const bool backend = std::strcmp(argv[2], "backend") == 0;
     std::FILE * in = std::fopen(argv[3], "rb");
     if (!in) {
@@ -29,7 +36,7 @@ int main(int argc, char ** argv) {
     std::fclose(in);
     std::vector<double> p(z.size());
     try {
-        negtemp::sampler_probs(z.data(), z.size(), temp, backend, p.data());
+        negtemp::sampler_probs(config, z.data(), z.size(), {}, backend, p.data());
     } catch (const std::exception & e) {
         std::fprintf(stderr, "verify_driver: %s\n", e.what());
         return 1;

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from . import models, reference
 from ._native import system_info
-from .errors import ModelFetchError, ModelLoadError
+from .config import SamplingConfig
+from .errors import ModelFetchError, ModelLoadError, SamplingError
 from .model import Completion, Model, generate
 from .sampling import sample_tokens, sampler_probs
 
@@ -20,6 +21,8 @@ __all__ = [
     "Model",
     "ModelFetchError",
     "ModelLoadError",
+    "SamplingConfig",
+    "SamplingError",
     "generate",
     "models",
     "reference",

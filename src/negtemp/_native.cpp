@@ -9,6 +9,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "chain.hpp"
 #include "fused_sampler.hpp"
 #include "llama.h"
 #include "sampler_probe.hpp"
@@ -52,29 +53,28 @@ std::string take_log() {
 struct ContextDeleter {
     void operator()(llama_context * c) const { llama_free(c); }
 };
-struct SamplerDeleter {
-    void operator()(llama_sampler * s) const { llama_sampler_free(s); }
-};
 using ContextPtr = std::unique_ptr<llama_context, ContextDeleter>;
-using SamplerPtr = std::unique_ptr<llama_sampler, SamplerDeleter>;
+using negtemp::ChainConfig;
+using negtemp::SamplerPtr;
 
-struct SamplingParams {
-    float temp = 0.8f;
-    uint32_t seed = 0;
-    int32_t top_k = 0;
-    float top_p = 1.0f;
-    float min_p = 0.0f;
-    float repeat_penalty = 1.0f;
-    bool backend = false;
-    bool fused = true;
-    std::map<int32_t, float> logit_bias;
+// Where a chain runs: negtemp's fused sampler (plain chain only), llama.cpp's
+// sampler chain on the CPU, or the chain's ggml graph inside the decode.
+enum class SamplerPath { Fused, Chain, Backend };
 
-    // the fused sampler covers the experiment's chain: logit bias, temperature, draw
-    bool plain_chain() const { return top_k <= 0 && top_p >= 1.0f && min_p <= 0.0f && repeat_penalty == 1.0f; }
-};
+SamplerPath parse_path(const std::string & path) {
+    if (path == "fused") {
+        return SamplerPath::Fused;
+    }
+    if (path == "chain") {
+        return SamplerPath::Chain;
+    }
+    if (path == "backend") {
+        return SamplerPath::Backend;
+    }
+    throw std::invalid_argument("path must be 'fused', 'chain' or 'backend', got '" + path + "'");
+}
 
-// One sequence's CPU-path sampler: the fused sampler for the plain chain,
-// llama.cpp's sampler chain otherwise.
+// One sequence's CPU-path sampler: the fused sampler or llama.cpp's chain.
 struct CpuSampler {
     SamplerPtr chain;
     std::unique_ptr<negtemp::FusedSampler> fused;
@@ -82,70 +82,59 @@ struct CpuSampler {
 
     llama_token sample(const float * logits, int32_t n_vocab, double & logprob) {
         if (fused) {
-            return static_cast<llama_token>(fused->sample(logits, static_cast<size_t>(n_vocab), &logprob));
+            const size_t t = fused->sample(logits, static_cast<size_t>(n_vocab), &logprob);
+            if (t == negtemp::FusedSampler::kNoToken) {
+                throw negtemp::SamplingError(negtemp::kAllMasked);
+            }
+            return static_cast<llama_token>(t);
         }
-        // run the chain ourselves (as llama_sampler_sample does) to read the chosen token's probability
-        cur.resize(n_vocab);
-        for (llama_token t = 0; t < n_vocab; ++t) {
-            cur[t] = llama_token_data{t, logits[t], 0.0f};
-        }
-        llama_token_data_array cur_p{cur.data(), cur.size(), -1, false};
-        llama_sampler_apply(chain.get(), &cur_p);
-        if (cur_p.selected < 0 || cur_p.selected >= static_cast<int64_t>(cur_p.size)) {
-            throw std::runtime_error("the sampler chain selected no token (every token masked?)");
-        }
-        const llama_token_data & chosen = cur_p.data[cur_p.selected];
-        logprob = std::log(static_cast<double>(chosen.p));
-        llama_sampler_accept(chain.get(), chosen.id);
-        return chosen.id;
+        double p = 0.0;
+        const llama_token t = negtemp::chain_sample(chain.get(), logits, n_vocab, cur, &p);
+        logprob = std::log(p);
+        return t;
     }
 };
 
-// llama.cpp's sampler chain for these parameters.
-SamplerPtr make_chain(const SamplingParams & sp, int32_t n_vocab) {
-    SamplerPtr chain(llama_sampler_chain_init(llama_sampler_chain_default_params()));
-    if (!sp.logit_bias.empty()) {
-        std::vector<llama_logit_bias> bias;
-        for (const auto & kv : sp.logit_bias) {
-            bias.push_back({kv.first, kv.second});
-        }
-        llama_sampler_chain_add(chain.get(),
-                                llama_sampler_init_logit_bias(n_vocab, static_cast<int32_t>(bias.size()), bias.data()));
-    }
-    // same order as llama.cpp's common sampling: penalties, truncations, temperature, draw
-    if (sp.repeat_penalty != 1.0f) {
-        llama_sampler_chain_add(chain.get(), llama_sampler_init_penalties(n_vocab, 64, sp.repeat_penalty, 0.0f, 0.0f));
-    }
-    if (sp.top_k > 0) {
-        llama_sampler_chain_add(chain.get(), llama_sampler_init_top_k(sp.top_k));
-    }
-    if (sp.top_p < 1.0f) {
-        llama_sampler_chain_add(chain.get(), llama_sampler_init_top_p(sp.top_p, 1));
-    }
-    if (sp.min_p > 0.0f) {
-        llama_sampler_chain_add(chain.get(), llama_sampler_init_min_p(sp.min_p, 1));
-    }
-    llama_sampler_chain_add(chain.get(), llama_sampler_init_temp(sp.temp));
-    llama_sampler_chain_add(chain.get(), llama_sampler_init_dist(sp.seed));
-    return chain;
-}
-
-// The fused sampler for the plain chain, llama.cpp's chain otherwise.
-CpuSampler make_cpu_sampler(const SamplingParams & sp, int32_t n_vocab) {
+CpuSampler make_cpu_sampler(const ChainConfig & c, SamplerPath path, int32_t n_vocab) {
     CpuSampler out;
-    if (sp.fused && sp.plain_chain()) {
+    if (path == SamplerPath::Fused) {
+        if (!c.plain()) {
+            throw std::invalid_argument(
+                "the fused sampler runs the plain chain only (logit bias, temperature, draw); "
+                "use path 'chain' for top-k/top-p/min-p/penalties");
+        }
         std::vector<float> bias;
-        if (!sp.logit_bias.empty()) {
+        if (!c.logit_bias.empty()) {
             bias.assign(n_vocab, 0.0f);
-            for (const auto & kv : sp.logit_bias) {
+            for (const auto & kv : c.logit_bias) {
                 bias[kv.first] += kv.second;
             }
         }
-        out.fused = std::make_unique<negtemp::FusedSampler>(sp.temp, std::move(bias), sp.seed);
+        out.fused = std::make_unique<negtemp::FusedSampler>(c.temp, std::move(bias), c.seed);
     } else {
-        out.chain = make_chain(sp, n_vocab);
+        out.chain = negtemp::make_chain(c, n_vocab);
     }
     return out;
+}
+
+// log p of the token the backend chain drew, from the probabilities the decode
+// copied back; SamplingError when they say every token was masked.
+double backend_logprob(llama_context * ctx, llama_token token) {
+    const float * probs = llama_get_sampled_probs_ith(ctx, -1);
+    const uint32_t n = llama_get_sampled_probs_count_ith(ctx, -1);
+    const llama_token * ids = llama_get_sampled_candidates_ith(ctx, -1);
+    if (!probs || !ids) {
+        throw std::runtime_error("the backend sampler returned no probabilities");
+    }
+    for (uint32_t i = 0; i < n; ++i) {
+        if (ids[i] == token) {
+            if (!(probs[i] > 0.0f)) {
+                break;
+            }
+            return std::log(static_cast<double>(probs[i]));
+        }
+    }
+    throw negtemp::SamplingError(negtemp::kAllMasked);
 }
 
 class Model {
@@ -260,9 +249,11 @@ public:
 
     // Returns (tokens, logprobs, step logits or None). on_piece(bytes) is called after each token.
     py::tuple generate(py::array_t<int32_t, py::array::c_style | py::array::forcecast> prompt, int32_t n_predict,
-                       const SamplingParams & sp, const std::function<void(py::bytes)> & on_piece,
-                       bool keep_logits) {
-        if (keep_logits && sp.backend) {
+                       const ChainConfig & config, const std::string & path_name,
+                       const std::function<void(py::bytes)> & on_piece, bool keep_logits) {
+        const SamplerPath path = parse_path(path_name);
+        const bool backend = path == SamplerPath::Backend;
+        if (keep_logits && backend) {
             throw std::invalid_argument("keep_logits needs the CPU path: the backend path samples inside the graph");
         }
         std::vector<llama_token> toks(prompt.data(), prompt.data() + prompt.size());
@@ -284,9 +275,9 @@ public:
         out_logprobs.reserve(n_predict);
 
         py::gil_scoped_release release;
-        SamplerPtr chain = sp.backend ? make_chain(sp, n_vocab()) : nullptr;
+        SamplerPtr chain = backend ? negtemp::make_chain(config, n_vocab()) : nullptr;
         ContextPtr ctx = make_context(need, 1, chain.get());
-        CpuSampler cpu = sp.backend ? CpuSampler{} : make_cpu_sampler(sp, n_vocab());
+        CpuSampler cpu = backend ? CpuSampler{} : make_cpu_sampler(config, path, n_vocab());
 
         llama_batch batch = llama_batch_get_one(toks.data(), static_cast<int32_t>(toks.size()));
         llama_token next = 0;
@@ -295,8 +286,9 @@ public:
                 throw std::runtime_error("llama_decode failed: " + take_log());
             }
             double logprob = NAN;
-            if (sp.backend) {
+            if (backend) {
                 next = llama_sampler_sample(chain.get(), ctx.get(), -1);
+                logprob = backend_logprob(ctx.get(), next);
             } else {
                 const float * row = llama_get_logits_ith(ctx.get(), -1);
                 if (keep_logits) {
@@ -332,20 +324,25 @@ public:
                               py::array_t<double>(out_logprobs.size(), out_logprobs.data()), logits);
     }
 
-    // One sequence per SamplingParams, decoded together in one batch a step: the
+    // One sequence per chain config, decoded together in one batch a step: the
     // prompt is evaluated once and its cache cells shared by every sequence.
-    // Returns [(tokens, logprobs)] in the order of params.
+    // Returns [(tokens, logprobs)] in the order of configs.
     py::list sweep(py::array_t<int32_t, py::array::c_style | py::array::forcecast> prompt, int32_t n_predict,
-                   const std::vector<SamplingParams> & params) {
+                   const std::vector<ChainConfig> & params, const std::vector<std::string> & paths) {
         std::vector<llama_token> toks(prompt.data(), prompt.data() + prompt.size());
         check_tokens(toks);
         const size_t k_seqs = params.size();
         if (toks.empty() || k_seqs == 0 || n_predict < 1) {
             throw std::invalid_argument("sweep needs a prompt, at least one setting and n_predict >= 1");
         }
-        for (const auto & sp : params) {
-            if (sp.backend) {
-                throw std::invalid_argument("sweep samples on the CPU path only");
+        if (paths.size() != k_seqs) {
+            throw std::invalid_argument("sweep needs one path per setting");
+        }
+        std::vector<SamplerPath> seq_paths;
+        for (const auto & p : paths) {
+            seq_paths.push_back(parse_path(p));
+            if (seq_paths.back() == SamplerPath::Backend) {
+                throw std::invalid_argument("sweep samples on the CPU paths only ('fused' or 'chain')");
             }
         }
         if (toks.size() + n_predict > n_ctx_) {
@@ -359,8 +356,8 @@ public:
             ContextPtr ctx = make_context(static_cast<uint32_t>(toks.size() + k_seqs * n_predict),
                                           static_cast<uint32_t>(k_seqs), nullptr);
             std::vector<CpuSampler> samplers;
-            for (const auto & sp : params) {
-                samplers.push_back(make_cpu_sampler(sp, nv));
+            for (size_t k = 0; k < k_seqs; ++k) {
+                samplers.push_back(make_cpu_sampler(params[k], seq_paths[k], nv));
             }
             const size_t batch_cap = std::max(toks.size(), k_seqs);
             std::unique_ptr<llama_batch, void (*)(llama_batch *)> batch(new llama_batch(llama_batch_init(
@@ -508,35 +505,55 @@ void check_logits(const Logits & logits) {
     }
 }
 
-py::array_t<double> sampler_probs(const Logits & logits, float temp, const std::string & path) {
-    check_logits(logits);
-    if (path != "cpu" && path != "backend" && path != "fused") {
-        throw std::invalid_argument("path must be 'cpu', 'backend' or 'fused', got '" + path + "'");
+std::vector<llama_token> tokens_of(const std::vector<int32_t> & history, size_t n_vocab) {
+    for (int32_t t : history) {
+        if (t < 0 || static_cast<size_t>(t) >= n_vocab) {
+            throw std::invalid_argument("history token " + std::to_string(t) + " is outside the vocabulary");
+        }
     }
+    return {history.begin(), history.end()};
+}
+
+py::array_t<double> sampler_probs(const Logits & logits, const ChainConfig & config, const std::string & path_name,
+                                  const std::vector<int32_t> & history) {
+    check_logits(logits);
+    const SamplerPath path = parse_path(path_name);
+    const size_t n = static_cast<size_t>(logits.size());
+    const std::vector<llama_token> hist = tokens_of(history, n);
     py::array_t<double> out(logits.size());
     double * dst = out.mutable_data();
-    const size_t n = static_cast<size_t>(logits.size());
     py::gil_scoped_release release;
-    if (path == "fused") {
-        negtemp::FusedSampler(temp, {}, 0).probs(logits.data(), n, dst);
+    if (path == SamplerPath::Fused) {
+        // the fused sampler's own weights, through the same entry as generation
+        CpuSampler s = make_cpu_sampler(config, path, static_cast<int32_t>(n));
+        if (!s.fused->probs(logits.data(), n, dst)) {
+            throw negtemp::SamplingError(negtemp::kAllMasked);
+        }
     } else {
-        negtemp::sampler_probs(logits.data(), n, temp, path == "backend", dst);
+        negtemp::sampler_probs(config, logits.data(), n, hist, path == SamplerPath::Backend, dst);
     }
     return out;
 }
 
-// n independent draws through the CPU path: llama.cpp's temperature sampler and draw, or the fused sampler.
-py::array_t<int32_t> sample_tokens(const Logits & logits, float temp, int64_t n_draws, uint32_t seed, bool fused) {
+// n draws through one path. Each draw starts from the same logits; the chain
+// accepts each drawn token as generation does, so penalties make the draws
+// depend on each other (the Python API refuses them here).
+py::array_t<int32_t> sample_tokens(const Logits & logits, const ChainConfig & config, const std::string & path_name,
+                                   int64_t n_draws) {
     check_logits(logits);
-    SamplingParams sp;
-    sp.temp = temp;
-    sp.seed = seed;
-    sp.fused = fused;
+    const SamplerPath path = parse_path(path_name);
     const auto n = static_cast<int32_t>(logits.size());
     py::array_t<int32_t> out(n_draws);
     int32_t * dst = out.mutable_data();
     py::gil_scoped_release release;
-    CpuSampler sampler = make_cpu_sampler(sp, n);
+    if (path == SamplerPath::Backend) {
+        negtemp::BackendChain chain(config, logits.data(), static_cast<size_t>(n), {});
+        for (int64_t k = 0; k < n_draws; ++k) {
+            dst[k] = chain.run(nullptr);
+        }
+        return out;
+    }
+    CpuSampler sampler = make_cpu_sampler(config, path, n);
     double logprob = 0.0;
     for (int64_t k = 0; k < n_draws; ++k) {
         dst[k] = sampler.sample(logits.data(), n, logprob);
@@ -552,17 +569,18 @@ PYBIND11_MODULE(_native, m) {
     llama_log_set(log_callback, nullptr);
     llama_backend_init();
 
-    py::class_<SamplingParams>(m, "SamplingParams")
+    py::register_exception<negtemp::SamplingError>(m, "SamplingError", PyExc_ValueError);
+
+    py::class_<ChainConfig>(m, "ChainConfig")
         .def(py::init<>())
-        .def_readwrite("temp", &SamplingParams::temp)
-        .def_readwrite("seed", &SamplingParams::seed)
-        .def_readwrite("top_k", &SamplingParams::top_k)
-        .def_readwrite("top_p", &SamplingParams::top_p)
-        .def_readwrite("min_p", &SamplingParams::min_p)
-        .def_readwrite("repeat_penalty", &SamplingParams::repeat_penalty)
-        .def_readwrite("backend", &SamplingParams::backend)
-        .def_readwrite("fused", &SamplingParams::fused)
-        .def_readwrite("logit_bias", &SamplingParams::logit_bias);
+        .def_readwrite("temp", &ChainConfig::temp)
+        .def_readwrite("seed", &ChainConfig::seed)
+        .def_readwrite("top_k", &ChainConfig::top_k)
+        .def_readwrite("top_p", &ChainConfig::top_p)
+        .def_readwrite("min_p", &ChainConfig::min_p)
+        .def_readwrite("repeat_penalty", &ChainConfig::repeat_penalty)
+        .def_readwrite("penalty_last_n", &ChainConfig::penalty_last_n)
+        .def_readwrite("logit_bias", &ChainConfig::logit_bias);
 
     py::class_<Model>(m, "Model")
         .def(py::init<const std::string &, uint32_t, int32_t>(), py::arg("path"), py::arg("n_ctx"), py::arg("n_threads"))
@@ -575,13 +593,12 @@ PYBIND11_MODULE(_native, m) {
         .def("token_to_piece", &Model::token_to_piece, py::arg("token"))
         .def("chat_prompt", &Model::chat_prompt, py::arg("user"))
         .def("eval_logits", &Model::eval_logits, py::arg("tokens"))
-        .def("generate", &Model::generate, py::arg("prompt"), py::arg("n_predict"), py::arg("params"),
-             py::arg("on_piece"), py::arg("keep_logits"))
-        .def("sweep", &Model::sweep, py::arg("prompt"), py::arg("n_predict"), py::arg("params"));
+        .def("generate", &Model::generate, py::arg("prompt"), py::arg("n_predict"), py::arg("config"),
+             py::arg("path"), py::arg("on_piece"), py::arg("keep_logits"))
+        .def("sweep", &Model::sweep, py::arg("prompt"), py::arg("n_predict"), py::arg("configs"), py::arg("paths"));
 
-    m.def("sampler_probs", &sampler_probs, py::arg("logits"), py::arg("temp"), py::arg("path"));
-    m.def("sample_tokens", &sample_tokens, py::arg("logits"), py::arg("temp"), py::arg("n"), py::arg("seed"),
-          py::arg("fused"));
+    m.def("sampler_probs", &sampler_probs, py::arg("logits"), py::arg("config"), py::arg("path"), py::arg("history"));
+    m.def("sample_tokens", &sample_tokens, py::arg("logits"), py::arg("config"), py::arg("path"), py::arg("n"));
     m.def(
         "ggml_type_info",
         [](int64_t t) -> py::object {

@@ -5,15 +5,16 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-class SamplingParams:
+class SamplingError(ValueError): ...
+
+class ChainConfig:
     temp: float
     seed: int
     top_k: int
     top_p: float
     min_p: float
     repeat_penalty: float
-    backend: bool
-    fused: bool
+    penalty_last_n: int
     logit_bias: dict[int, float]
     def __init__(self) -> None: ...
 
@@ -35,15 +36,18 @@ class Model:
         self,
         prompt: npt.ArrayLike,
         n_predict: int,
-        params: SamplingParams,
+        config: ChainConfig,
+        path: str,
         on_piece: Callable[[bytes], None] | None,
         keep_logits: bool,
     ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float64], npt.NDArray[np.float32] | None]: ...
     def sweep(
-        self, prompt: npt.ArrayLike, n_predict: int, params: list[SamplingParams]
+        self, prompt: npt.ArrayLike, n_predict: int, configs: list[ChainConfig], paths: list[str]
     ) -> list[tuple[npt.NDArray[np.int32], npt.NDArray[np.float64]]]: ...
 
-def sampler_probs(logits: npt.ArrayLike, temp: float, path: str) -> npt.NDArray[np.float64]: ...
-def sample_tokens(logits: npt.ArrayLike, temp: float, n: int, seed: int, fused: bool) -> npt.NDArray[np.int32]: ...
+def sampler_probs(
+    logits: npt.ArrayLike, config: ChainConfig, path: str, history: list[int]
+) -> npt.NDArray[np.float64]: ...
+def sample_tokens(logits: npt.ArrayLike, config: ChainConfig, path: str, n: int) -> npt.NDArray[np.int32]: ...
 def ggml_type_info(type: int) -> tuple[int, int] | None: ...
 def system_info() -> str: ...

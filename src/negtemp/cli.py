@@ -8,7 +8,9 @@ import sys
 
 from . import models
 from .errors import ModelFetchError, ModelLoadError
-from .model import DEFAULT_TEMP, Model
+from .config import DEFAULT_TEMP, SamplingConfig
+from .errors import SamplingError
+from .model import Model
 
 __all__ = ["main"]
 
@@ -28,18 +30,37 @@ def _parser() -> argparse.ArgumentParser:
     temp.add_argument("--temp", type=float, help=f"temperature T (default {DEFAULT_TEMP}); 0 is greedy")
     temp.add_argument("--beta", type=float, help="inverse temperature 1/T instead of --temp (-inf: anti-greedy)")
     ap.add_argument("-n", "--n-predict", type=int, default=128, help="tokens to generate (default 128)")
+    _chain_options(ap)
+    ap.add_argument("--backend-sampling", action="store_true",
+                    help="sample in the ggml graph (the GPU path in a GPU build); same as --sampler-path backend")
+    ap.add_argument("-t", "--threads", type=int, help="CPU threads (default: up to 8)")
+    ap.add_argument("-c", "--ctx-size", type=int, default=2048, help="context size in tokens (default 2048)")
+    ap.add_argument("--json", action="store_true", help="print the completion as one JSON object instead of text")
+    return ap
+
+
+def _chain_options(ap: argparse.ArgumentParser) -> None:
+    """The sampling options shared by generation and the sweep (SamplingConfig's fields)."""
     ap.add_argument("--seed", type=int, help="random seed (default: random, reported with --json)")
     ap.add_argument("--top-k", type=int, default=0, help="top-k (default 0: off)")
     ap.add_argument("--top-p", type=float, default=1.0, help="top-p (default 1.0: off)")
     ap.add_argument("--min-p", type=float, default=0.0, help="min-p (default 0.0: off)")
-    ap.add_argument("--repeat-penalty", type=float, default=1.0, help="repeat penalty (default 1.0: off)")
+    ap.add_argument("--repeat-penalty", type=float, default=1.0,
+                    help="repeat penalty (default 1.0: off); discourages repeats at T < 0 too")
+    ap.add_argument("--repeat-last-n", type=int, default=64, help="tokens the repeat penalty looks back on (64)")
     ap.add_argument("--ignore-eos", action="store_true", help="never stop at an end-of-generation token")
-    ap.add_argument("-t", "--threads", type=int, help="CPU threads (default: up to 8)")
-    ap.add_argument("-c", "--ctx-size", type=int, default=2048, help="context size in tokens (default 2048)")
-    ap.add_argument("--backend-sampling", action="store_true",
-                    help="sample in the ggml graph (the GPU path in a GPU build) instead of on the CPU")
-    ap.add_argument("--json", action="store_true", help="print the completion as one JSON object instead of text")
-    return ap
+    ap.add_argument("--sampler-path", choices=["auto", "fused", "chain", "backend"], default="auto",
+                    help="where the chain runs (default auto: the fused sampler for the plain chain, else "
+                    "llama.cpp's chain)")
+
+
+def _config(args: argparse.Namespace, **temperature: float | None) -> SamplingConfig:
+    path = "backend" if getattr(args, "backend_sampling", False) else args.sampler_path
+    return SamplingConfig(
+        **temperature, seed=args.seed, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
+        repeat_penalty=args.repeat_penalty, penalty_last_n=args.repeat_last_n, ignore_eos=args.ignore_eos,
+        path=path,
+    )
 
 
 def _pull(argv: list[str]) -> int:
@@ -66,9 +87,8 @@ def _sweep(argv: list[str]) -> int:
     values = ap.add_mutually_exclusive_group(required=True)
     values.add_argument("--temps", type=_floats, help="comma-separated temperatures, e.g. -1,-0.001,0.001,1")
     values.add_argument("--betas", type=_floats, help="comma-separated inverse temperatures")
-    ap.add_argument("-n", "--n-predict", type=int, default=64)
-    ap.add_argument("--seed", type=int)
-    ap.add_argument("--ignore-eos", action="store_true")
+    ap.add_argument("-n", "--n-predict", type=int, default=64, help="tokens per temperature (default 64)")
+    _chain_options(ap)
     ap.add_argument("-t", "--threads", type=int)
     ap.add_argument("-c", "--ctx-size", type=int, default=2048)
     ap.add_argument("--json", action="store_true", help="print one JSON object per line")
@@ -82,12 +102,12 @@ def _sweep(argv: list[str]) -> int:
     args = ap.parse_args(joined)
     with Model(args.model, n_ctx=args.ctx_size, n_threads=args.threads) as model:
         runs = model.sweep(args.prompt, args.temps, betas=args.betas, n_predict=args.n_predict,
-                           seed=args.seed, ignore_eos=args.ignore_eos)
+                           config=_config(args, beta=0.0))
     for c in runs:
         if args.json:
             print(json.dumps(c.to_dict(), ensure_ascii=False))
         else:
-            label = f"T={c.settings['temp']:g}" if c.settings["temp"] is not None else f"beta={c.settings['beta']:g}"
+            label = f"T={c.config.temp:g}" if c.config.temp is not None else f"beta={c.config.beta:g}"
             print(f"{label}\t{c.text!r}")
     return 0
 
@@ -127,10 +147,9 @@ def main(argv: list[str] | None = None) -> int:
                 sys.stdout.write(s)
                 sys.stdout.flush()
 
+            temperature = {"temp": args.temp} if args.beta is None else {"beta": args.beta}
             c = model.complete(
-                prompt, args.temp, beta=args.beta, n_predict=args.n_predict, seed=args.seed,
-                top_k=args.top_k, top_p=args.top_p, min_p=args.min_p, repeat_penalty=args.repeat_penalty,
-                ignore_eos=args.ignore_eos, backend_sampling=args.backend_sampling,
+                prompt, config=_config(args, **temperature), n_predict=args.n_predict,
                 on_text=None if args.json else stream,
             )
         if args.json:
@@ -141,6 +160,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nnegtemp: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, OSError, ModelLoadError, ModelFetchError) as e:
+    except (ValueError, TypeError, OSError, ModelLoadError, ModelFetchError, SamplingError) as e:
         print(f"negtemp: error: {e}", file=sys.stderr)
         return 2

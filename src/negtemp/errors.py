@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from ._native import SamplingError
 from .models import ModelFetchError
 
-__all__ = ["ModelLoadError", "ModelFetchError"]
+__all__ = ["ModelLoadError", "ModelFetchError", "SamplingError"]
 
 
 class ModelLoadError(RuntimeError):

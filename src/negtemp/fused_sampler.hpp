@@ -53,6 +53,7 @@ inline float exp_nonpositive(float x) {
 
 struct FusedSampler {
     static constexpr size_t kBlock = 256;
+    static constexpr size_t kNoToken = SIZE_MAX;  // sample() when every token is masked
 
     float temp;
     std::vector<float> bias;  // empty, or one additive bias per token
@@ -75,10 +76,10 @@ struct FusedSampler {
             z = biased.data();
         }
         if (temp == 0.0f) {
-            // llama.cpp's greedy: the first maximum, by the same comparison
-            size_t best = 0;
-            for (size_t i = 1; i < n; ++i) {
-                if (z[i] > z[best]) {
+            // llama.cpp's greedy: the first maximum among unmasked logits, by the same comparison
+            size_t best = kNoToken;
+            for (size_t i = 0; i < n; ++i) {
+                if (std::fabs(z[i]) <= FLT_MAX && (best == kNoToken || z[i] > z[best])) {
                     best = i;
                 }
             }
@@ -117,19 +118,20 @@ struct FusedSampler {
         return sum;
     }
 
-    // One draw; *logprob gets the log-probability of the chosen token.
+    // One draw; *logprob gets the log-probability of the chosen token. kNoToken
+    // when every token is masked.
     size_t sample(const float * z, size_t n, double * logprob) {
         std::uniform_real_distribution<double> dist(0.0, 1.0);
         size_t greedy = 0;
         const double sum = weigh(z, n, &greedy);
         const double u = dist(rng);  // drawn for greedy too, as llama.cpp's dist does
         if (sum < 0.0) {
-            *logprob = 0.0;
+            *logprob = greedy == kNoToken ? NAN : 0.0;
             return greedy;
         }
         if (!(sum > 0.0)) {
-            *logprob = NAN;  // every token masked: nothing can be drawn
-            return 0;
+            *logprob = NAN;
+            return kNoToken;
         }
         const double target = sum * u;
         const size_t n_blocks = block_sum.size();
@@ -160,12 +162,17 @@ struct FusedSampler {
         return chosen;
     }
 
-    void probs(const float * z, size_t n, double * out) {
+    // Every token's probability; false (and out untouched) when every token is masked.
+    bool probs(const float * z, size_t n, double * out) {
         size_t greedy = 0;
         const double sum = weigh(z, n, &greedy);
+        if (sum < 0.0 ? greedy == kNoToken : !(sum > 0.0)) {
+            return false;
+        }
         for (size_t i = 0; i < n; ++i) {
             out[i] = sum < 0.0 ? (i == greedy ? 1.0 : 0.0) : w[i] / sum;
         }
+        return true;
     }
 };
 

@@ -5,25 +5,25 @@ from __future__ import annotations
 import codecs
 import math
 import os
-import secrets
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 from . import _native
 from .errors import ModelLoadError
 from .gguf_check import check_gguf
 from .models import resolve
-from .sampling import native_temp
+from .config import SamplingConfig, SamplingOptions, make_config
 
 __all__ = ["Model", "Completion", "generate"]
 
-DEFAULT_TEMP = 0.8
-_MAX_SEED = 2**32 - 2  # 2**32 - 1 is llama.cpp's "pick a random seed"
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class Completion:
     tokens: np.ndarray
     prompt_tokens: np.ndarray
     logprobs: np.ndarray
+    config: SamplingConfig
     settings: dict[str, Any] = field(default_factory=dict)
     step_logits: np.ndarray | None = None
 
@@ -50,13 +51,6 @@ class Completion:
             "logprobs": [float(x) if math.isfinite(x) else None for x in self.logprobs],
             **settings,
         }
-
-
-def _check_range(name: str, value: float, lo: float, hi: float) -> float:
-    v = float(value)
-    if not (lo <= v <= hi):
-        raise ValueError(f"{name} must be in [{lo}, {hi}], got {value!r}")
-    return v
 
 
 class Model:
@@ -158,41 +152,30 @@ class Model:
         prompt: str | bytes,
         temp: float | None = None,
         *,
-        beta: float | None = None,
+        config: SamplingConfig | None = None,
         n_predict: int = 128,
-        seed: int | None = None,
-        top_k: int = 0,
-        top_p: float = 1.0,
-        min_p: float = 0.0,
-        repeat_penalty: float = 1.0,
-        logit_bias: Mapping[int, float] | None = None,
-        ignore_eos: bool = False,
-        backend_sampling: bool = False,
         on_text: Callable[[str], None] | None = None,
         keep_logits: bool = False,
-        fused: bool = True,
+        **options: Unpack[SamplingOptions],
     ) -> Completion:
         """Sample a continuation of prompt.
 
-        The chain is llama.cpp's: logit bias, then repeat penalty, top-k,
-        top-p and min-p (each only when changed from its neutral value),
-        then temperature and the random draw. ``temp`` defaults to 0.8; give
-        ``beta`` (= 1/T) instead to reach beta = -inf (anti-greedy) or 0
-        (uniform). A seed of None picks one at random and records it.
-        ``on_text`` receives the text as it is generated. ``keep_logits``
-        (CPU path only) keeps the raw logits each token was sampled from in
-        ``Completion.step_logits`` (float32, one row per generated token).
-        On the CPU path the plain chain (logit bias, temperature, draw) runs
-        negtemp's fused sampler: the same distribution and random stream as
-        llama.cpp's chain (so the same tokens for a seed, up to rounding at
-        cumulative boundaries), about 20 times faster; ``fused=False`` forces
-        the chain.
+        The sampling settings are ``config`` (a negtemp.SamplingConfig) or the
+        same as keyword arguments: ``temp`` (default 0.8) or ``beta`` (= 1/T,
+        to reach beta = -inf, anti-greedy, or 0, uniform), ``seed`` (None picks
+        one and records it), ``top_k``, ``top_p``, ``min_p``,
+        ``repeat_penalty``, ``penalty_last_n``, ``logit_bias``, ``ignore_eos``
+        and ``path`` ("auto", "fused", "chain", "backend"; the older
+        ``backend_sampling=True`` and ``fused=False`` still work). README
+        "Semantics" defines every chain at every T. ``on_text`` receives the
+        text as it is generated. ``keep_logits`` (CPU paths) keeps the raw
+        logits each token was sampled from in ``Completion.step_logits``.
+        Raises negtemp.SamplingError (a ValueError) if a step has every token masked.
         """
-        params, settings = self._sampling(
-            temp, beta, seed, top_k, top_p, min_p, repeat_penalty, logit_bias, ignore_eos, backend_sampling, fused
-        )
+        cfg = make_config(temp, config, dict(options)).resolved()
+        native = cfg.native(self.eog_tokens)
+        self._check_bias(cfg)
         prompt_tokens = self._prompt_tokens(prompt, n_predict)
-        settings["n_predict"] = int(n_predict)
 
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         pieces: list[str] = []
@@ -206,7 +189,7 @@ class Model:
 
         with self._lock:
             tokens, logprobs, step_logits = self._handle().generate(
-                prompt_tokens, int(n_predict), params, on_piece, bool(keep_logits)
+                prompt_tokens, int(n_predict), native, cfg.path, on_piece, bool(keep_logits)
             )
         tail = decoder.decode(b"", final=True)
         if tail:
@@ -214,7 +197,9 @@ class Model:
             if on_text is not None:
                 on_text(tail)
 
-        return Completion("".join(pieces), tokens, prompt_tokens, logprobs, settings, step_logits)
+        return Completion(
+            "".join(pieces), tokens, prompt_tokens, logprobs, cfg, self._settings(cfg, n_predict), step_logits
+        )
 
     def sweep(
         self,
@@ -223,44 +208,49 @@ class Model:
         *,
         betas: Sequence[float] | None = None,
         n_predict: int = 128,
-        seed: int | None = None,
-        top_k: int = 0,
-        top_p: float = 1.0,
-        min_p: float = 0.0,
-        repeat_penalty: float = 1.0,
-        logit_bias: Mapping[int, float] | None = None,
-        ignore_eos: bool = False,
-        fused: bool = True,
+        config: SamplingConfig | None = None,
+        **options: Unpack[SamplingOptions],
     ) -> list[Completion]:
         """One completion per temperature (or beta), decoded together in one batch.
 
         The prompt is evaluated once and its KV cache shared; each sequence is
-        sampled at its own temperature with the same seed (CPU path). Logits of
-        a batched decode can differ from a single-sequence decode in the last
-        bits, so a sweep matches complete() exactly only where sampling is sharp.
+        sampled at its own temperature with the same seed and the other settings
+        of ``config`` or the keyword arguments (CPU paths). Logits of a batched
+        decode can differ from a single-sequence decode in the last bits, so a
+        sweep matches complete() exactly only where sampling is sharp.
         """
         if (temps is None) == (betas is None):
             raise TypeError("give exactly one of temps= and betas=")
         values = list(temps if temps is not None else betas)  # type: ignore[arg-type]
         if not values:
             raise ValueError("the sweep needs at least one temperature")
-        if seed is None:
-            seed = secrets.randbelow(_MAX_SEED + 1)
-        runs = [
-            self._sampling(
-                v if temps is not None else None, v if betas is not None else None, seed, top_k, top_p, min_p,
-                repeat_penalty, logit_bias, ignore_eos, False, fused,
-            )
+        base = make_config(None, config, dict(options))
+        if base.path == "backend":
+            raise ValueError("sweep samples on the CPU paths only ('auto', 'fused' or 'chain')")
+        base = replace(base, seed=base.resolved().seed)
+        configs = [
+            replace(base, temp=v, beta=None) if temps is not None else replace(base, temp=None, beta=v)
             for v in values
         ]
+        configs = [c.resolved() for c in configs]
+        self._check_bias(base)
         prompt_tokens = self._prompt_tokens(prompt, n_predict)
         with self._lock:
-            results = self._handle().sweep(prompt_tokens, int(n_predict), [p for p, _ in runs])
-        out = []
-        for (tokens, logprobs), (_, settings) in zip(results, runs):
-            settings["n_predict"] = int(n_predict)
-            out.append(Completion(self.detokenize(tokens), tokens, prompt_tokens, logprobs, settings))
-        return out
+            results = self._handle().sweep(
+                prompt_tokens, int(n_predict), [c.native(self.eog_tokens) for c in configs], [c.path for c in configs]
+            )
+        return [
+            Completion(self.detokenize(tokens), tokens, prompt_tokens, logprobs, c, self._settings(c, n_predict))
+            for (tokens, logprobs), c in zip(results, configs)
+        ]
+
+    def _check_bias(self, config: SamplingConfig) -> None:
+        for tok in config.logit_bias:
+            if not 0 <= tok < self.n_vocab:
+                raise ValueError(f"logit_bias token {tok} is outside the vocabulary [0, {self.n_vocab})")
+
+    def _settings(self, config: SamplingConfig, n_predict: int) -> dict[str, Any]:
+        return {"model": str(self.path), **config.to_dict(), "n_predict": int(n_predict)}
 
     def _prompt_tokens(self, prompt: str | bytes, n_predict: int) -> np.ndarray:
         if int(n_predict) < 1:
@@ -275,69 +265,8 @@ class Model:
             )
         return tokens
 
-    def _sampling(
-        self,
-        temp: float | None,
-        beta: float | None,
-        seed: int | None,
-        top_k: int,
-        top_p: float,
-        min_p: float,
-        repeat_penalty: float,
-        logit_bias: Mapping[int, float] | None,
-        ignore_eos: bool,
-        backend: bool,
-        fused: bool,
-    ) -> tuple[_native.SamplingParams, dict[str, Any]]:
-        """Validated native sampling parameters and the settings to report with them."""
-        if temp is None and beta is None:
-            temp = DEFAULT_TEMP
-        b, t_native = native_temp(temp, beta)
-        if int(top_k) < 0:
-            raise ValueError(f"top_k must be >= 0 (0 = off), got {top_k}")
-        top_p = _check_range("top_p", top_p, 0.0, 1.0)
-        min_p = _check_range("min_p", min_p, 0.0, 1.0)
-        if not (repeat_penalty > 0 and math.isfinite(repeat_penalty)):
-            raise ValueError(f"repeat_penalty must be a positive finite number, got {repeat_penalty}")
-        if seed is None:
-            seed = secrets.randbelow(_MAX_SEED + 1)
-        if not (0 <= int(seed) <= _MAX_SEED):
-            raise ValueError(f"seed must be in [0, {_MAX_SEED}], got {seed}")
-        bias: dict[int, float] = {}
-        for tok, val in (logit_bias or {}).items():
-            if not (0 <= int(tok) < self.n_vocab):
-                raise ValueError(f"logit_bias token {tok} is outside the vocabulary [0, {self.n_vocab})")
-            bias[int(tok)] = float(val)
-        if ignore_eos:
-            bias.update({t: -math.inf for t in self.eog_tokens})
-
-        params = _native.SamplingParams()
-        params.temp = t_native
-        params.seed = int(seed)
-        params.top_k = int(top_k)
-        params.top_p = top_p
-        params.min_p = min_p
-        params.repeat_penalty = float(repeat_penalty)
-        params.backend = bool(backend)
-        params.fused = bool(fused)
-        params.logit_bias = bias
-        settings: dict[str, Any] = {
-            "model": str(self.path),
-            "temp": None if temp is None else float(temp),
-            "beta": b,
-            "seed": int(seed),
-            "top_k": int(top_k),
-            "top_p": top_p,
-            "min_p": min_p,
-            "repeat_penalty": float(repeat_penalty),
-            "logit_bias": {str(k): v for k, v in (logit_bias or {}).items()},
-            "ignore_eos": bool(ignore_eos),
-            "backend_sampling": bool(backend),
-        }
-        return params, settings
-
     def generate(self, prompt: str | bytes, temp: float | None = None, **kwargs: Any) -> str:
-        """Like complete(), returning only the text."""
+        """Like complete() (same arguments), returning only the text."""
         return self.complete(prompt, temp, **kwargs).text
 
 

@@ -1,15 +1,20 @@
-// The probabilities llama.cpp's temperature sampler, followed by its draw,
-// assigns to a vector of logits, on either sampling path. Shared by the
-// extension (negtemp.sampler_probs) and scripts/verify_driver.cpp, which runs
-// it against an unpatched llama.cpp too. Header-only, llama.h's public API
-// plus ggml's CPU compute.
+// negtemp's sampler chain (chain.hpp) run on a caller's logits, on either
+// sampling path: the probabilities it assigns to every token, and its random
+// draws. The CPU path runs llama.cpp's samplers on a candidate array; the
+// backend path builds the chain's ggml graph, as a decode does, and computes it
+// on ggml's CPU backend (the same graph a GPU build runs on the GPU). Shared by
+// the extension and scripts/verify/driver.cpp.
 #pragma once
 
+#include "chain.hpp"
+#include "ggml-alloc.h"
+#include "ggml-backend.h"
 #include "ggml-cpu.h"
 #include "ggml.h"
 #include "llama.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
@@ -17,56 +22,134 @@
 
 namespace negtemp {
 
-// CPU path: the sampler chain's own arrays. Backend path: the sampler's ggml
-// graph computed on the CPU backend, then ggml's softmax as the backend draw does.
-inline void sampler_probs(const float * logits, size_t n, float temp, bool backend, double * dst) {
-    std::unique_ptr<llama_sampler, decltype(&llama_sampler_free)> temp_s(llama_sampler_init_temp(temp),
-                                                                         llama_sampler_free);
-    if (!backend) {
-        std::vector<llama_token_data> cur(n);
-        for (size_t i = 0; i < n; ++i) {
-            cur[i] = llama_token_data{static_cast<llama_token>(i), logits[i], 0.0f};
+// CPU path: the p each token ends with after the chain, 0 for tokens a filter
+// removed. history: tokens accepted before (what penalties look back on).
+inline void chain_probs(const ChainConfig & c, const float * logits, size_t n, const std::vector<llama_token> & history,
+                        double * dst) {
+    SamplerPtr chain = make_chain(c, static_cast<int32_t>(n));
+    for (llama_token t : history) {
+        llama_sampler_accept(chain.get(), t);
+    }
+    std::vector<llama_token_data> cur(n);
+    for (size_t i = 0; i < n; ++i) {
+        cur[i] = llama_token_data{static_cast<llama_token>(i), logits[i], 0.0f};
+    }
+    llama_token_data_array cur_p{cur.data(), n, -1, false};
+    llama_sampler_apply(chain.get(), &cur_p);
+    if (cur_p.selected < 0) {
+        throw SamplingError(kAllMasked);
+    }
+    std::fill(dst, dst + n, 0.0);
+    for (size_t i = 0; i < cur_p.size; ++i) {
+        dst[cur_p.data[i].id] = cur_p.data[i].p;
+    }
+}
+
+// Backend path: the chain's graph over one logits vector, allocated on ggml's
+// CPU backend. Each run() draws a fresh uniform, as each decode does.
+class BackendChain {
+public:
+    BackendChain(const ChainConfig & c, const float * logits, size_t n, const std::vector<llama_token> & history)
+        : n_(n), chain_(make_chain(c, static_cast<int32_t>(n))), backend_(ggml_backend_cpu_init()) {
+        if (!backend_) {
+            throw std::runtime_error("could not start ggml's CPU backend");
         }
-        std::unique_ptr<llama_sampler, decltype(&llama_sampler_free)> dist(llama_sampler_init_dist(0),
-                                                                           llama_sampler_free);
-        llama_token_data_array cur_p{cur.data(), n, -1, false};
-        llama_sampler_apply(temp_s.get(), &cur_p);
-        llama_sampler_apply(dist.get(), &cur_p);
-        for (size_t i = 0; i < n; ++i) {
-            dst[cur[i].id] = cur[i].p;
+        ggml_backend_cpu_set_n_threads(backend_.get(), 1);
+        llama_sampler * s = chain_.get();
+        if (!s->iface->backend_init(s, ggml_backend_get_default_buffer_type(backend_.get()), 1)) {
+            throw std::runtime_error("a sampler in this chain has no backend implementation");
         }
-        return;
-    }
-    ggml_init_params ip{};
-    ip.mem_size = 32 * n * sizeof(float) + ggml_graph_overhead() + (1 << 20);
-    ip.no_alloc = false;
-    std::unique_ptr<ggml_context, decltype(&ggml_free)> ctx(ggml_init(ip), ggml_free);
-    if (!ctx) {
-        throw std::runtime_error("could not allocate a ggml context for the backend sampler");
-    }
-    ggml_tensor * t = ggml_new_tensor_1d(ctx.get(), GGML_TYPE_F32, static_cast<int64_t>(n));
-    std::copy(logits, logits + n, static_cast<float *>(t->data));
-    ggml_cgraph * gf = ggml_new_graph(ctx.get());
-    llama_sampler_data data{t, nullptr, nullptr, nullptr};
-    temp_s->iface->backend_apply(temp_s.get(), ctx.get(), gf, &data);
-    ggml_tensor * probs = ggml_soft_max(ctx.get(), ggml_reshape_1d(ctx.get(), data.logits, ggml_nelements(data.logits)));
-    ggml_build_forward_expand(gf, probs);
-    if (data.candidates) {
-        ggml_build_forward_expand(gf, data.candidates);
-    }
-    if (ggml_graph_compute_with_ctx(ctx.get(), gf, 1) != GGML_STATUS_SUCCESS) {
-        throw std::runtime_error("the backend sampler graph failed to compute");
-    }
-    // a sampler may shrink the logits to a candidate list (greedy keeps one)
-    const float * p = static_cast<const float *>(probs->data);
-    if (data.candidates) {
-        std::fill(dst, dst + n, 0.0);
-        const auto * ids = static_cast<const int32_t *>(data.candidates->data);
-        for (int64_t k = 0; k < ggml_nelements(probs); ++k) {
-            dst[ids[k]] = p[k];
+        for (llama_token t : history) {
+            llama_sampler_accept(s, t);
         }
+        ggml_init_params ip{};
+        ip.mem_size = GGML_DEFAULT_GRAPH_SIZE * ggml_tensor_overhead() + ggml_graph_overhead();
+        ip.no_alloc = true;
+        ctx_.reset(ggml_init(ip));
+        if (!ctx_) {
+            throw std::runtime_error("could not allocate a ggml context for the backend sampler");
+        }
+        graph_ = ggml_new_graph(ctx_.get());
+        ggml_tensor * in = ggml_new_tensor_1d(ctx_.get(), GGML_TYPE_F32, static_cast<int64_t>(n));
+        ggml_set_input(in);
+        data_ = llama_sampler_data{in, nullptr, nullptr, nullptr};
+        s->iface->backend_apply(s, ctx_.get(), graph_, &data_);
+        for (ggml_tensor * t : {data_.probs, data_.sampled, data_.candidates}) {
+            if (t) {
+                ggml_set_output(t);
+                ggml_build_forward_expand(graph_, t);
+            }
+        }
+        buffer_.reset(ggml_backend_alloc_ctx_tensors(ctx_.get(), backend_.get()));
+        if (!buffer_) {
+            throw std::runtime_error("could not allocate the backend sampler graph");
+        }
+        ggml_backend_tensor_set(in, logits, 0, n * sizeof(float));
+    }
+
+    // One computation of the graph: the sampled token, and (when probs is not
+    // null) every token's probability, 0 for tokens a filter removed.
+    llama_token run(double * probs) {
+        llama_sampler * s = chain_.get();
+        s->iface->backend_set_input(s);
+        if (ggml_backend_graph_compute(backend_.get(), graph_) != GGML_STATUS_SUCCESS) {
+            throw std::runtime_error("the backend sampler graph failed to compute");
+        }
+        const int64_t k = ggml_nelements(data_.probs);
+        p_.resize(k);
+        ggml_backend_tensor_get(data_.probs, p_.data(), 0, k * sizeof(float));
+        ids_.resize(k);
+        if (data_.candidates) {
+            ggml_backend_tensor_get(data_.candidates, ids_.data(), 0, k * sizeof(int32_t));
+        } else {
+            for (int64_t i = 0; i < k; ++i) {
+                ids_[i] = static_cast<int32_t>(i);
+            }
+        }
+        int32_t token = 0;
+        ggml_backend_tensor_get(data_.sampled, &token, 0, sizeof(token));
+        const auto it = std::find(ids_.begin(), ids_.end(), token);
+        if (it == ids_.end() || !(p_[it - ids_.begin()] > 0.0f)) {
+            throw SamplingError(kAllMasked);
+        }
+        if (probs) {
+            std::fill(probs, probs + n_, 0.0);
+            for (int64_t i = 0; i < k; ++i) {
+                probs[ids_[i]] = p_[i];
+            }
+        }
+        return token;
+    }
+
+private:
+    struct BackendFree {
+        void operator()(ggml_backend_t b) const { ggml_backend_free(b); }
+    };
+    struct BufferFree {
+        void operator()(ggml_backend_buffer_t b) const { ggml_backend_buffer_free(b); }
+    };
+    struct ContextFree {
+        void operator()(ggml_context * c) const { ggml_free(c); }
+    };
+
+    size_t n_;
+    SamplerPtr chain_;
+    std::unique_ptr<ggml_backend, BackendFree> backend_;
+    std::unique_ptr<ggml_context, ContextFree> ctx_;
+    std::unique_ptr<ggml_backend_buffer, BufferFree> buffer_;
+    ggml_cgraph * graph_ = nullptr;
+    llama_sampler_data data_{};
+    std::vector<float> p_;
+    std::vector<int32_t> ids_;
+};
+
+// Either path's probabilities for one logits vector.
+inline void sampler_probs(const ChainConfig & c, const float * logits, size_t n, const std::vector<llama_token> & history,
+                          bool backend, double * dst) {
+    if (backend) {
+        BackendChain(c, logits, n, history).run(dst);
     } else {
-        std::copy(p, p + n, dst);
+        chain_probs(c, logits, n, history, dst);
     }
 }
 

@@ -1,81 +1,79 @@
-"""llama.cpp's own sampler, run on a caller's logits: the check that the patch
-implements negtemp.reference exactly, on either sampling path."""
+"""llama.cpp's own sampler chain, run on a caller's logits: the check that the
+patched tree implements negtemp.reference exactly, on every sampling path."""
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from . import _native
-from .reference import resolve_beta
+from .config import SamplingConfig, make_config
 
-__all__ = ["native_temp", "sampler_probs", "sample_tokens"]
-
-# llama.cpp keeps T = -0.0 greedy, so beta = -inf (anti-greedy) is passed as
-# the smallest normal float32 below zero: (z - z_min) / T is then -inf, or
-# underflows to p = 0, for every logit above the minimum.
-_ANTI_GREEDY_TEMP = -1.1754943508222875e-38
-_PATHS = ("cpu", "backend", "fused")
-
-
-def native_temp(temp: float | None, beta: float | None) -> tuple[float, float]:
-    """(beta, the float temperature handed to llama.cpp) for a temp or beta argument."""
-    b = resolve_beta(temp, beta)
-    if b == math.inf:
-        return b, 0.0
-    if b == -math.inf:
-        return b, _ANTI_GREEDY_TEMP
-    if b == 0.0:
-        return b, math.inf
-    return b, 1.0 / b
+__all__ = ["sampler_probs", "sample_tokens"]
 
 
 def _logits(logits: npt.ArrayLike) -> np.ndarray:
     z = np.ascontiguousarray(logits, dtype=np.float32)
     if z.ndim != 1 or z.size == 0:
         raise ValueError("logits must be a non-empty 1-D array")
-    if not np.isfinite(z).any():
-        raise ValueError("every logit is masked (-inf or non-finite): there is nothing to sample")
     return z
 
 
-def sampler_probs(
-    logits: npt.ArrayLike, temp: float | None = None, *, beta: float | None = None, path: str = "cpu"
-) -> np.ndarray:
-    """The probabilities llama.cpp's temperature sampler and draw assign to each logit.
+def _path(config: SamplingConfig, path: str | None) -> str:
+    """The path that runs: path= wins over config.path; "cpu" is the older name of "chain"."""
+    p = "chain" if path == "cpu" else (path or config.path)
+    return replace(config, path=p).resolved().path  # type: ignore[arg-type]
 
-    path="cpu" runs the sampler chain; path="backend" computes the sampler's
-    ggml graph (the GPU path in a GPU build) on the CPU backend; path="fused"
-    runs negtemp's fused sampler, which generation uses for the plain chain.
+
+def sampler_probs(
+    logits: npt.ArrayLike,
+    temp: float | None = None,
+    *,
+    config: SamplingConfig | None = None,
+    path: str | None = None,
+    history: Sequence[int] = (),
+    **options: Any,
+) -> np.ndarray:
+    """The probability every token has after the sampler chain, from llama.cpp's own samplers.
+
+    The chain is ``config`` (a SamplingConfig) or built from ``temp`` and the
+    keyword arguments of SamplingConfig (beta=, top_k=, top_p=, min_p=,
+    repeat_penalty=, logit_bias=). ``path``: "chain" (llama.cpp's chain on
+    the CPU; "cpu" is accepted too), "backend" (the chain's ggml graph,
+    computed on ggml's CPU backend), "fused" (negtemp's fused sampler, plain
+    chain only); default: the config's path, "auto" picking fused or chain.
+    ``history``: tokens accepted before, for the repeat penalty. Raises
+    negtemp.SamplingError (a ValueError) when every token is masked.
     """
-    if path not in _PATHS:
-        raise ValueError(f"path must be one of {_PATHS}, got {path!r}")
-    _, t = native_temp(temp, beta)
-    return _native.sampler_probs(_logits(logits), t, path)
+    cfg = make_config(temp, config, options)
+    return _native.sampler_probs(_logits(logits), cfg.resolved().native(), _path(cfg, path), [int(t) for t in history])
 
 
 def sample_tokens(
     logits: npt.ArrayLike,
     temp: float | None = None,
     *,
-    beta: float | None = None,
     n: int,
     seed: int,
-    path: str = "cpu",
+    config: SamplingConfig | None = None,
+    path: str | None = None,
+    **options: Any,
 ) -> np.ndarray:
-    """n independent draws (token indices, int32) through llama.cpp's temperature sampler and draw.
+    """n independent draws (token indices, int32) through the chain on one logits vector.
 
-    path="cpu" (llama.cpp's chain) or "fused" (negtemp's fused sampler; the
-    same seed gives the same draws). The backend draw runs only inside a
-    decode: generate with Model.complete(..., backend_sampling=True) to use it.
+    ``path`` as in sampler_probs; "backend" computes the chain's ggml graph
+    once per draw, with a fresh uniform each time, as each decode does. The
+    same seed gives the same draws. Penalties are refused: they make each draw
+    depend on the ones before.
     """
-    if path not in ("cpu", "fused"):
-        raise ValueError("sample_tokens runs path='cpu' or 'fused'; the backend draw runs inside Model.complete")
+    cfg = replace(make_config(temp, config, options), seed=int(seed))
+    if cfg.repeat_penalty != 1.0:
+        raise ValueError("sample_tokens draws independently; a repeat penalty would chain the draws "
+                         "(use sampler_probs(..., history=...) for penalties)")
     if int(n) < 1:
         raise ValueError(f"n must be >= 1, got {n}")
-    if not (0 <= int(seed) < 2**32 - 1):
-        raise ValueError(f"seed must be in [0, 2**32 - 2], got {seed}")
-    _, t = native_temp(temp, beta)
-    return _native.sample_tokens(_logits(logits), t, int(n), int(seed), path == "fused")
+    return _native.sample_tokens(_logits(logits), cfg.resolved().native(), _path(cfg, path), int(n))
