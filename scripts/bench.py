@@ -96,7 +96,7 @@ def sampler_table(reps: int) -> dict[int, dict[str, float]]:
         draws = 100
         row = {
             "fused": median_time(lambda: negtemp.sample_tokens(z, -1.0, n=draws, seed=1, path="fused"), reps) / draws,
-            "chain": median_time(lambda: negtemp.sample_tokens(z, -1.0, n=draws, seed=1, path="cpu"), reps) / draws,
+            "chain": median_time(lambda: negtemp.sample_tokens(z, -1.0, n=draws, seed=1, path="chain"), reps) / draws,
             "backend": median_time(lambda: negtemp.sampler_probs(z, -1.0, path="backend"), reps),
             "numpy": median_time(lambda: rng.choice(n, p=reference.probs(z, -1.0)), reps),
         }
@@ -168,8 +168,8 @@ def generate_table(models: list[str], tools: dict[str, Path], threads: int, reps
 
             measures = {
                 "fused": ours,
-                "chain": lambda: ours(fused=False),
-                "backend": lambda: ours(backend_sampling=True),
+                "chain": lambda: ours(path="chain"),
+                "backend": lambda: ours(path="backend"),
                 "llama-bench": lambda: llama_bench(tools["llama-bench"], path, threads, n),
                 "cli": cli,
             }

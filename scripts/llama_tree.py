@@ -130,13 +130,13 @@ def series_digest(patches: list[Path]) -> str:
     return h.hexdigest()
 
 
-def apply_series(tree: Path, patches: list[Path], *, check_only: bool = False) -> None:
+def apply_series(tree: Path, patches: list[Path]) -> None:
     """git apply each patch in order; stop at the first that does not apply, naming it."""
     # Inside another repository (a build dir under our checkout) git apply would
     # resolve paths against that repository and silently skip every file.
     env = dict(os.environ, GIT_CEILING_DIRECTORIES=str(tree.parent))
     for p in patches:
-        args = ["git", "apply", "--verbose"] + (["--check"] if check_only else []) + [str(p)]
+        args = ["git", "apply", "--verbose", str(p)]
         res = subprocess.run(args, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if res.returncode != 0 or "Skipped patch" in res.stdout:
             raise TreeError(f"patch {p.name} does not apply to {tree}:\n{res.stdout.strip()}")

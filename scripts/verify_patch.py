@@ -4,7 +4,9 @@
   (b) unpatched, llama.cpp turns T < 0 into greedy argmax: the reason the patch exists;
   (c) patched, both sampling paths match negtemp.reference;
   (d) patched, llama.cpp's own llama-completion takes --temp -0.001 and draws
-      the same text as negtemp for the same seed and chain (temperature + dist).
+      the same text as negtemp for the same seed and chain (temperature + dist);
+  (e) chains with top-k/top-p/min-p: unpatched, T < 0 with top-k is greedy (the
+      most likely token); patched, both paths match negtemp.reference.
 
 Each tree is built (the llama/ggml libraries and a small driver only) under
 build/verify/; llama-completion is built by scripts/llama_tools.py. With --llama-cpp-python-version X it checks the llama.cpp that
@@ -15,6 +17,7 @@ Needs negtemp installed (for negtemp.reference) and cmake.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import subprocess
 import sys
 import tempfile
@@ -43,12 +46,47 @@ def build_driver(llama_dir: Path, build_dir: Path) -> Path:
     return build_dir / "verify_driver"
 
 
-def driver_probs(driver: Path, z: np.ndarray, temp: float, path: str) -> np.ndarray:
+def driver_probs(driver: Path, z: np.ndarray, temp: float, path: str, filters: tuple = ()) -> np.ndarray:
+    """filters: () or (top_k, top_p, min_p)."""
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "z.f32", Path(tmp) / "p.f64"
         z.astype(np.float32).tofile(src)
-        subprocess.run([str(driver), repr(temp), path, str(src), str(dst)], check=True)
+        subprocess.run([str(driver), repr(temp), path, str(src), str(dst), *map(str, filters)], check=True)
         return np.fromfile(dst, dtype=np.float64)
+
+
+# (top_k, top_p, min_p): the issue's examples and llama.cpp's defaults
+CHAINS = [(50, 1.0, 0.0), (7, 1.0, 0.0), (0, 0.9, 0.0), (40, 0.95, 0.05)]
+
+
+def check_chains(upstream: Path, patched: Path) -> bool:
+    """(e): filters composed with T < 0, unpatched (greedy) and patched (the reference)."""
+    ok = True
+    z = np.random.default_rng(2).normal(0, 3, 49_152).astype(np.float32)
+    greedy = np.zeros(z.size)
+    greedy[np.argmax(z)] = 1.0
+    for path in ("chain", "backend"):
+        for t in (-0.001, -0.5):
+            p = driver_probs(upstream, z, t, path, (40, 1.0, 0.0))
+            if not np.array_equal(p, greedy):
+                ok = False
+                print(f"(e) FAIL: unpatched {path} path at T={t} with top-k 40 is not greedy (did upstream change?)")
+    if ok:
+        print("(e) unpatched: T in {-0.001, -0.5} with top-k 40 gives the most likely token on both paths")
+    for path in ("chain", "backend"):
+        worst = 0.0
+        for top_k, top_p, min_p in CHAINS:
+            config = negtemp.SamplingConfig(temp=1.0, top_k=top_k, top_p=top_p, min_p=min_p)
+            for t in (-100.0, -1.0, -0.05, -0.001, -1e-30, 0.001, 1.0):
+                want = reference.probs(z, config=dataclasses.replace(config, temp=t))
+                d = float(np.abs(driver_probs(patched, z, t, path, (top_k, top_p, min_p)) - want).max())
+                worst = max(worst, d)
+                if not d <= 1e-6:
+                    ok = False
+                    print(f"(e) FAIL: patched {path} path differs from the reference by {d:.3g} at T={t}, "
+                          f"top-k {top_k}, top-p {top_p}, min-p {min_p}")
+        print(f"(e) patched {path} path with filters: max |p - reference| = {worst:.3g} over {len(CHAINS)} chains")
+    return ok
 
 
 def logits_cases() -> list[tuple[str, np.ndarray]]:
@@ -74,7 +112,7 @@ def check_cli(version: str) -> bool:
     res = subprocess.run(cmd, capture_output=True)
     cli_text = res.stdout.decode("utf-8", errors="replace").rstrip("\n")
     with negtemp.Model(model) as m:
-        ours = m.complete(prompt, temp, seed=seed, n_predict=n, ignore_eos=True, fused=False).text
+        ours = m.complete(prompt, temp, seed=seed, n_predict=n, ignore_eos=True, path="chain").text
         greedy = m.complete(prompt, 0.0, n_predict=n, ignore_eos=True).text
     if res.returncode != 0 or cli_text != ours or cli_text == greedy:
         print(f"(d) FAIL: llama-completion --temp {temp} (exit {res.returncode}) printed {cli_text!r}; "
@@ -96,20 +134,21 @@ def main(argv: list[str] | None = None) -> int:
     pristine = llama_tree.pristine_tree(version)
     patches = llama_tree.patch_series()
     try:
-        llama_tree.apply_series(pristine, patches, check_only=True)
-        print(f"(a) all {len(patches)} patches apply cleanly to llama.cpp from llama-cpp-python {version}")
+        # in order, on a copy: each patch may build on the ones before it
+        patched_src = llama_tree.prepare(work / "patched-src", version)
+        print(f"(a) all {len(patches)} patches apply cleanly, in order, to llama.cpp from llama-cpp-python {version}")
     except llama_tree.TreeError as e:
         print(f"(a) FAIL: {e}")
         return 1
 
     print("    building unpatched and patched trees (llama + ggml + driver)...", flush=True)
     upstream = build_driver(pristine, work / "upstream")
-    patched = build_driver(llama_tree.prepare(work / "patched-src", version), work / "patched")
+    patched = build_driver(patched_src, work / "patched")
 
     z = np.random.default_rng(1).normal(0, 3, 1000).astype(np.float32)
     greedy = np.zeros_like(z, dtype=np.float64)
     greedy[np.argmax(z)] = 1.0
-    for path in ("cpu", "backend"):
+    for path in ("chain", "backend"):
         for t in (-1.0, -0.5, -0.001):
             p = driver_probs(upstream, z, t, path)
             if not np.array_equal(p, greedy):
@@ -118,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     if ok:
         print("(b) unpatched: T in {-1, -0.5, -0.001} gives greedy argmax on both paths, as expected")
 
-    for path in ("cpu", "backend"):
+    for path in ("chain", "backend"):
         worst = 0.0
         for name, zz in logits_cases():
             for t in TEMPS:
@@ -130,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"(c) patched {path} path: max |p - reference| = {worst:.3g} over {len(TEMPS)} temperatures")
 
     ok = check_cli(version) and ok
+    ok = check_chains(upstream, patched) and ok
     print("verify_patch: " + ("the series still applies and passes" if ok else "FAILED"))
     return 0 if ok else 1
 
