@@ -43,19 +43,25 @@ def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
     return res.stdout
 
 
-def checkout(dest: Path) -> None:
+def checkout(dest: Path, version: str = llama_tree.SDIST_VERSION) -> None:
     if dest.exists() and any(dest.iterdir()):
         raise llama_tree.TreeError(f"{dest} exists and is not empty; pick a new directory")
-    src = llama_tree.pristine_tree()
+    src = llama_tree.pristine_tree(version)
     shutil.copytree(src, dest, ignore=shutil.ignore_patterns(".git"), symlinks=True, dirs_exist_ok=True)
     git(dest, "init", "-q")
     git(dest, "add", "-A", "-f")
-    git(dest, "commit", "-q", "--no-verify", "-m", f"llama.cpp {llama_tree.PIN_COMMIT} (pristine)", env=_GIT_ENV)
+    git(dest, "commit", "-q", "--no-verify", "-m", f"llama.cpp from llama-cpp-python {version} (pristine)", env=_GIT_ENV)
     git(dest, "tag", BASE_TAG)
     patches = llama_tree.patch_series()
     if patches:
-        git(dest, "am", "-q", "--keep-cr", *map(str, patches), env={k: v for k, v in _GIT_ENV.items()
-                                                                   if k.startswith("GIT_COMMITTER")})
+        committer = {k: v for k, v in _GIT_ENV.items() if k.startswith("GIT_COMMITTER")}
+        try:
+            git(dest, "am", "-q", "--keep-cr", *map(str, patches), env=committer)
+        except llama_tree.TreeError as e:
+            raise llama_tree.TreeError(
+                f"{e}\nA patch does not apply to this tree. In {dest}: `git am --show-current-patch=diff`, "
+                "apply it by hand, `git add` the files, `git am --continue`; then run format."
+            ) from None
     print(f"{dest}: {BASE_TAG} + {len(patches)} patch commits; edit, commit, then "
           f"`python scripts/patches.py format {dest}`")
 
@@ -75,14 +81,16 @@ def format_series(repo: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("checkout", help="write the pinned tree and the series as git commits to DIR").add_argument(
-        "dir", type=Path)
+    co = sub.add_parser("checkout", help="write the pinned tree and the series as git commits to DIR")
+    co.add_argument("dir", type=Path)
+    co.add_argument("--version", default=llama_tree.SDIST_VERSION,
+                    help="take llama.cpp from this llama-cpp-python sdist (default: the pin), to move the pin")
     sub.add_parser("format", help="regenerate patches/ from DIR's commits after negtemp-base").add_argument(
         "dir", type=Path)
     args = ap.parse_args(argv)
     try:
         if args.cmd == "checkout":
-            checkout(args.dir.resolve())
+            checkout(args.dir.resolve(), args.version)
         else:
             format_series(args.dir.resolve())
     except llama_tree.TreeError as e:

@@ -46,6 +46,12 @@ def test_invalid_settings_are_refused_with_a_message_naming_them(kwargs, error, 
         SamplingConfig(**kwargs)
 
 
+@pytest.mark.parametrize("name", ["mirostat", "xtc_probability", "frequency_penalty", "dry_multiplier"])
+def test_llama_cpp_samplers_without_a_sound_meaning_at_negative_temperature_are_refused_by_name(name):
+    with pytest.raises(ValueError, match=name):
+        SamplingConfig.from_options(-1.0, **{name: 1.0})
+
+
 def test_resolving_draws_a_seed_and_names_the_path_that_will_run():
     assert SamplingConfig(temp=-1.0).resolved().path == "fused"
     assert SamplingConfig(temp=-1.0, min_p=0.1).resolved().path == "chain"

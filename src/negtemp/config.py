@@ -31,6 +31,23 @@ _PATHS: tuple[str, ...] = ("auto", "fused", "chain", "backend")
 _ANTI_GREEDY_TEMP = -1.1754943508222875e-38
 
 
+# llama.cpp samplers negtemp does not offer, and why (README, "Semantics"): asked
+# for by name, they are refused with the reason rather than ignored.
+UNSUPPORTED = {
+    "mirostat": "mirostat steers the draw toward a target surprise under the tempered distribution; "
+                "at T < 0 that target has no sound meaning",
+    "typical_p": "typical sampling is not offered (no backend implementation upstream to check it against)",
+    "top_n_sigma": "top-n-sigma is not offered (no backend implementation upstream to check it against)",
+    "xtc_probability": "XTC removes the most likely tokens at random; at T < 0, where the least likely win, "
+                       "it has no sound meaning",
+    "dry_multiplier": "DRY subtracts from the logits of repeated sequences, which at T < 0 would favour "
+                      "them; use repeat_penalty, which discourages repeats at every T",
+    "frequency_penalty": "llama.cpp subtracts it from z, which at T < 0 would favour repeats; use repeat_penalty",
+    "presence_penalty": "llama.cpp subtracts it from z, which at T < 0 would favour repeats; use repeat_penalty",
+    "dynatemp_range": "dynamic temperature is defined for T >= 0 only",
+}
+
+
 class SamplingOptions(TypedDict, total=False):
     """The sampling keyword arguments of Model.complete, Model.sweep and negtemp.generate."""
 
@@ -128,6 +145,8 @@ class SamplingConfig:
     def from_options(cls, temp: float | None = None, **options: Any) -> SamplingConfig:
         """A config from the API's keyword arguments; ``backend_sampling=True`` and
         ``fused=False`` are the older spellings of path="backend" and path="chain"."""
+        for name in UNSUPPORTED.keys() & options.keys():
+            raise ValueError(f"{name}: {UNSUPPORTED[name]}")
         backend = bool(options.pop("backend_sampling", False))
         fused = bool(options.pop("fused", True))
         if backend or not fused:
