@@ -59,20 +59,27 @@ def driver_probs(driver: Path, z: np.ndarray, temp: float, path: str, filters: t
 CHAINS = [(50, 1.0, 0.0), (7, 1.0, 0.0), (0, 0.9, 0.0), (40, 0.95, 0.05)]
 
 
-def check_chains(upstream: Path, patched: Path) -> bool:
-    """(e): filters composed with T < 0, unpatched (greedy) and patched (the reference)."""
-    ok = True
-    z = np.random.default_rng(2).normal(0, 3, 49_152).astype(np.float32)
+def upstream_is_greedy(step: str, upstream: Path, z: np.ndarray, temps: tuple, filters: tuple = ()) -> bool:
+    """Unpatched llama.cpp turns each T < 0 into greedy argmax on both paths: why the series exists."""
     greedy = np.zeros(z.size)
     greedy[np.argmax(z)] = 1.0
+    ok = True
     for path in ("chain", "backend"):
-        for t in (-0.001, -0.5):
-            p = driver_probs(upstream, z, t, path, (40, 1.0, 0.0))
-            if not np.array_equal(p, greedy):
+        for t in temps:
+            if not np.array_equal(driver_probs(upstream, z, t, path, filters), greedy):
                 ok = False
-                print(f"(e) FAIL: unpatched {path} path at T={t} with top-k 40 is not greedy (did upstream change?)")
+                print(f"({step}) FAIL: unpatched {path} path at T={t} (filters {filters}) is not greedy argmax "
+                      "(did upstream change?)")
     if ok:
-        print("(e) unpatched: T in {-0.001, -0.5} with top-k 40 gives the most likely token on both paths")
+        print(f"({step}) unpatched: T in {temps} (filters {filters or 'none'}) gives the most likely token "
+              "on both paths, as expected")
+    return ok
+
+
+def check_chains(upstream: Path, patched: Path) -> bool:
+    """(e): filters composed with T < 0, unpatched (greedy) and patched (the reference)."""
+    z = np.random.default_rng(2).normal(0, 3, 49_152).astype(np.float32)
+    ok = upstream_is_greedy("e", upstream, z, (-0.001, -0.5), (40, 1.0, 0.0))
     for path in ("chain", "backend"):
         worst = 0.0
         for top_k, top_p, min_p in CHAINS:
@@ -146,16 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     patched = build_driver(patched_src, work / "patched")
 
     z = np.random.default_rng(1).normal(0, 3, 1000).astype(np.float32)
-    greedy = np.zeros_like(z, dtype=np.float64)
-    greedy[np.argmax(z)] = 1.0
-    for path in ("chain", "backend"):
-        for t in (-1.0, -0.5, -0.001):
-            p = driver_probs(upstream, z, t, path)
-            if not np.array_equal(p, greedy):
-                ok = False
-                print(f"(b) FAIL: unpatched {path} path at T={t} is not greedy argmax (did upstream change?)")
-    if ok:
-        print("(b) unpatched: T in {-1, -0.5, -0.001} gives greedy argmax on both paths, as expected")
+    ok = upstream_is_greedy("b", upstream, z, (-1.0, -0.5, -0.001))
 
     for path in ("chain", "backend"):
         worst = 0.0

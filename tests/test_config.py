@@ -52,6 +52,11 @@ def test_llama_cpp_samplers_without_a_sound_meaning_at_negative_temperature_are_
         SamplingConfig.from_options(-1.0, **{name: 1.0})
 
 
+def test_numpy_integers_are_accepted_where_ints_are():
+    c = SamplingConfig(seed=np.int64(3), top_k=np.int32(4), logit_bias={np.int32(7): -1.0})
+    assert (type(c.seed), type(c.top_k), list(c.logit_bias)) == (int, int, [7])
+
+
 def test_resolving_draws_a_seed_and_names_the_path_that_will_run():
     assert SamplingConfig(temp=-1.0).resolved().path == "fused"
     assert SamplingConfig(temp=-1.0, min_p=0.1).resolved().path == "chain"

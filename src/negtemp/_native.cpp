@@ -14,6 +14,7 @@
 #include "llama.h"
 #include "sampler_probe.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <map>
@@ -126,15 +127,17 @@ double backend_logprob(llama_context * ctx, llama_token token) {
     if (!probs || !ids) {
         throw std::runtime_error("the backend sampler returned no probabilities");
     }
-    for (uint32_t i = 0; i < n; ++i) {
-        if (ids[i] == token) {
-            if (!(probs[i] > 0.0f)) {
-                break;
-            }
-            return std::log(static_cast<double>(probs[i]));
-        }
+    float p = 0.0f;
+    if (llama_get_sampled_candidates_count_ith(ctx, -1) == 0) {
+        p = token >= 0 && static_cast<uint32_t>(token) < n ? probs[token] : 0.0f;  // no filter: indexed by token
+    } else {
+        const llama_token * it = std::find(ids, ids + n, token);
+        p = it != ids + n ? probs[it - ids] : 0.0f;
     }
-    throw negtemp::SamplingError(negtemp::kAllMasked);
+    if (!(p > 0.0f)) {
+        throw negtemp::SamplingError(negtemp::kAllMasked);
+    }
+    return std::log(static_cast<double>(p));
 }
 
 class Model {

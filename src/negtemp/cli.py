@@ -102,7 +102,7 @@ def _sweep(argv: list[str]) -> int:
     args = ap.parse_args(joined)
     with Model(args.model, n_ctx=args.ctx_size, n_threads=args.threads) as model:
         runs = model.sweep(args.prompt, args.temps, betas=args.betas, n_predict=args.n_predict,
-                           config=_config(args, beta=0.0))
+                           config=_config(args))  # each temperature replaces the default
     for c in runs:
         if args.json:
             print(json.dumps(c.to_dict(), ensure_ascii=False))

@@ -8,6 +8,7 @@ is the one that produced it, with the seed that was drawn and the path that ran.
 from __future__ import annotations
 
 import math
+import numbers
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -17,12 +18,12 @@ from typing import Any, Literal, TypedDict
 from . import _native
 from .reference import resolve_beta
 
-__all__ = ["SamplingConfig", "SamplingOptions", "Path", "DEFAULT_TEMP", "MAX_SEED"]
+__all__ = ["SamplingConfig", "SamplingOptions", "SamplerPath", "DEFAULT_TEMP", "MAX_SEED", "make_config"]
 
 DEFAULT_TEMP = 0.8
 MAX_SEED = 2**32 - 2  # 2**32 - 1 is llama.cpp's "pick a random seed"
 
-Path = Literal["auto", "fused", "chain", "backend"]
+SamplerPath = Literal["auto", "fused", "chain", "backend"]
 _PATHS: tuple[str, ...] = ("auto", "fused", "chain", "backend")
 
 # llama.cpp keeps T = -0.0 greedy, so beta = -inf (anti-greedy) is passed as
@@ -60,15 +61,16 @@ class SamplingOptions(TypedDict, total=False):
     penalty_last_n: int
     logit_bias: Mapping[int, float] | None
     ignore_eos: bool
-    path: Path
+    path: SamplerPath
     backend_sampling: bool
     fused: bool
 
 
 def _int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    # numpy integers count (token ids often come from arrays); bools and floats do not
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    return value
+    return int(value)
 
 
 def _unit(name: str, value: float) -> float:
@@ -102,15 +104,18 @@ class SamplingConfig:
     penalty_last_n: int = 64
     logit_bias: Mapping[int, float] = field(default_factory=dict)
     ignore_eos: bool = False
-    path: Path = "auto"
+    path: SamplerPath = "auto"
 
     def __post_init__(self) -> None:
         if self.temp is None and self.beta is None:
             object.__setattr__(self, "temp", DEFAULT_TEMP)
         resolve_beta(self.temp, self.beta)  # both given, or NaN
-        if self.seed is not None and not 0 <= _int("seed", self.seed) <= MAX_SEED:
-            raise ValueError(f"seed must be in [0, {MAX_SEED}], got {self.seed}")
-        if _int("top_k", self.top_k) < 0:
+        if self.seed is not None:
+            object.__setattr__(self, "seed", _int("seed", self.seed))
+            if not 0 <= self.seed <= MAX_SEED:
+                raise ValueError(f"seed must be in [0, {MAX_SEED}], got {self.seed}")
+        object.__setattr__(self, "top_k", _int("top_k", self.top_k))
+        if self.top_k < 0:
             raise ValueError(f"top_k must be >= 0 (0 = off), got {self.top_k}")
         object.__setattr__(self, "top_p", _unit("top_p", self.top_p))
         object.__setattr__(self, "min_p", _unit("min_p", self.min_p))
@@ -118,7 +123,8 @@ class SamplingConfig:
         if not (rp > 0 and math.isfinite(rp)):
             raise ValueError(f"repeat_penalty must be a positive finite number, got {self.repeat_penalty}")
         object.__setattr__(self, "repeat_penalty", rp)
-        if _int("penalty_last_n", self.penalty_last_n) < 1:
+        object.__setattr__(self, "penalty_last_n", _int("penalty_last_n", self.penalty_last_n))
+        if self.penalty_last_n < 1:
             raise ValueError(f"penalty_last_n must be >= 1, got {self.penalty_last_n}")
         bias: dict[int, float] = {}
         for tok, val in (self.logit_bias or {}).items():
