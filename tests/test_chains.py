@@ -8,6 +8,8 @@ tokens with equal adjusted logits: where several tokens tie at a filter's
 boundary llama.cpp keeps an unspecified one of them, so only the group's
 total is defined. Cases where a filter boundary falls within rounding
 (float32 on the native side) of a decision are discarded, not weakened.
+`pytest tests/test_chains.py -o log_cli=true` shows the worst error per path
+over the property run and every G-test's p-values.
 """
 
 from __future__ import annotations
