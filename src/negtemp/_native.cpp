@@ -331,10 +331,10 @@ public:
     // prompt is evaluated once and its cache cells shared by every sequence.
     // Returns [(tokens, logprobs)] in the order of configs.
     py::list sweep(py::array_t<int32_t, py::array::c_style | py::array::forcecast> prompt, int32_t n_predict,
-                   const std::vector<ChainConfig> & params, const std::vector<std::string> & paths) {
+                   const std::vector<ChainConfig> & configs, const std::vector<std::string> & paths) {
         std::vector<llama_token> toks(prompt.data(), prompt.data() + prompt.size());
         check_tokens(toks);
-        const size_t k_seqs = params.size();
+        const size_t k_seqs = configs.size();
         if (toks.empty() || k_seqs == 0 || n_predict < 1) {
             throw std::invalid_argument("sweep needs a prompt, at least one setting and n_predict >= 1");
         }
@@ -360,7 +360,7 @@ public:
                                           static_cast<uint32_t>(k_seqs), nullptr);
             std::vector<CpuSampler> samplers;
             for (size_t k = 0; k < k_seqs; ++k) {
-                samplers.push_back(make_cpu_sampler(params[k], seq_paths[k], nv));
+                samplers.push_back(make_cpu_sampler(configs[k], seq_paths[k], nv));
             }
             const size_t batch_cap = std::max(toks.size(), k_seqs);
             std::unique_ptr<llama_batch, void (*)(llama_batch *)> batch(new llama_batch(llama_batch_init(

@@ -6,29 +6,32 @@ import codecs
 import math
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from typing_extensions import Unpack
-
 from . import _native
+from .config import SamplingConfig, SamplingOptions, make_config
 from .errors import ModelLoadError
 from .gguf_check import check_gguf
 from .models import resolve
-from .config import SamplingConfig, SamplingOptions, make_config
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["Model", "Completion", "generate"]
 
 
-
 @dataclass(frozen=True)
 class Completion:
-    """One generated continuation and the settings that produced it."""
+    """One generated continuation and the settings that produced it.
+
+    ``config`` is the resolved SamplingConfig (the seed drawn, the path that
+    ran); ``settings`` is the model, ``config.to_dict()`` and ``n_predict``.
+    """
 
     text: str
     tokens: np.ndarray
@@ -229,10 +232,9 @@ class Model:
             raise ValueError("sweep samples on the CPU paths only ('auto', 'fused' or 'chain')")
         base = replace(base, seed=base.resolved().seed)
         configs = [
-            replace(base, temp=v, beta=None) if temps is not None else replace(base, temp=None, beta=v)
+            (replace(base, temp=v, beta=None) if temps is not None else replace(base, temp=None, beta=v)).resolved()
             for v in values
         ]
-        configs = [c.resolved() for c in configs]
         self._check_bias(base)
         prompt_tokens = self._prompt_tokens(prompt, n_predict)
         with self._lock:

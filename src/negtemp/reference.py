@@ -86,7 +86,7 @@ def adjusted_logits(logits: npt.ArrayLike, config: SamplingConfig, history: Sequ
 def _survivors(z: np.ndarray, config: SamplingConfig) -> np.ndarray:
     """Step 4: a mask of the tokens the filters keep."""
     live = np.isfinite(z)
-    if not live.any():
+    if not live.any() or (config.top_k == 0 and config.top_p == 1.0 and config.min_p == 0.0):
         return live
     # descending by logit, ties by token id
     order = np.lexsort((np.arange(z.size), -z))
