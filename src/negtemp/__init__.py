@@ -12,11 +12,12 @@ from __future__ import annotations
 from . import models, reference
 from ._native import system_info
 from .config import SamplingConfig
-from .errors import ModelFetchError, ModelLoadError, SamplingError
+from .errors import Cancelled, ModelFetchError, ModelLoadError, SamplingError
 from .model import Completion, Model, generate
 from .sampling import sample_tokens, sampler_probs
 
 __all__ = [
+    "Cancelled",
     "Completion",
     "Model",
     "ModelFetchError",

@@ -15,6 +15,7 @@
 #include "sampler_probe.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <map>
@@ -140,6 +141,11 @@ double backend_logprob(llama_context * ctx, llama_token token) {
     return std::log(static_cast<double>(p));
 }
 
+// Model.cancel() from another thread: the running generation stops at its next token.
+struct Cancelled : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
 class Model {
 public:
     Model(const std::string & path, uint32_t n_ctx, int32_t n_threads) : n_ctx_(n_ctx), n_threads_(n_threads) {
@@ -165,6 +171,10 @@ public:
     }
 
     bool closed() const { return model_ == nullptr; }
+
+    // Any thread, no lock: the generation running on this Model (if any) stops
+    // at its next token with Cancelled. A generation clears the request when it starts.
+    void cancel() { cancel_ = true; }
 
     int32_t n_vocab() const { return llama_vocab_n_tokens(vocab()); }
 
@@ -277,6 +287,7 @@ public:
         out_tokens.reserve(n_predict);
         out_logprobs.reserve(n_predict);
 
+        cancel_ = false;
         py::gil_scoped_release release;
         SamplerPtr chain = backend ? negtemp::make_chain(config, n_vocab()) : nullptr;
         ContextPtr ctx = make_context(need, 1, chain.get());
@@ -307,9 +318,7 @@ public:
                 if (on_piece) {
                     on_piece(py::bytes(p));
                 }
-                if (PyErr_CheckSignals() != 0) {
-                    throw py::error_already_set();
-                }
+                check_interrupts();
             }
             if (llama_vocab_is_eog(vocab(), next)) {
                 break;
@@ -352,6 +361,7 @@ public:
             throw std::invalid_argument("prompt plus n_predict exceeds the context size n_ctx=" + std::to_string(n_ctx_));
         }
         const int32_t nv = n_vocab();
+        cancel_ = false;
         std::vector<std::vector<int32_t>> out_tokens(k_seqs);
         std::vector<std::vector<double>> out_logprobs(k_seqs);
         {
@@ -423,9 +433,7 @@ public:
                     take(active[j], llama_get_logits_ith(ctx.get(), static_cast<int32_t>(j)));
                 }
                 py::gil_scoped_acquire acquire;
-                if (PyErr_CheckSignals() != 0) {
-                    throw py::error_already_set();
-                }
+                check_interrupts();
             }
         }
         py::list out;
@@ -437,6 +445,17 @@ public:
     }
 
 private:
+    // With the GIL held, once a token: Ctrl-C (main thread only: Python runs
+    // signal handlers there) and cancel() from any thread.
+    void check_interrupts() {
+        if (PyErr_CheckSignals() != 0) {
+            throw py::error_already_set();
+        }
+        if (cancel_.exchange(false)) {
+            throw Cancelled("generation cancelled by Model.cancel() or Model.close() from another thread");
+        }
+    }
+
     llama_model * checked() const {
         if (!model_) {
             throw std::runtime_error("this Model is closed; create a new negtemp.Model");
@@ -496,6 +515,7 @@ private:
 
     llama_model * model_ = nullptr;
     const llama_vocab * vocab_ = nullptr;
+    std::atomic<bool> cancel_{false};
     uint32_t n_ctx_;
     int32_t n_threads_;
 };
@@ -573,6 +593,7 @@ PYBIND11_MODULE(_native, m) {
     llama_backend_init();
 
     py::register_exception<negtemp::SamplingError>(m, "SamplingError", PyExc_ValueError);
+    py::register_exception<Cancelled>(m, "Cancelled", PyExc_RuntimeError);
 
     py::class_<ChainConfig>(m, "ChainConfig")
         .def(py::init<>())
@@ -589,6 +610,7 @@ PYBIND11_MODULE(_native, m) {
         .def(py::init<const std::string &, uint32_t, int32_t>(), py::arg("path"), py::arg("n_ctx"), py::arg("n_threads"))
         .def("close", &Model::close)
         .def_property_readonly("closed", &Model::closed)
+        .def("cancel", &Model::cancel)
         .def_property_readonly("n_vocab", &Model::n_vocab)
         .def_property_readonly("n_ctx_train", &Model::n_ctx_train)
         .def("eog_tokens", &Model::eog_tokens)

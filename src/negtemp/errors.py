@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ._native import SamplingError
+from ._native import Cancelled, SamplingError
 from .models import ModelFetchError
 
-__all__ = ["ModelLoadError", "ModelFetchError", "SamplingError"]
+__all__ = ["Cancelled", "ModelLoadError", "ModelFetchError", "SamplingError"]
 
 
 class ModelLoadError(RuntimeError):

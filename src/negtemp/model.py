@@ -6,7 +6,8 @@ import codecs
 import math
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,7 +63,10 @@ class Model:
     ``path`` is a GGUF file, a name from ``negtemp.models.MODELS``, or None
     for the default model ($NEGTEMP_MODEL, else SmolLM2-135M-Instruct).
     Calls on one Model are serialized; each call gets a fresh llama.cpp
-    context, so a call never sees another's state.
+    context, so a call never sees another's state. ``cancel()`` and
+    ``close()`` work from any thread and stop a running generation within one
+    token; calling the Model from its own ``on_text`` callback raises
+    RuntimeError (the call in progress holds it).
     """
 
     def __init__(
@@ -83,6 +87,7 @@ class Model:
         self.n_ctx = int(n_ctx)
         self.n_threads = int(n_threads)
         self._lock = threading.Lock()
+        self._owner: int | None = None  # the thread inside a native call, while one runs
         try:
             self._native: _native.Model | None = _native.Model(str(self.path), self.n_ctx, self.n_threads)
         except RuntimeError as e:
@@ -97,20 +102,51 @@ class Model:
         self.close()
 
     def close(self) -> None:
-        """Free the model's memory; later calls raise RuntimeError."""
-        with self._lock:
+        """Free the model's memory; later calls raise RuntimeError.
+
+        From another thread while a generation runs, that generation stops at
+        its next token (raising negtemp.Cancelled there) before the memory is freed.
+        """
+        self._refuse_reentry("close")
+        while not self._lock.acquire(timeout=0.05):
+            self.cancel()  # again each time: a generation that was just starting clears the request
+        try:
             if self._native is not None:
                 self._native.close()
                 self._native = None
+        finally:
+            self._lock.release()
+
+    def cancel(self) -> None:
+        """Stop the generation running on this Model, from any thread: it raises
+        negtemp.Cancelled at its next token. Does nothing when none runs."""
+        native = self._native
+        if native is not None and self._lock.locked():
+            native.cancel()
 
     @property
     def closed(self) -> bool:
         return self._native is None
 
-    def _handle(self) -> _native.Model:
-        if self._native is None:
-            raise RuntimeError(f"Model({self.path.name}) is closed; create a new negtemp.Model")
-        return self._native
+    def _refuse_reentry(self, what: str) -> None:
+        if self._owner == threading.get_ident():
+            raise RuntimeError(
+                f"Model.{what}() was called from this Model's own on_text callback, while the generation "
+                "that called it holds the Model; collect the text and call the Model after complete() returns"
+            )
+
+    @contextmanager
+    def _call(self, what: str) -> Iterator[_native.Model]:
+        """The native model, held for one call by this thread."""
+        self._refuse_reentry(what)
+        with self._lock:
+            if self._native is None:
+                raise RuntimeError(f"Model({self.path.name}) is closed; create a new negtemp.Model")
+            self._owner = threading.get_ident()
+            try:
+                yield self._native
+            finally:
+                self._owner = None
 
     def tokenize(self, text: str | bytes, *, add_special: bool = True) -> np.ndarray:
         """Token ids (int32) of text, with BOS where the model wants one."""
@@ -121,23 +157,22 @@ class Model:
                 raise ValueError(f"prompt bytes are not valid UTF-8: {e}") from None
         if not isinstance(text, str):
             raise TypeError(f"prompt must be str or bytes, not {type(text).__name__}")
-        with self._lock:
-            return self._handle().tokenize(text, add_special)
+        with self._call("tokenize") as native:
+            return native.tokenize(text, add_special)
 
     def chat_prompt(self, user: str) -> str | None:
         """user wrapped in the model's chat template (assistant turn open), or None if it has none."""
-        with self._lock:
-            return self._handle().chat_prompt(user)
+        with self._call("chat_prompt") as native:
+            return native.chat_prompt(user)
 
     def token_bytes(self, token: int) -> bytes:
         """The raw bytes of one token (may be part of a UTF-8 sequence)."""
-        with self._lock:
-            return self._handle().token_to_piece(int(token))
+        with self._call("token_bytes") as native:
+            return native.token_to_piece(int(token))
 
     def detokenize(self, tokens: np.ndarray | list[int]) -> str:
         """Text of a token sequence; invalid UTF-8 becomes U+FFFD."""
-        with self._lock:
-            h = self._handle()
+        with self._call("detokenize") as h:
             return b"".join(h.token_to_piece(int(t)) for t in tokens).decode("utf-8", errors="replace")
 
     def logits(self, tokens: np.ndarray | list[int]) -> np.ndarray:
@@ -147,8 +182,8 @@ class Model:
             raise ValueError("tokens must be a non-empty 1-D sequence of token ids")
         if arr.size > self.n_ctx:
             raise ValueError(f"{arr.size} tokens do not fit n_ctx={self.n_ctx}")
-        with self._lock:
-            return self._handle().eval_logits(arr)
+        with self._call("logits") as native:
+            return native.eval_logits(arr)
 
     def complete(
         self,
@@ -190,8 +225,8 @@ class Model:
                 if on_text is not None:
                     on_text(s)
 
-        with self._lock:
-            tokens, logprobs, step_logits = self._handle().generate(
+        with self._call("complete") as handle:
+            tokens, logprobs, step_logits = handle.generate(
                 prompt_tokens, int(n_predict), native, cfg.path, on_piece, bool(keep_logits)
             )
         tail = decoder.decode(b"", final=True)
@@ -237,8 +272,8 @@ class Model:
         ]
         self._check_bias(base)
         prompt_tokens = self._prompt_tokens(prompt, n_predict)
-        with self._lock:
-            results = self._handle().sweep(
+        with self._call("sweep") as handle:
+            results = handle.sweep(
                 prompt_tokens, int(n_predict), [c.native(self.eog_tokens) for c in configs], [c.path for c in configs]
             )
         return [
