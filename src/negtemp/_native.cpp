@@ -148,6 +148,9 @@ struct Cancelled : std::runtime_error {
 
 class Model {
 public:
+    static constexpr uint32_t kDefaultCtx = 2048;
+
+    // n_ctx 0: the model's training context, at most kDefaultCtx tokens.
     Model(const std::string & path, uint32_t n_ctx, int32_t n_threads) : n_ctx_(n_ctx), n_threads_(n_threads) {
         take_log();
         llama_model_params mp = llama_model_default_params();
@@ -156,12 +159,19 @@ public:
             model_ = llama_model_load_from_file(path.c_str(), mp);
         }
         if (!model_) {
-            throw std::runtime_error("llama.cpp could not load '" + path + "': " + take_log());
+            // the caller names the file: its path need not be UTF-8
+            throw std::runtime_error("llama.cpp could not load it: " + take_log());
         }
         vocab_ = llama_model_get_vocab(model_);
+        if (n_ctx_ == 0) {
+            const int32_t train = llama_model_n_ctx_train(model_);
+            n_ctx_ = train > 0 ? std::clamp<uint32_t>(static_cast<uint32_t>(train), 16, kDefaultCtx) : kDefaultCtx;
+        }
     }
 
     ~Model() { close(); }
+
+    uint32_t n_ctx() const { return n_ctx_; }
 
     void close() {
         if (model_) {
@@ -190,20 +200,37 @@ public:
         return out;
     }
 
-    py::array_t<int32_t> tokenize(const std::string & text, bool add_special) const {
-        const int32_t n_max = static_cast<int32_t>(text.size()) + 16;
-        std::vector<llama_token> toks(n_max);
-        int32_t n = llama_tokenize(vocab(), text.data(), static_cast<int32_t>(text.size()), toks.data(), n_max,
-                                   add_special, /*parse_special=*/true);
-        if (n < 0) {
-            toks.resize(-n);
-            n = llama_tokenize(vocab(), text.data(), static_cast<int32_t>(text.size()), toks.data(), -n,
-                               add_special, true);
+    // parse_special: whether control-token text in `text` ("<|im_end|>") becomes
+    // that control token or plain text. Runs without the GIL.
+    py::array_t<int32_t> tokenize(const std::string & text, bool add_special, bool parse_special) const {
+        const llama_vocab * v = vocab();
+        std::vector<llama_token> toks;
+        int32_t n = 0;
+        {
+            py::gil_scoped_release release;
+            const int32_t n_max = static_cast<int32_t>(text.size()) + 16;
+            toks.resize(n_max);
+            n = llama_tokenize(v, text.data(), static_cast<int32_t>(text.size()), toks.data(), n_max, add_special,
+                               parse_special);
+            if (n < 0) {
+                toks.resize(-n);
+                n = llama_tokenize(v, text.data(), static_cast<int32_t>(text.size()), toks.data(), -n, add_special,
+                                   parse_special);
+            }
         }
         if (n < 0) {
             throw std::runtime_error("tokenization failed");
         }
         return py::array_t<int32_t>(n, toks.data());
+    }
+
+    // Bytes of KV cache one token of context takes (f16 K and V in every
+    // layer): what n_ctx costs, checked before a context is made.
+    int64_t kv_bytes_per_token() const {
+        const llama_model * m = checked();
+        const int64_t n_head = std::max<int32_t>(1, llama_model_n_head(m));
+        const int64_t n_embd_kv = static_cast<int64_t>(llama_model_n_embd(m)) * llama_model_n_head_kv(m) / n_head;
+        return static_cast<int64_t>(llama_model_n_layer(m)) * 2 * n_embd_kv * 2;
     }
 
     py::bytes token_to_piece(int32_t token) const { return py::bytes(piece(token)); }
@@ -613,8 +640,10 @@ PYBIND11_MODULE(_native, m) {
         .def("cancel", &Model::cancel)
         .def_property_readonly("n_vocab", &Model::n_vocab)
         .def_property_readonly("n_ctx_train", &Model::n_ctx_train)
+        .def_property_readonly("n_ctx", &Model::n_ctx)
         .def("eog_tokens", &Model::eog_tokens)
-        .def("tokenize", &Model::tokenize, py::arg("text"), py::arg("add_special"))
+        .def("tokenize", &Model::tokenize, py::arg("text"), py::arg("add_special"), py::arg("parse_special"))
+        .def_property_readonly("kv_bytes_per_token", &Model::kv_bytes_per_token)
         .def("token_to_piece", &Model::token_to_piece, py::arg("token"))
         .def("chat_prompt", &Model::chat_prompt, py::arg("user"))
         .def("eval_logits", &Model::eval_logits, py::arg("tokens"))

@@ -34,7 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--backend-sampling", action="store_true",
                     help="sample in the ggml graph (the GPU path in a GPU build); same as --sampler-path backend")
     ap.add_argument("-t", "--threads", type=int, help="CPU threads (default: up to 8)")
-    ap.add_argument("-c", "--ctx-size", type=int, default=2048, help="context size in tokens (default 2048)")
+    ap.add_argument("-c", "--ctx-size", type=int,
+                    help="context size in tokens (default: the model's training context, at most 2048)")
     ap.add_argument("--json", action="store_true", help="print the completion as one JSON object instead of text")
     return ap
 
@@ -90,7 +91,7 @@ def _sweep(argv: list[str]) -> int:
     ap.add_argument("-n", "--n-predict", type=int, default=64, help="tokens per temperature (default 64)")
     _chain_options(ap)
     ap.add_argument("-t", "--threads", type=int)
-    ap.add_argument("-c", "--ctx-size", type=int, default=2048)
+    ap.add_argument("-c", "--ctx-size", type=int, help="context size (default: as for generation)")
     ap.add_argument("--json", action="store_true", help="print one JSON object per line")
     # argparse would take "-1,-0.001" for an option; bind it to its flag first
     joined: list[str] = []

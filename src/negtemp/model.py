@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import codecs
 import math
+import numbers
 import os
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _native
 from .config import SamplingConfig, SamplingOptions, make_config
@@ -23,7 +26,46 @@ from .models import resolve
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["Model", "Completion", "generate"]
+__all__ = ["Model", "Completion", "generate", "MAX_THREADS"]
+
+# More threads than this are refused: ggml gains nothing past the cores, and
+# libgomp segfaults or exits the process when it cannot start that many.
+MAX_THREADS = 256
+
+
+def _int_in(name: str, value: object, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if not lo <= int(value) <= hi:
+        raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
+    return int(value)
+
+
+def _token_ids(tokens: npt.ArrayLike) -> np.ndarray:
+    """int32 token ids from integers only (no floats, no bools); the vocabulary range is checked natively."""
+    arr = np.asarray(tokens)
+    if arr.ndim != 1:
+        raise ValueError(f"token ids must be a 1-D sequence, got shape {arr.shape}")
+    if arr.size and (arr.dtype == np.bool_ or arr.dtype.kind not in "iu"):
+        raise TypeError(f"token ids must be integers, got {arr.dtype} values such as {arr[0]!r}")
+    if arr.size and not (0 <= arr.min() and arr.max() < 2**31):
+        raise ValueError(f"token ids must be in [0, 2**31), got {arr.min()} .. {arr.max()}")
+    return arr.astype(np.int32)
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory the system can still hand out (Linux MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -60,8 +102,12 @@ class Completion:
 class Model:
     """A GGUF model loaded once and sampled many times.
 
-    ``path`` is a GGUF file, a name from ``negtemp.models.MODELS``, or None
-    for the default model ($NEGTEMP_MODEL, else SmolLM2-135M-Instruct).
+    ``path`` is a GGUF file (str, bytes or path-like), a name from
+    ``negtemp.models.MODELS``, or None for the default model ($NEGTEMP_MODEL,
+    else SmolLM2-135M-Instruct). ``n_ctx`` (prompt plus generated tokens) is
+    at most the model's training context by default, and 2048; a larger one
+    is refused when its KV cache would not fit in memory and warned about past
+    the training context. ``n_threads`` is 1 to MAX_THREADS (256).
     Calls on one Model are serialized; each call gets a fresh llama.cpp
     context, so a call never sees another's state. ``cancel()`` and
     ``close()`` work from any thread and stop a running generation within one
@@ -71,29 +117,47 @@ class Model:
 
     def __init__(
         self,
-        path: str | os.PathLike[str] | None = None,
+        path: str | bytes | os.PathLike[str] | os.PathLike[bytes] | None = None,
         *,
-        n_ctx: int = 2048,
+        n_ctx: int | None = None,
         n_threads: int | None = None,
     ) -> None:
         if n_threads is None:
             n_threads = min(os.cpu_count() or 1, 8)
-        if int(n_threads) < 1:
-            raise ValueError(f"n_threads must be >= 1, got {n_threads}")
-        if int(n_ctx) < 16:
-            raise ValueError(f"n_ctx must be >= 16, got {n_ctx}")
+        self.n_threads = _int_in("n_threads", n_threads, 1, MAX_THREADS)
+        asked_ctx = 0 if n_ctx is None else _int_in("n_ctx", n_ctx, 16, 2**31 - 1)
         self.path: Path = resolve(path)
         check_gguf(self.path)
-        self.n_ctx = int(n_ctx)
-        self.n_threads = int(n_threads)
         self._lock = threading.Lock()
         self._owner: int | None = None  # the thread inside a native call, while one runs
         try:
-            self._native: _native.Model | None = _native.Model(str(self.path), self.n_ctx, self.n_threads)
+            self._native: _native.Model | None = _native.Model(os.fsencode(self.path), asked_ctx, self.n_threads)
         except RuntimeError as e:
-            raise ModelLoadError(str(e)) from None
+            raise ModelLoadError(f"{self.path}: {e}") from None
         self.n_vocab: int = self._native.n_vocab
+        self.n_ctx: int = self._native.n_ctx
+        self.n_ctx_train: int = self._native.n_ctx_train
         self.eog_tokens: frozenset[int] = frozenset(self._native.eog_tokens())
+        self._check_context()
+
+    def _check_context(self) -> None:
+        """Refuse an n_ctx whose KV cache cannot fit in memory; warn past the training context."""
+        assert self._native is not None
+        need = self.n_ctx * self._native.kv_bytes_per_token
+        free = _available_memory()
+        if free is not None and need > free:
+            self.close()
+            raise ValueError(
+                f"n_ctx={self.n_ctx} needs a {need / 2**30:.1f} GiB KV cache for {self.path.name}, more than the "
+                f"{free / 2**30:.1f} GiB of memory available; lower n_ctx (the model was trained on "
+                f"{self.n_ctx_train} tokens)"
+            )
+        if self.n_ctx > self.n_ctx_train > 0:
+            warnings.warn(
+                f"n_ctx={self.n_ctx} is past the {self.n_ctx_train} tokens {self.path.name} was trained on: "
+                "text past that length degrades",
+                stacklevel=3,
+            )
 
     def __enter__(self) -> Model:
         return self
@@ -148,8 +212,13 @@ class Model:
             finally:
                 self._owner = None
 
-    def tokenize(self, text: str | bytes, *, add_special: bool = True) -> np.ndarray:
-        """Token ids (int32) of text, with BOS where the model wants one."""
+    def tokenize(self, text: str | bytes, *, add_special: bool = True, parse_special: bool = True) -> np.ndarray:
+        """Token ids (int32) of text, with BOS where the model wants one.
+
+        ``parse_special``: control-token text in ``text`` ("<|im_end|>") becomes
+        that control token (True, llama.cpp's default, which chat templates
+        need) or is tokenized as plain text (False, for untrusted text).
+        """
         if isinstance(text, bytes):
             try:
                 text = text.decode("utf-8")
@@ -158,7 +227,7 @@ class Model:
         if not isinstance(text, str):
             raise TypeError(f"prompt must be str or bytes, not {type(text).__name__}")
         with self._call("tokenize") as native:
-            return native.tokenize(text, add_special)
+            return native.tokenize(text, bool(add_special), bool(parse_special))
 
     def chat_prompt(self, user: str) -> str | None:
         """user wrapped in the model's chat template (assistant turn open), or None if it has none."""
@@ -167,21 +236,27 @@ class Model:
 
     def token_bytes(self, token: int) -> bytes:
         """The raw bytes of one token (may be part of a UTF-8 sequence)."""
+        token = _token_ids([token])[0]
         with self._call("token_bytes") as native:
             return native.token_to_piece(int(token))
 
     def detokenize(self, tokens: np.ndarray | list[int]) -> str:
         """Text of a token sequence; invalid UTF-8 becomes U+FFFD."""
+        tokens = _token_ids(tokens)
         with self._call("detokenize") as h:
             return b"".join(h.token_to_piece(int(t)) for t in tokens).decode("utf-8", errors="replace")
 
     def logits(self, tokens: np.ndarray | list[int]) -> np.ndarray:
         """Raw logits (float32, shape [len(tokens), n_vocab]) after each prefix of tokens."""
-        arr = np.asarray(tokens, dtype=np.int32)
-        if arr.ndim != 1 or arr.size == 0:
+        arr = _token_ids(tokens)
+        if arr.size == 0:
             raise ValueError("tokens must be a non-empty 1-D sequence of token ids")
         if arr.size > self.n_ctx:
             raise ValueError(f"{arr.size} tokens do not fit n_ctx={self.n_ctx}")
+        free = _available_memory()
+        if free is not None and arr.size * self.n_vocab * 4 > free:
+            raise ValueError(f"the logits of {arr.size} tokens ({arr.size * self.n_vocab * 4 / 2**30:.1f} GiB) "
+                             "do not fit in the memory available; ask for fewer tokens at a time")
         with self._call("logits") as native:
             return native.eval_logits(arr)
 
@@ -194,6 +269,7 @@ class Model:
         n_predict: int = 128,
         on_text: Callable[[str], None] | None = None,
         keep_logits: bool = False,
+        parse_special: bool = True,
         **options: Unpack[SamplingOptions],
     ) -> Completion:
         """Sample a continuation of prompt.
@@ -208,12 +284,12 @@ class Model:
         "Semantics" defines every chain at every T. ``on_text`` receives the
         text as it is generated. ``keep_logits`` (CPU paths) keeps the raw
         logits each token was sampled from in ``Completion.step_logits``.
-        Raises negtemp.SamplingError (a ValueError) if a step has every token masked.
+        ``parse_special`` as in tokenize(). Raises negtemp.SamplingError (a ValueError) if a step has every token masked.
         """
         cfg = make_config(temp, config, dict(options)).resolved()
         native = cfg.native(self.eog_tokens)
         self._check_bias(cfg)
-        prompt_tokens = self._prompt_tokens(prompt, n_predict)
+        prompt_tokens = self._prompt_tokens(prompt, n_predict, parse_special)
 
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         pieces: list[str] = []
@@ -247,6 +323,7 @@ class Model:
         betas: Sequence[float] | None = None,
         n_predict: int = 128,
         config: SamplingConfig | None = None,
+        parse_special: bool = True,
         **options: Unpack[SamplingOptions],
     ) -> list[Completion]:
         """One completion per temperature (or beta), decoded together in one batch.
@@ -271,7 +348,7 @@ class Model:
             for v in values
         ]
         self._check_bias(base)
-        prompt_tokens = self._prompt_tokens(prompt, n_predict)
+        prompt_tokens = self._prompt_tokens(prompt, n_predict, parse_special)
         with self._call("sweep") as handle:
             results = handle.sweep(
                 prompt_tokens, int(n_predict), [c.native(self.eog_tokens) for c in configs], [c.path for c in configs]
@@ -289,10 +366,9 @@ class Model:
     def _settings(self, config: SamplingConfig, n_predict: int) -> dict[str, Any]:
         return {"model": str(self.path), **config.to_dict(), "n_predict": int(n_predict)}
 
-    def _prompt_tokens(self, prompt: str | bytes, n_predict: int) -> np.ndarray:
-        if int(n_predict) < 1:
-            raise ValueError(f"n_predict must be >= 1, got {n_predict}")
-        tokens = self.tokenize(prompt)
+    def _prompt_tokens(self, prompt: str | bytes, n_predict: int, parse_special: bool) -> np.ndarray:
+        _int_in("n_predict", n_predict, 1, 2**31 - 1)
+        tokens = self.tokenize(prompt, parse_special=parse_special)
         if tokens.size == 0:
             raise ValueError("the prompt is empty")
         if tokens.size + int(n_predict) > self.n_ctx:

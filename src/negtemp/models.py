@@ -129,14 +129,15 @@ def pull(name: str, *, quiet: bool = False) -> Path:
     return target
 
 
-def resolve(model: str | os.PathLike[str] | None) -> Path:
-    """Turn a model argument into a GGUF path: None (default), a known name, or a file path."""
+def resolve(model: str | bytes | os.PathLike[str] | os.PathLike[bytes] | None) -> Path:
+    """Turn a model argument into a GGUF path: None (default), a known name, or a file path
+    (str, bytes or path-like; bytes need not be UTF-8)."""
     if model is None:
         env = os.environ.get("NEGTEMP_MODEL")
         model = env if env else DEFAULT_MODEL
     if isinstance(model, str) and model in MODELS:
         return pull(model)
-    path = Path(model)
+    path = Path(os.fsdecode(model))
     if not path.exists():
         raise FileNotFoundError(
             f"model {str(model)!r} is neither a file nor a known model name ({', '.join(sorted(MODELS))})"
