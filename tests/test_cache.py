@@ -1,0 +1,57 @@
+"""The model cache heals itself: corrupt or truncated models are fetched again,
+and interrupted fetches leave nothing behind for long (issue 11, part 6)."""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from negtemp import models
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """An empty model cache of the test's own, holding a verified copy of SmolLM2."""
+    good = models.pull("smollm2-135m", quiet=True)
+    monkeypatch.setenv("NEGTEMP_CACHE", str(tmp_path))
+    monkeypatch.setattr(models, "_verified", {})
+    shutil.copyfile(good, tmp_path / good.name)
+    return tmp_path / good.name
+
+
+def corrupt(path, how):
+    if how == "64 KB of weights overwritten":
+        with open(path, "r+b") as f:
+            f.seek(path.stat().st_size // 2)
+            f.write(b"\0" * 65536)
+    else:
+        with open(path, "r+b") as f:
+            f.truncate(path.stat().st_size // 3)
+
+
+@pytest.mark.real_model
+@pytest.mark.parametrize("how", ["64 KB of weights overwritten", "truncated"])
+def test_a_damaged_cached_model_is_fetched_again_with_a_message(cache, how, capsys):
+    assert models.pull("smollm2-135m") == cache  # verified once in this process
+    corrupt(cache, how)
+    assert models.pull("smollm2-135m") == cache
+    assert "is corrupt or truncated" in capsys.readouterr().err
+    digest = hashlib.sha256(cache.read_bytes()).hexdigest()
+    assert digest == models.MODELS["smollm2-135m"].sha256, "the re-fetched model is still damaged"
+
+
+def test_leftovers_of_a_killed_fetch_are_removed_and_a_running_one_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEGTEMP_CACHE", str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f"negtemp-pull-{dead.stdout.strip()}-abc"
+    old_style = tmp_path / "negtemp-pull-xyz"
+    running = tmp_path / f"negtemp-pull-{os.getpid()}-def"
+    for d in (stale, old_style, running):
+        d.mkdir()
+        (d / "part.gguf").write_bytes(b"partial")
+    models._remove_stale_pulls(tmp_path)
+    assert not stale.exists() and not old_style.exists(), "a dead fetch's partial files were left behind"
+    assert running.exists(), "a fetch still running in a live process was removed"
