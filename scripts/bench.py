@@ -14,7 +14,11 @@ build/tools/), then prints, with medians of --reps runs on this machine:
      adds to llama-bench's decode; peak RSS against file + KV cache;
   3. the batched temperature sweep against K sequential calls, and
      llama-batched-bench's batched decode as the ceiling;
-  4. the targets of issue 5, met or missed.
+  4. ggml's threads: llama-bench decode built with ggml's own thread pool
+     (negtemp's default, fork-safe) against an OpenMP build, at -t 1 and -t 2,
+     idle and while another process keeps one core busy (--no-threads skips it:
+     the OpenMP build of llama-bench takes about 2 more minutes the first time);
+  5. the targets of issue 5, met or missed.
 
 Needs cmake, ninja and a compiler (as the install does), the models (fetched
 on first use) and the `gguf` package (in the test extra). About 6 minutes on a
@@ -248,7 +252,7 @@ def sweep_table(model: str, tools: dict[str, Path], threads: int, reps: int, n: 
 
 def targets(samplers: dict[int, dict[str, float]], rows: list[dict], sweep: dict[int, float],
             ceiling: dict[int, float]) -> None:
-    print("4. targets")
+    print("5. targets")
 
     def line(ok: bool, text: str) -> None:
         print(f"   [{'met   ' if ok else 'MISSED'}] {text}")
@@ -275,12 +279,38 @@ def targets(samplers: dict[int, dict[str, float]], rows: list[dict], sweep: dict
         line(extra < 150, f"{r['model']}: peak RSS {r['rss']:.0f} MB = file + KV + {extra:.0f} MB (< 150)")
 
 
+BUSY_LOOP = "import time\nend = time.monotonic() + 600\nwhile time.monotonic() < end: pass\n"
+
+
+def threads_table(model: str, pool_bench: Path, reps: int, n: int) -> None:
+    """llama-bench decode, ggml's thread pool against OpenMP, idle and with one core taken."""
+    omp_bench = llama_tools.build(["llama-bench"], openmp=True, log=lambda m: print("   " + m, flush=True))["llama-bench"]
+    path = negtemp.models.pull(model)
+    print(f"4. ggml threads on {model}: llama-bench decode, {n} tokens (tokens/s, median of {reps})")
+    print(f"{'load':>12} {'threads':>8} {'pool':>8} {'openmp':>8} {'pool/openmp':>12}")
+    for load in ("idle", "1 core busy"):
+        busy = subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) if load != "idle" else None
+        try:
+            for t in (1, 2):
+                pool, omp = [], []
+                for _ in range(reps):  # interleaved, so drift hits both alike
+                    pool.append(llama_bench(pool_bench, path, t, n))
+                    omp.append(llama_bench(omp_bench, path, t, n))
+                p, o = statistics.median(pool), statistics.median(omp)
+                print(f"{load:>12} {t:>8} {p:>8.1f} {o:>8.1f} {p / o:>12.2f}")
+        finally:
+            if busy is not None:
+                busy.kill()
+                busy.wait()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("-t", "--threads", type=int, default=2)
     ap.add_argument("-n", "--n-predict", type=int, default=128)
     ap.add_argument("--models", default="smollm2-135m,gemma3-270m")
+    ap.add_argument("--no-threads", action="store_true", help="skip the thread-pool against OpenMP table")
     args = ap.parse_args(argv)
     models = args.models.split(",")
     started = time.perf_counter()
@@ -292,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     samplers = sampler_table(args.reps)
     rows = generate_table(models, tools, args.threads, args.reps, args.n_predict)
     sweep, ceiling = sweep_table(models[0], tools, args.threads, args.reps, args.n_predict)
+    if not args.no_threads:
+        print()
+        threads_table(models[0], tools["llama-bench"], args.reps, args.n_predict)
     if {"smollm2-135m", "gemma3-270m"} <= set(models):
         targets(samplers, rows, sweep, ceiling)
     print(f"\nbench took {time.perf_counter() - started:.0f} s")

@@ -2,12 +2,13 @@
 
 The tree is the one negtemp's extension compiles (scripts/llama_tree.py: the
 pin plus patches/), built with the same flags: Release, static libraries,
-GGML_NATIVE from $NEGTEMP_NATIVE (default ON) as in pyproject.toml, and
-$CMAKE_ARGS. scripts/bench.py times negtemp against these tools and
+GGML_NATIVE from $NEGTEMP_NATIVE (default ON) and GGML_OPENMP from
+$NEGTEMP_OPENMP (default OFF) as in pyproject.toml, and $CMAKE_ARGS. scripts/bench.py times negtemp against these tools and
 scripts/verify_patch.py runs llama-completion at a negative temperature.
 
-The build is kept in build/tools/<version>/ and reused; a first build of
-llama-bench + llama-completion takes about 3 minutes on 2 cores.
+The build is kept in build/tools/<version>/ (build/tools/<version>-openmp/
+for an OpenMP build) and reused; a first build of llama-bench +
+llama-completion takes about 3 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -26,10 +27,15 @@ import llama_tree  # noqa: E402
 BUILD = llama_tree.REPO / "build" / "tools"
 
 
-def cmake_flags() -> list[str]:
+def openmp_default() -> bool:
+    return os.environ.get("NEGTEMP_OPENMP", "OFF").upper() in ("ON", "1", "TRUE", "YES")
+
+
+def cmake_flags(openmp: bool) -> list[str]:
     native = os.environ.get("NEGTEMP_NATIVE", "ON")
     flags = [
         "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=OFF", f"-DGGML_NATIVE={native}",
+        f"-DGGML_OPENMP={'ON' if openmp else 'OFF'}",
         "-DLLAMA_BUILD_COMMON=ON", "-DLLAMA_BUILD_TOOLS=ON",
         "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF",
         "-DLLAMA_BUILD_APP=OFF", "-DLLAMA_OPENSSL=OFF",
@@ -37,17 +43,21 @@ def cmake_flags() -> list[str]:
     return flags + shlex.split(os.environ.get("CMAKE_ARGS", ""))
 
 
-def build(targets: list[str], *, version: str = llama_tree.SDIST_VERSION, log=print) -> dict[str, Path]:
+def build(targets: list[str], *, version: str = llama_tree.SDIST_VERSION, openmp: bool | None = None,
+          log=print) -> dict[str, Path]:
     """Build the named tools from the patched tree of llama-cpp-python `version`'s llama.cpp.
 
-    Returns {target: executable}; raises RuntimeError with the build's tail.
+    openmp: ggml's threads from OpenMP (True) or its own pool (False); default
+    as the extension ($NEGTEMP_OPENMP). Returns {target: executable}; raises
+    RuntimeError with the build's tail.
     """
+    openmp = openmp_default() if openmp is None else openmp
     src = llama_tree.prepare(BUILD / version / "llama.cpp", version)
-    out = BUILD / version / "build"
+    out = BUILD / (f"{version}-openmp" if openmp else version) / "build"
     started = time.perf_counter()
     log(f"building {', '.join(targets)} from the patched llama.cpp in {out} (first time: about 3 min)...")
     steps = [
-        ["cmake", "-S", str(src), "-B", str(out), "-G", "Ninja", *cmake_flags()],
+        ["cmake", "-S", str(src), "-B", str(out), "-G", "Ninja", *cmake_flags(openmp)],
         ["cmake", "--build", str(out), "--target", *targets],
     ]
     for cmd in steps:
