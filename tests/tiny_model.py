@@ -28,18 +28,22 @@ def vocab() -> tuple[list[str], list[float], list[int]]:
     return tokens, scores, [int(t) for t in types]
 
 
-def write_tiny_llama(path: Path, *, seed: int = 0, scale: float = 1.0) -> Path:
-    """A valid LLaMA GGUF with random F32 weights; `scale` sets the spread of its logits."""
+def write_tiny_llama(
+    path: Path, *, seed: int = 0, scale: float = 1.0, n_layer: int = N_LAYER, n_head_kv: int = N_HEAD_KV
+) -> Path:
+    """A valid LLaMA GGUF with random F32 weights; `scale` sets the spread of its logits.
+    n_layer and n_head_kv change the shape consistently (tensors match the metadata),
+    to write files that are well formed yet make llama.cpp abort."""
     rng = np.random.default_rng(seed)
     tokens, scores, types = vocab()
     n_vocab = len(tokens)
     w = gguf.GGUFWriter(str(path), "llama")
     w.add_context_length(256)
     w.add_embedding_length(N_EMBD)
-    w.add_block_count(N_LAYER)
+    w.add_block_count(n_layer)
     w.add_feed_forward_length(N_FF)
     w.add_head_count(N_HEAD)
-    w.add_head_count_kv(N_HEAD_KV)
+    w.add_head_count_kv(n_head_kv)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_rope_dimension_count(N_EMBD // N_HEAD)
     w.add_file_type(gguf.LlamaFileType.ALL_F32)
@@ -55,11 +59,11 @@ def write_tiny_llama(path: Path, *, seed: int = 0, scale: float = 1.0) -> Path:
     def t(name: str, *shape: int, std: float = 0.2) -> None:
         w.add_tensor(name, (rng.standard_normal(shape) * std).astype(np.float32))
 
-    n_kv = N_EMBD // N_HEAD * N_HEAD_KV
+    n_kv = N_EMBD // N_HEAD * n_head_kv
     t("token_embd.weight", n_vocab, N_EMBD, std=1.0)
     w.add_tensor("output_norm.weight", np.ones(N_EMBD, dtype=np.float32))
     t("output.weight", n_vocab, N_EMBD, std=scale)
-    for i in range(N_LAYER):
+    for i in range(n_layer):
         w.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(N_EMBD, dtype=np.float32))
         w.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(N_EMBD, dtype=np.float32))
         t(f"blk.{i}.attn_q.weight", N_EMBD, N_EMBD)

@@ -21,7 +21,8 @@ from . import _native
 from .config import SamplingConfig, SamplingOptions, make_config
 from .errors import ModelLoadError
 from .gguf_check import check_gguf
-from .models import resolve
+from .models import is_verified, resolve
+from .vetting import vet as vet_model
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -107,7 +108,10 @@ class Model:
     else SmolLM2-135M-Instruct). ``n_ctx`` (prompt plus generated tokens) is
     at most the model's training context by default, and 2048; a larger one
     is refused when its KV cache would not fit in memory and warned about past
-    the training context. ``n_threads`` is 1 to MAX_THREADS (256).
+    the training context. ``n_threads`` is 1 to MAX_THREADS (256). An
+    unfamiliar file is first tried in a child process (negtemp.vetting), so
+    one that would crash llama.cpp raises ModelLoadError instead; ``vet=False``
+    skips that for files you trust.
     Calls on one Model are serialized; each call gets a fresh llama.cpp
     context, so a call never sees another's state. ``cancel()`` and
     ``close()`` work from any thread and stop a running generation within one
@@ -121,6 +125,7 @@ class Model:
         *,
         n_ctx: int | None = None,
         n_threads: int | None = None,
+        vet: bool = True,
     ) -> None:
         if n_threads is None:
             n_threads = min(os.cpu_count() or 1, 8)
@@ -128,6 +133,8 @@ class Model:
         asked_ctx = 0 if n_ctx is None else _int_in("n_ctx", n_ctx, 16, 2**31 - 1)
         self.path: Path = resolve(path)
         check_gguf(self.path)
+        if vet and not is_verified(self.path):
+            vet_model(self.path)
         self._lock = threading.Lock()
         self._owner: int | None = None  # the thread inside a native call, while one runs
         try:

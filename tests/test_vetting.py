@@ -1,0 +1,62 @@
+"""Files that would crash llama.cpp become ModelLoadError, and this process lives (issue 11, part 1)."""
+
+import pytest
+
+import negtemp
+from negtemp import vetting
+from tiny_model import write_tiny_llama
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    """Verdicts in a cache of the test's own, so each test probes afresh."""
+    monkeypatch.setenv("NEGTEMP_CACHE", str(tmp_path / "cache"))
+
+
+def test_a_file_that_aborts_llama_cpp_at_load_is_refused_quoting_the_assertion(tmp_path):
+    bad = write_tiny_llama(tmp_path / "no-layers.gguf", n_layer=0)
+    with pytest.raises(negtemp.ModelLoadError, match=r"while loading it: .*GGML_ASSERT\(hparams.n_layer_all > 0"):
+        negtemp.Model(bad, n_threads=1)
+
+
+def test_a_file_that_aborts_at_the_first_decode_is_refused_before_loading(tmp_path):
+    bad = write_tiny_llama(tmp_path / "kv-heads-3-of-4.gguf", n_head_kv=3)
+    with pytest.raises(negtemp.ModelLoadError, match=r"while generating on the fused path: .*ggml_can_mul_mat"):
+        negtemp.Model(bad, n_threads=1)
+
+
+def test_verdicts_are_cached_so_a_second_load_runs_no_probe(tmp_path, monkeypatch):
+    bad = write_tiny_llama(tmp_path / "no-layers.gguf", n_layer=0)
+    good = write_tiny_llama(tmp_path / "good.gguf")
+    with pytest.raises(negtemp.ModelLoadError) as first:
+        negtemp.Model(bad, n_threads=1)
+    negtemp.Model(good, n_threads=1).close()
+
+    def no_probe(path):
+        raise AssertionError(f"probed {path} again")
+
+    monkeypatch.setattr(vetting, "_probe", no_probe)
+    with pytest.raises(negtemp.ModelLoadError) as second:
+        negtemp.Model(bad, n_threads=1)
+    assert str(second.value) == str(first.value)
+    negtemp.Model(good, n_threads=1).close()
+
+
+def test_a_changed_file_is_probed_again(tmp_path):
+    path = write_tiny_llama(tmp_path / "model.gguf")
+    negtemp.Model(path, n_threads=1).close()
+    write_tiny_llama(path, n_layer=0)
+    with pytest.raises(negtemp.ModelLoadError, match="GGML_ASSERT"):
+        negtemp.Model(path, n_threads=1)
+
+
+def test_a_probe_that_does_not_finish_in_time_is_reported_as_a_hang(tmp_path, monkeypatch):
+    monkeypatch.setattr(vetting, "PROBE_TIMEOUT_S", 0.01)
+    path = write_tiny_llama(tmp_path / "model.gguf")
+    with pytest.raises(negtemp.ModelLoadError, match=r"did not finish .* within 0.01 s"):
+        negtemp.Model(path, n_threads=1)
+
+
+def test_vet_false_loads_without_a_probe(tmp_path, monkeypatch):
+    monkeypatch.setattr(vetting, "_probe", lambda path: "should not run")
+    negtemp.Model(write_tiny_llama(tmp_path / "model.gguf"), n_threads=1, vet=False).close()
