@@ -1,14 +1,23 @@
 """Fuzz negtemp's model loading with mutated GGUF files, each loaded in a subprocess.
 
-Mutations of the tiny test model's header region: truncations, random bytes,
-bit flips, and huge counts and lengths. Every case must end in a loaded model
-or a negtemp.ModelLoadError with a reason: never a crash, a hang, or another
-exception. Usage: python scripts/fuzz_gguf.py [-n 2000] [--seed 0] [-j 2]
+Two kinds of case, each run in its own subprocess:
+- bytes (default): mutations of the tiny test model's header region
+  (truncations, random bytes, bit flips, huge counts and lengths). Every case
+  must end in a loaded model or a negtemp.ModelLoadError with a reason.
+- --semantic: well-formed files whose meaning is hostile: every LLaMA
+  hyperparameter key absent, 0, negative, huge, NaN/inf or of the wrong type;
+  tokenizer models and fields; tensor types and shapes; then combinations. Each
+  is loaded, tokenized, generated on every sampling path and swept; it must end
+  in text or a Python exception with a reason (ModelLoadError, ValueError,
+  RuntimeError), at whatever stage.
+Never a crash, a hang, or another exception.
+Usage: python scripts/fuzz_gguf.py [--semantic] [-n 2000] [--seed 0] [-j 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import struct
 import subprocess
@@ -19,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))  # tiny_model: the GGUF writer the cases start from
 LOADER = (
     "import sys, negtemp\n"
     "try:\n"
@@ -27,6 +37,126 @@ LOADER = (
     "    print('rejected:', e)\n"
     "    sys.exit(3)\n"
 )
+
+
+SEMANTIC_RUNNER = (
+    "import sys, negtemp, negtemp.vetting\n"
+    "negtemp.vetting.PROBE_TIMEOUT_S = 20\n"
+    "stage = 'load'\n"
+    "try:\n"
+    "    m = negtemp.Model(sys.argv[1], n_ctx=64, n_threads=1)\n"
+    "    stage = 'tokenize'\n"
+    "    m.tokenize('the temperature')\n"
+    "    for path in ('fused', 'chain', 'backend'):\n"
+    "        stage = 'generate-' + path\n"
+    "        m.complete('the temperature', -1.0, n_predict=2, seed=1, path=path)\n"
+    "    stage = 'sweep'\n"
+    "    m.sweep('the temperature', [-1.0, 1.0], n_predict=2, seed=1)\n"
+    "except (negtemp.ModelLoadError, ValueError, RuntimeError) as e:\n"
+    "    print('rejected:', stage, type(e).__name__, e)\n"
+    "    sys.exit(3)\n"
+)
+
+# LLaMA hyperparameters and tokenizer fields llama.cpp reads, and values that
+# mean nonsense for them (None: the key left out)
+SEMANTIC_KEYS = [
+    "llama.context_length", "llama.embedding_length", "llama.block_count", "llama.feed_forward_length",
+    "llama.attention.head_count", "llama.attention.head_count_kv", "llama.attention.layer_norm_rms_epsilon",
+    "llama.rope.dimension_count", "llama.rope.freq_base", "llama.rope.scaling.type", "llama.expert_count",
+    "llama.expert_used_count", "llama.nextn_predict_layers", "llama.vocab_size", "general.file_type",
+    "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.unknown_token_id",
+    "tokenizer.ggml.add_bos_token",
+]
+SEMANTIC_VALUES = [None, 0, -1, 3, 513, 2**31, 2**32 - 1, 2**40, float("nan"), float("inf"), -1.0, 1e30, "bogus", True]
+TOKENIZER_MODELS = ["bert", "rwkv", "gpt2", "t5", "ugm", "plamo2", "none", "bogus", ""]
+
+
+def semantic_mutations() -> list[tuple[str, dict, dict]]:
+    """Every single semantic mutation: (name, metadata overrides, tensor overrides)."""
+    import numpy as np
+    from tiny_model import N_EMBD, vocab
+
+    n_vocab = len(vocab()[0])
+    out: list[tuple[str, dict, dict]] = []
+    for key in SEMANTIC_KEYS:
+        for value in SEMANTIC_VALUES:
+            out.append((f"{key}={value!r}", {key: value}, {}))
+    for model in TOKENIZER_MODELS:
+        out.append((f"tokenizer={model!r}", {"tokenizer.ggml.model": model}, {}))
+    out += [
+        ("one-token vocabulary", {"tokenizer.ggml.tokens": ["a"], "tokenizer.ggml.scores": [0.0],
+                                  "tokenizer.ggml.token_type": [1]}, {}),
+        ("scores shorter than tokens", {"tokenizer.ggml.scores": [0.0, 1.0]}, {}),
+        ("token types out of range", {"tokenizer.ggml.token_type": [99] * n_vocab}, {}),
+        ("no tokens", {"tokenizer.ggml.tokens": None}, {}),
+        ("token_embd as int32", {}, {"token_embd.weight": np.ones((n_vocab, N_EMBD), dtype=np.int32)}),
+        ("output_norm as f16", {}, {"output_norm.weight": np.ones(N_EMBD, dtype=np.float16)}),
+        ("output_norm one too long", {}, {"output_norm.weight": np.ones(N_EMBD + 1, dtype=np.float32)}),
+        ("attn_q missing", {}, {"blk.0.attn_q.weight": None}),
+        ("output missing (tied embeddings)", {}, {"output.weight": None}),
+        ("NaN embeddings", {}, {"token_embd.weight": np.full((n_vocab, N_EMBD), np.nan, dtype=np.float32)}),
+        ("inf output", {}, {"output.weight": np.full((n_vocab, N_EMBD), np.inf, dtype=np.float32)}),
+    ]
+    return out
+
+
+def semantic_cases(n: int, seed: int, sample: bool = False) -> list[tuple[str, dict, dict]]:
+    """The single mutations first (a seeded sample of them when `sample`), then
+    random combinations of two or three, n in all."""
+    singles = semantic_mutations()
+    rng = random.Random(seed)
+    cases = rng.sample(singles, min(n // 2, len(singles))) if sample else list(singles[:n])
+    while len(cases) < n:
+        picked = rng.sample(singles, rng.randint(2, 3))
+        meta, tensors = {}, {}
+        for _, m, t in picked:
+            meta.update(m)
+            tensors.update(t)
+        cases.append((" + ".join(name for name, _, _ in picked), meta, tensors))
+    return cases
+
+
+def run_semantic_case(name: str, meta: dict, tensors: dict, workdir: Path, timeout: float = 90.0) -> tuple[str, str]:
+    """('ok' | 'rejected-at-STAGE' | 'crash' | 'hang' | 'error', detail)."""
+    from tiny_model import write_tiny_llama
+
+    fd, tmp = tempfile.mkstemp(suffix=".gguf", dir=workdir)
+    os.close(fd)
+    path = Path(tmp)
+    try:
+        try:
+            write_tiny_llama(path, meta=meta, tensors=tensors)
+        except Exception as e:  # the gguf package refuses to write it: nothing to load
+            return "unwritable", f"{name}: {e}"
+        env = dict(os.environ, NEGTEMP_CACHE=str(workdir / "cache"))
+        r = subprocess.run([sys.executable, "-c", SEMANTIC_RUNNER, str(path)], capture_output=True, text=True,
+                           timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return "hang", name
+    finally:
+        path.unlink(missing_ok=True)
+    if r.returncode == 0:
+        return "ok", name
+    if r.returncode == 3 and r.stdout.startswith("rejected:"):
+        return f"rejected-at-{r.stdout.split()[1]}", name
+    if r.returncode < 0:
+        return "crash", f"{name}: signal {-r.returncode}\n{r.stderr[-800:]}"
+    return "error", f"{name}: exit {r.returncode}\n{r.stderr[-800:]}{r.stdout[-400:]}"
+
+
+def semantic_fuzz(n: int, seed: int, jobs: int, sample: bool = False) -> tuple[Counter[str], list[str]]:
+    counts: Counter[str] = Counter()
+    failures: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="negtemp-fuzz-") as tmp, ThreadPoolExecutor(jobs) as pool:
+        cases = semantic_cases(n, seed, sample)
+        results = pool.map(lambda c: run_semantic_case(c[0], c[1], c[2], Path(tmp)), cases)
+        for i, (outcome, detail) in enumerate(results, 1):
+            counts[outcome] += 1
+            if outcome in ("crash", "hang", "error"):
+                failures.append(detail)
+            if i % 100 == 0:
+                print(f"  {i}/{n}: {dict(counts)}", file=sys.stderr, flush=True)
+    return counts, failures
 
 
 def header_size(path: Path) -> int:
@@ -106,8 +236,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-n", type=int, default=2000, help="number of cases (default 2000)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("-j", "--jobs", type=int, default=2)
+    ap.add_argument("--semantic", action="store_true", help="hostile meaning in well-formed files (see above)")
     args = ap.parse_args(argv)
-    sys.path.insert(0, str(REPO / "tests"))
+    if args.semantic:
+        counts, failures = semantic_fuzz(args.n, args.seed, args.jobs)
+        print(f"fuzz_gguf --semantic: {args.n} cases: {dict(sorted(counts.items()))}")
+        for f in failures[:20]:
+            print("FAIL", f)
+        return 1 if failures else 0
     from tiny_model import write_tiny_llama
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -58,3 +58,11 @@ def test_a_fixed_sample_of_fuzz_cases_never_crashes_or_hangs(tiny_path):
     counts, failures = fuzz_gguf.fuzz(base, fuzz_gguf.header_size(tiny_path), 40, seed=1, jobs=2)
     assert not failures, "a mutated GGUF crashed, hung or raised the wrong error:\n" + "\n".join(failures[:5])
     assert counts["rejected"] > 0, f"no mutation was rejected: {dict(counts)}"
+
+
+def test_a_fixed_sample_of_semantic_fuzz_cases_never_crashes_or_hangs():
+    """100 of scripts/fuzz_gguf.py --semantic's cases: every single mutation there is a chance to
+    draw, plus combinations; each loaded, tokenized, generated on every path and swept in a subprocess."""
+    counts, failures = fuzz_gguf.semantic_fuzz(100, seed=7, jobs=2, sample=True)
+    assert not failures, "a hostile GGUF crashed, hung or raised the wrong error:\n" + "\n".join(failures[:5])
+    assert counts["ok"] > 0 and sum(v for k, v in counts.items() if k.startswith("rejected")) > 0, dict(counts)

@@ -60,3 +60,10 @@ def test_a_probe_that_does_not_finish_in_time_is_reported_as_a_hang(tmp_path, mo
 def test_vet_false_loads_without_a_probe(tmp_path, monkeypatch):
     monkeypatch.setattr(vetting, "_probe", lambda path: "should not run")
     negtemp.Model(write_tiny_llama(tmp_path / "model.gguf"), n_threads=1, vet=False).close()
+
+
+def test_a_tokenizer_that_never_stops_is_refused_at_the_probes_memory_limit(tmp_path):
+    # an rwkv tokenizer over this vocabulary loops, growing its memory without end
+    runaway = write_tiny_llama(tmp_path / "rwkv.gguf", meta={"tokenizer.ggml.model": "rwkv"})
+    with pytest.raises(negtemp.ModelLoadError, match=r"memory limit while tokenizing"):
+        negtemp.Model(runaway, n_threads=1)

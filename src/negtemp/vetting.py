@@ -76,10 +76,16 @@ def _probe(path: Path) -> str | None:
         stages = [ln for ln in (e.stdout or b"").decode(errors="replace").splitlines() if ln.startswith("stage:")]
         last = stages[-1][7:] if stages else "starting"
         return f"llama.cpp did not finish {last} within {PROBE_TIMEOUT_S} s (a hang, or a runaway loop)"
-    if res.returncode in (0, 3):
-        return None
     out = res.stdout.decode(errors="replace").splitlines()
     stages = [ln[7:] for ln in out if ln.startswith("stage:")]
+    errors = [ln[len("python error: "):] for ln in out if ln.startswith("python error: ")]
+    if res.returncode == 3 and errors and ("MemoryError" in errors[-1] or "bad_alloc" in errors[-1]):
+        # a runaway (a tokenizer that never stops) ends at the memory limit here;
+        # in this process it would grow until the machine ran out
+        return (f"llama.cpp used up the probe's {limit / 2**30:.0f} GiB memory limit while "
+                f"{stages[-1] if stages else 'starting'} ({errors[-1]})")
+    if res.returncode in (0, 3):
+        return None
     err = [ln.strip() for ln in res.stderr.decode(errors="replace").splitlines() if ln.strip()]
     reason = [ln for ln in err if "GGML_ASSERT" in ln or "error" in ln.lower() or "abort" in ln.lower()] or err
     how = f"signal {-res.returncode}" if res.returncode < 0 else f"exit status {res.returncode}"
