@@ -129,33 +129,45 @@ def run_semantic_case(name: str, meta: dict, tensors: dict, workdir: Path, timeo
         except Exception as e:  # the gguf package refuses to write it: nothing to load
             return "unwritable", f"{name}: {e}"
         env = dict(os.environ, NEGTEMP_CACHE=str(workdir / "cache"))
-        r = subprocess.run([sys.executable, "-c", SEMANTIC_RUNNER, str(path)], capture_output=True, text=True,
+        return run_loader(SEMANTIC_RUNNER, path, name, timeout, env, by_stage=True)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def semantic_fuzz(n: int, seed: int, jobs: int, sample: bool = False) -> tuple[Counter[str], list[str]]:
+    with tempfile.TemporaryDirectory(prefix="negtemp-fuzz-") as tmp:
+        cases = semantic_cases(n, seed, sample)
+        return tally(lambda c: run_semantic_case(c[0], c[1], c[2], Path(tmp)), cases, jobs)
+
+
+def run_loader(code: str, path: Path, name: str, timeout: float, env: dict | None = None,
+               by_stage: bool = False) -> tuple[str, str]:
+    """Run a loader script on path in a subprocess: ('ok' | 'rejected[-at-STAGE]' | 'crash' | 'hang' | 'error', detail)."""
+    try:
+        r = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
                            timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return "hang", name
-    finally:
-        path.unlink(missing_ok=True)
     if r.returncode == 0:
         return "ok", name
-    if r.returncode == 3 and r.stdout.startswith("rejected:"):
-        return f"rejected-at-{r.stdout.split()[1]}", name
+    if r.returncode == 3 and r.stdout.startswith("rejected:") and len(r.stdout.split()) > 1:
+        return (f"rejected-at-{r.stdout.split()[1]}" if by_stage else "rejected"), name
     if r.returncode < 0:
         return "crash", f"{name}: signal {-r.returncode}\n{r.stderr[-800:]}"
     return "error", f"{name}: exit {r.returncode}\n{r.stderr[-800:]}{r.stdout[-400:]}"
 
 
-def semantic_fuzz(n: int, seed: int, jobs: int, sample: bool = False) -> tuple[Counter[str], list[str]]:
+def tally(run, cases: list, jobs: int) -> tuple[Counter[str], list[str]]:
+    """Run the cases on `jobs` threads (each case is its own subprocess); count outcomes, keep failures."""
     counts: Counter[str] = Counter()
     failures: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="negtemp-fuzz-") as tmp, ThreadPoolExecutor(jobs) as pool:
-        cases = semantic_cases(n, seed, sample)
-        results = pool.map(lambda c: run_semantic_case(c[0], c[1], c[2], Path(tmp)), cases)
-        for i, (outcome, detail) in enumerate(results, 1):
+    with ThreadPoolExecutor(jobs) as pool:
+        for i, (outcome, detail) in enumerate(pool.map(run, cases), 1):
             counts[outcome] += 1
             if outcome in ("crash", "hang", "error"):
                 failures.append(detail)
             if i % 100 == 0:
-                print(f"  {i}/{n}: {dict(counts)}", file=sys.stderr, flush=True)
+                print(f"  {i}/{len(cases)}: {dict(counts)}", file=sys.stderr, flush=True)
     return counts, failures
 
 
@@ -203,32 +215,14 @@ def run_case(name: str, data: bytes, workdir: Path, timeout: float = 60.0) -> tu
     with open(fd, "wb") as f:
         f.write(data)
     try:
-        r = subprocess.run([sys.executable, "-c", LOADER, str(path)], capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return "hang", name
+        return run_loader(LOADER, path, name, timeout)
     finally:
         path.unlink(missing_ok=True)
-    if r.returncode == 0:
-        return "ok", name
-    if r.returncode == 3 and r.stdout.startswith("rejected:") and len(r.stdout.strip()) > len("rejected:"):
-        return "rejected", name
-    if r.returncode < 0:
-        return "crash", f"{name}: signal {-r.returncode}\n{r.stderr[-800:]}"
-    return "error", f"{name}: exit {r.returncode}\n{r.stderr[-800:]}"
 
 
 def fuzz(base: bytes, head: int, n: int, seed: int, jobs: int) -> tuple[Counter[str], list[str]]:
-    counts: Counter[str] = Counter()
-    failures: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="negtemp-fuzz-") as tmp, ThreadPoolExecutor(jobs) as pool:
-        cases = mutations(base, head, n, seed)
-        for i, (outcome, detail) in enumerate(pool.map(lambda c: run_case(c[0], c[1], Path(tmp)), cases), 1):
-            counts[outcome] += 1
-            if outcome in ("crash", "hang", "error"):
-                failures.append(detail)
-            if i % 100 == 0:
-                print(f"  {i}/{n}: {dict(counts)}", file=sys.stderr, flush=True)
-    return counts, failures
+    with tempfile.TemporaryDirectory(prefix="negtemp-fuzz-") as tmp:
+        return tally(lambda c: run_case(c[0], c[1], Path(tmp)), mutations(base, head, n, seed), jobs)
 
 
 def main(argv: list[str] | None = None) -> int:
