@@ -67,3 +67,13 @@ def test_a_tokenizer_that_never_stops_is_refused_at_the_probes_memory_limit(tmp_
     runaway = write_tiny_llama(tmp_path / "rwkv.gguf", meta={"tokenizer.ggml.model": "rwkv"})
     with pytest.raises(negtemp.ModelLoadError, match=r"memory limit while tokenizing"):
         negtemp.Model(runaway, n_threads=1)
+
+
+def test_verdicts_of_deleted_files_are_dropped_when_a_new_one_is_written(tmp_path):
+    gone = write_tiny_llama(tmp_path / "gone.gguf")
+    negtemp.Model(gone, n_threads=1).close()
+    folder = tmp_path / "cache" / "vetted"
+    assert len(list(folder.glob("*.json"))) == 1
+    gone.unlink()
+    negtemp.Model(write_tiny_llama(tmp_path / "new.gguf"), n_threads=1).close()
+    assert [json_path.read_text().count("new.gguf") for json_path in folder.glob("*.json")] == [1]

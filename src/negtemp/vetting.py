@@ -93,6 +93,16 @@ def _probe(path: Path) -> str | None:
             + (" | ".join(reason[-3:]) if reason else "no message"))
 
 
+def _forget_missing(folder: Path) -> None:
+    """Drop the verdicts of files that no longer exist (test models in temporary directories, say)."""
+    for old in folder.glob("*.json"):
+        try:
+            if not Path(json.loads(old.read_text())["path"]).exists():
+                old.unlink()
+        except (OSError, ValueError, KeyError):
+            old.unlink(missing_ok=True)
+
+
 def vet(path: Path) -> None:
     """Probe path in a child unless its verdict is cached; raise ModelLoadError if it would crash us."""
     verdict = _verdict_file(path)
@@ -101,6 +111,7 @@ def vet(path: Path) -> None:
     except (OSError, ValueError, KeyError):
         crash = _probe(path)
         verdict.parent.mkdir(parents=True, exist_ok=True)
+        _forget_missing(verdict.parent)
         tmp = verdict.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"path": os.fsdecode(path), "crash": crash}))
         os.replace(tmp, verdict)
