@@ -1,5 +1,6 @@
 """Files that would crash llama.cpp become ModelLoadError, and this process lives (issue 11, part 1)."""
 
+import numpy as np
 import pytest
 
 import negtemp
@@ -77,3 +78,38 @@ def test_verdicts_of_deleted_files_are_dropped_when_a_new_one_is_written(tmp_pat
     gone.unlink()
     negtemp.Model(write_tiny_llama(tmp_path / "new.gguf"), n_threads=1).close()
     assert [json_path.read_text().count("new.gguf") for json_path in folder.glob("*.json")] == [1]
+
+
+N_VOCAB = 3 + 256 + 24  # tiny_model's vocabulary: specials, bytes, words
+
+# The well-formed, hostile files issue 11 lists (each aborted or hung the Python process before)
+HOSTILE = {
+    "block_count 0": {"meta": {"llama.block_count": 0}},
+    "block_count 513": {"meta": {"llama.block_count": 513}},
+    "nextn_predict_layers > block_count": {"meta": {"llama.nextn_predict_layers": 5}},
+    "rope.scaling.type bogus": {"meta": {"llama.rope.scaling.type": "bogus"}},
+    "expert_count 2000": {"meta": {"llama.expert_count": 2000}},
+    "expert_used_count without experts": {"meta": {"llama.expert_used_count": 2}},
+    "tokenizer bert": {"meta": {"tokenizer.ggml.model": "bert"}},
+    "head_count_kv 8 of 4 heads": {"meta": {"llama.attention.head_count_kv": 8}},
+    "head_count_kv 3 of 4 heads": {"n_head_kv": 3},
+    "odd rope dimensions": {"meta": {"llama.rope.dimension_count": 7}},
+    "rms_norm_epsilon NaN": {"meta": {"llama.attention.layer_norm_rms_epsilon": float("nan")}},
+    "rms_norm_epsilon -1": {"meta": {"llama.attention.layer_norm_rms_epsilon": -1.0}},
+    "token_embd as I32": {"tensors": {"token_embd.weight": np.ones((N_VOCAB, 32), dtype=np.int32)}},
+    "output_norm as F16": {"tensors": {"output_norm.weight": np.ones(32, dtype=np.float16)}},
+    "one-token vocabulary with add_bos": {"meta": {"tokenizer.ggml.tokens": ["a"], "tokenizer.ggml.scores": [0.0],
+                                                   "tokenizer.ggml.token_type": [1]}},
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_each_hostile_file_from_the_issue_ends_in_text_or_an_error_never_a_crash(tmp_path, case):
+    path = write_tiny_llama(tmp_path / "hostile.gguf", **HOSTILE[case])
+    try:
+        with negtemp.Model(path, n_ctx=64, n_threads=1) as m:
+            for p in ("fused", "chain", "backend"):
+                m.complete("the temperature", -1.0, n_predict=2, seed=1, path=p)
+            m.sweep("the temperature", [-1.0, 1.0], n_predict=2, seed=1)
+    except (negtemp.ModelLoadError, ValueError, RuntimeError) as e:
+        assert str(e), f"{case}: an error without a reason"
