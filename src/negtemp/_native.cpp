@@ -63,9 +63,9 @@ struct ThreadpoolDeleter {
 using ThreadpoolPtr = std::unique_ptr<ggml_threadpool, ThreadpoolDeleter>;
 
 // A context and the ggml thread pool its decodes run on, for one call.
-// Without a pool ggml starts and joins its threads on every decode (1.4 ms a
-// token measured on SmolLM2); a pool kept by the Model would outlive a fork
-// with no threads behind it, so each call makes its own (tens of us).
+// Without a pool ggml starts and joins its threads on every decode (generate
+// fell to 0.84x llama-bench's decode rate); a pool kept by the Model would
+// outlive a fork with no threads behind it, so each call makes its own.
 struct Context {
     ThreadpoolPtr pool;
     ContextPtr ctx;  // declared after the pool: freed before it
@@ -138,21 +138,12 @@ CpuSampler make_cpu_sampler(const ChainConfig & c, SamplerPath path, int32_t n_v
 // copied back; SamplingError when they say every token was masked.
 double backend_logprob(llama_context * ctx, llama_token token) {
     const float * probs = llama_get_sampled_probs_ith(ctx, -1);
-    const uint32_t n = llama_get_sampled_probs_count_ith(ctx, -1);
-    const llama_token * ids = llama_get_sampled_candidates_ith(ctx, -1);
-    if (!probs || !ids) {
+    if (!probs) {
         throw std::runtime_error("the backend sampler returned no probabilities");
     }
-    float p = 0.0f;
-    if (llama_get_sampled_candidates_count_ith(ctx, -1) == 0) {
-        p = token >= 0 && static_cast<uint32_t>(token) < n ? probs[token] : 0.0f;  // no filter: indexed by token
-    } else {
-        const llama_token * it = std::find(ids, ids + n, token);
-        p = it != ids + n ? probs[it - ids] : 0.0f;
-    }
-    if (!(p > 0.0f)) {
-        throw negtemp::SamplingError(negtemp::kAllMasked);
-    }
+    const bool filtered = llama_get_sampled_candidates_count_ith(ctx, -1) > 0;
+    const llama_token * ids = filtered ? llama_get_sampled_candidates_ith(ctx, -1) : nullptr;
+    const float p = negtemp::drawn_probability(probs, ids, llama_get_sampled_probs_count_ith(ctx, -1), token);
     return std::log(static_cast<double>(p));
 }
 
@@ -510,15 +501,7 @@ private:
         return vocab_;
     }
 
-    void check_tokens(const std::vector<llama_token> & toks) const {
-        const int32_t nv = n_vocab();
-        for (llama_token t : toks) {
-            if (t < 0 || t >= nv) {
-                throw std::invalid_argument("token id " + std::to_string(t) + " is outside the vocabulary [0, " +
-                                            std::to_string(nv) + ")");
-            }
-        }
-    }
+    void check_tokens(const std::vector<llama_token> & toks) const { negtemp::check_token_ids(toks, n_vocab()); }
 
     std::string piece(llama_token token) const {
         char buf[256];
@@ -577,21 +560,12 @@ void check_logits(const Logits & logits) {
     }
 }
 
-std::vector<llama_token> tokens_of(const std::vector<int32_t> & history, size_t n_vocab) {
-    for (int32_t t : history) {
-        if (t < 0 || static_cast<size_t>(t) >= n_vocab) {
-            throw std::invalid_argument("history token " + std::to_string(t) + " is outside the vocabulary");
-        }
-    }
-    return {history.begin(), history.end()};
-}
-
 py::array_t<double> sampler_probs(const Logits & logits, const ChainConfig & config, const std::string & path_name,
                                   const std::vector<int32_t> & history) {
     check_logits(logits);
     const SamplerPath path = parse_path(path_name);
     const size_t n = static_cast<size_t>(logits.size());
-    const std::vector<llama_token> hist = tokens_of(history, n);
+    negtemp::check_token_ids(history, static_cast<int64_t>(n));
     py::array_t<double> out(logits.size());
     double * dst = out.mutable_data();
     py::gil_scoped_release release;
@@ -602,7 +576,7 @@ py::array_t<double> sampler_probs(const Logits & logits, const ChainConfig & con
             throw negtemp::SamplingError(negtemp::kAllMasked);
         }
     } else {
-        negtemp::sampler_probs(config, logits.data(), n, hist, path == SamplerPath::Backend, dst);
+        negtemp::sampler_probs(config, logits.data(), n, history, path == SamplerPath::Backend, dst);
     }
     return out;
 }

@@ -8,10 +8,12 @@
 #include "ggml.h"
 #include "llama.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace negtemp {
@@ -24,6 +26,34 @@ struct SamplingError : std::runtime_error {
 inline constexpr const char * kAllMasked =
     "every token was masked (-inf, NaN or +inf logits, logit-bias bans, or filters that left nothing): "
     "there is no distribution to sample";
+
+// Token ids from a caller (prompt, penalty history) must index the vocabulary.
+inline void check_token_ids(const std::vector<int32_t> & ids, int64_t n_vocab) {
+    for (int32_t t : ids) {
+        if (t < 0 || t >= n_vocab) {
+            throw std::invalid_argument("token id " + std::to_string(t) + " is outside the vocabulary [0, " +
+                                        std::to_string(n_vocab) + ")");
+        }
+    }
+}
+
+// The probability a backend draw gave the token it drew: probs[i] belongs to
+// ids[i], or to token i when the chain kept no candidate list (ids null). The
+// backend graph still "draws" a token when every token was masked, so a
+// probability that is not positive means there was nothing to draw.
+inline float drawn_probability(const float * probs, const int32_t * ids, size_t n, llama_token token) {
+    float p = 0.0f;
+    if (!ids) {
+        p = token >= 0 && static_cast<size_t>(token) < n ? probs[token] : 0.0f;
+    } else {
+        const int32_t * it = std::find(ids, ids + n, token);
+        p = it != ids + n ? probs[it - ids] : 0.0f;
+    }
+    if (!(p > 0.0f)) {
+        throw SamplingError(kAllMasked);
+    }
+    return p;
+}
 
 struct ChainConfig {
     float temp = 0.8f;

@@ -7,9 +7,8 @@ import json
 import sys
 
 from . import models
-from .errors import ModelFetchError, ModelLoadError
 from .config import DEFAULT_TEMP, SamplingConfig
-from .errors import SamplingError
+from .errors import ModelFetchError, ModelLoadError, SamplingError
 from .model import Model
 
 __all__ = ["main"]

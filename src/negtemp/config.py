@@ -18,7 +18,7 @@ from typing import Any, Literal, TypedDict
 from . import _native
 from .reference import resolve_beta
 
-__all__ = ["SamplingConfig", "SamplingOptions", "SamplerPath", "DEFAULT_TEMP", "MAX_SEED", "make_config"]
+__all__ = ["SamplingConfig", "SamplingOptions", "SamplerPath", "DEFAULT_TEMP", "MAX_SEED", "make_config", "strict_int"]
 
 DEFAULT_TEMP = 0.8
 MAX_SEED = 2**32 - 2  # 2**32 - 1 is llama.cpp's "pick a random seed"
@@ -66,8 +66,8 @@ class SamplingOptions(TypedDict, total=False):
     fused: bool
 
 
-def _int(name: str, value: object) -> int:
-    # numpy integers count (token ids often come from arrays); bools and floats do not
+def strict_int(name: str, value: object) -> int:
+    """value as an int; numpy integers count (token ids often come from arrays), bools and floats do not."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
     return int(value)
@@ -111,10 +111,10 @@ class SamplingConfig:
             object.__setattr__(self, "temp", DEFAULT_TEMP)
         resolve_beta(self.temp, self.beta)  # both given, or NaN
         if self.seed is not None:
-            object.__setattr__(self, "seed", _int("seed", self.seed))
+            object.__setattr__(self, "seed", strict_int("seed", self.seed))
             if not 0 <= self.seed <= MAX_SEED:
                 raise ValueError(f"seed must be in [0, {MAX_SEED}], got {self.seed}")
-        object.__setattr__(self, "top_k", _int("top_k", self.top_k))
+        object.__setattr__(self, "top_k", strict_int("top_k", self.top_k))
         if self.top_k < 0:
             raise ValueError(f"top_k must be >= 0 (0 = off), got {self.top_k}")
         object.__setattr__(self, "top_p", _unit("top_p", self.top_p))
@@ -123,7 +123,7 @@ class SamplingConfig:
         if not (rp > 0 and math.isfinite(rp)):
             raise ValueError(f"repeat_penalty must be a positive finite number, got {self.repeat_penalty}")
         object.__setattr__(self, "repeat_penalty", rp)
-        object.__setattr__(self, "penalty_last_n", _int("penalty_last_n", self.penalty_last_n))
+        object.__setattr__(self, "penalty_last_n", strict_int("penalty_last_n", self.penalty_last_n))
         if self.penalty_last_n < 1:
             raise ValueError(f"penalty_last_n must be >= 1, got {self.penalty_last_n}")
         bias: dict[int, float] = {}
@@ -134,7 +134,7 @@ class SamplingConfig:
                     f"logit_bias[{tok}] = {val}: a bias must be finite, or -inf to ban the token "
                     "(to force a token, ban the others or use a large finite bias)"
                 )
-            bias[_int("logit_bias key", tok)] = v
+            bias[strict_int("logit_bias key", tok)] = v
         object.__setattr__(self, "logit_bias", MappingProxyType(bias))
         if self.path not in _PATHS:
             raise ValueError(f"path must be one of {_PATHS}, got {self.path!r}")
@@ -151,8 +151,9 @@ class SamplingConfig:
     def from_options(cls, temp: float | None = None, **options: Any) -> SamplingConfig:
         """A config from the API's keyword arguments; ``backend_sampling=True`` and
         ``fused=False`` are the older spellings of path="backend" and path="chain"."""
-        for name in UNSUPPORTED.keys() & options.keys():
-            raise ValueError(f"{name}: {UNSUPPORTED[name]}")
+        refused = sorted(UNSUPPORTED.keys() & options.keys())
+        if refused:
+            raise ValueError("; ".join(f"{name}: {UNSUPPORTED[name]}" for name in refused))
         backend = bool(options.pop("backend_sampling", False))
         fused = bool(options.pop("fused", True))
         if backend or not fused:

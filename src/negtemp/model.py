@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import codecs
 import math
-import numbers
 import os
 import threading
 import warnings
@@ -18,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _native
-from .config import SamplingConfig, SamplingOptions, make_config
+from .config import SamplingConfig, SamplingOptions, make_config, strict_int
 from .errors import ModelLoadError
 from .gguf_check import check_gguf
 from .models import is_verified, resolve
@@ -35,11 +34,10 @@ MAX_THREADS = 256
 
 
 def _int_in(name: str, value: object, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if not lo <= int(value) <= hi:
+    v = strict_int(name, value)
+    if not lo <= v <= hi:
         raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
-    return int(value)
+    return v
 
 
 def _token_ids(tokens: npt.ArrayLike) -> np.ndarray:
@@ -291,7 +289,8 @@ class Model:
         "Semantics" defines every chain at every T. ``on_text`` receives the
         text as it is generated. ``keep_logits`` (CPU paths) keeps the raw
         logits each token was sampled from in ``Completion.step_logits``.
-        ``parse_special`` as in tokenize(). Raises negtemp.SamplingError (a ValueError) if a step has every token masked.
+        ``parse_special`` as in tokenize(). Raises negtemp.SamplingError (a
+        ValueError) if a step has every token masked.
         """
         cfg = make_config(temp, config, dict(options)).resolved()
         native = cfg.native(self.eog_tokens)

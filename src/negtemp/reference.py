@@ -67,11 +67,11 @@ def _logits(logits: npt.ArrayLike) -> np.ndarray:
 
 def adjusted_logits(logits: npt.ArrayLike, config: SamplingConfig, history: Sequence[int] = ()) -> np.ndarray:
     """Steps 1-3: the logits after masks, bias and the repeat penalty (masked at -inf)."""
+    if config.ignore_eos:
+        raise ValueError("the reference does not know the model's end-of-generation tokens: ban them with logit_bias")
     z = _logits(logits)
     for tok, bias in config.logit_bias.items():
         z[tok] += bias
-    if config.ignore_eos:
-        raise ValueError("the reference does not know the model's end-of-generation tokens: ban them with logit_bias")
     if config.repeat_penalty != 1.0 and len(history):
         r = config.repeat_penalty
         seen = np.unique(np.asarray(history, dtype=np.int64)[-config.penalty_last_n:])

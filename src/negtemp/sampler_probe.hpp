@@ -98,24 +98,19 @@ public:
         const int64_t k = ggml_nelements(data_.probs);
         p_.resize(k);
         ggml_backend_tensor_get(data_.probs, p_.data(), 0, k * sizeof(float));
-        ids_.resize(k);
+        const int32_t * ids = nullptr;
         if (data_.candidates) {
+            ids_.resize(k);
             ggml_backend_tensor_get(data_.candidates, ids_.data(), 0, k * sizeof(int32_t));
-        } else {
-            for (int64_t i = 0; i < k; ++i) {
-                ids_[i] = static_cast<int32_t>(i);
-            }
+            ids = ids_.data();
         }
         int32_t token = 0;
         ggml_backend_tensor_get(data_.sampled, &token, 0, sizeof(token));
-        const auto it = std::find(ids_.begin(), ids_.end(), token);
-        if (it == ids_.end() || !(p_[it - ids_.begin()] > 0.0f)) {
-            throw SamplingError(kAllMasked);
-        }
+        drawn_probability(p_.data(), ids, static_cast<size_t>(k), token);
         if (probs) {
             std::fill(probs, probs + n_, 0.0);
             for (int64_t i = 0; i < k; ++i) {
-                probs[ids_[i]] = p_[i];
+                probs[ids ? ids[i] : i] = p_[i];
             }
         }
         return token;

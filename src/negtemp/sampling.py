@@ -23,10 +23,10 @@ def _logits(logits: npt.ArrayLike) -> np.ndarray:
     return z
 
 
-def _path(config: SamplingConfig, path: str | None) -> str:
-    """The path that runs: path= wins over config.path; "cpu" is the older name of "chain"."""
+def _run(config: SamplingConfig, path: str | None) -> SamplingConfig:
+    """The config that runs: path= wins over config.path ("cpu" is the older name of "chain"), resolved."""
     p = "chain" if path == "cpu" else (path or config.path)
-    return replace(config, path=p).resolved().path  # type: ignore[arg-type]
+    return replace(config, path=p).resolved()  # type: ignore[arg-type]
 
 
 def sampler_probs(
@@ -49,8 +49,8 @@ def sampler_probs(
     ``history``: tokens accepted before, for the repeat penalty. Raises
     negtemp.SamplingError (a ValueError) when every token is masked.
     """
-    cfg = make_config(temp, config, options)
-    return _native.sampler_probs(_logits(logits), cfg.resolved().native(), _path(cfg, path), [int(t) for t in history])
+    run = _run(make_config(temp, config, options), path)
+    return _native.sampler_probs(_logits(logits), run.native(), run.path, [int(t) for t in history])
 
 
 def sample_tokens(
@@ -76,4 +76,5 @@ def sample_tokens(
                          "(use sampler_probs(..., history=...) for penalties)")
     if int(n) < 1:
         raise ValueError(f"n must be >= 1, got {n}")
-    return _native.sample_tokens(_logits(logits), cfg.resolved().native(), _path(cfg, path), int(n))
+    run = _run(cfg, path)
+    return _native.sample_tokens(_logits(logits), run.native(), run.path, int(n))
