@@ -2,8 +2,9 @@
 
 The tree is the one negtemp's extension compiles (scripts/llama_tree.py: the
 pin plus patches/), built with the same flags: Release, static libraries,
-GGML_NATIVE from $NEGTEMP_NATIVE (default ON) and GGML_OPENMP from
-$NEGTEMP_OPENMP (default OFF) as in pyproject.toml, and $CMAKE_ARGS. scripts/bench.py times negtemp against these tools and
+GGML_NATIVE from $NEGTEMP_NATIVE (default ON), GGML_OPENMP from
+$NEGTEMP_OPENMP (default OFF) and ggml's AMX kernels from $NEGTEMP_AMX (default
+OFF, cmake/amx.cmake) as in pyproject.toml, and $CMAKE_ARGS. scripts/bench.py times negtemp against these tools and
 scripts/verify_patch.py runs llama-completion at a negative temperature.
 
 The build is kept in build/tools/<version>/ (build/tools/<version>-openmp/
@@ -36,6 +37,8 @@ def cmake_flags(openmp: bool) -> list[str]:
     flags = [
         "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=OFF", f"-DGGML_NATIVE={native}",
         f"-DGGML_OPENMP={'ON' if openmp else 'OFF'}",
+        f"-DCMAKE_PROJECT_INCLUDE={llama_tree.REPO / 'cmake' / 'amx.cmake'}",
+        f"-DNEGTEMP_AMX={os.environ.get('NEGTEMP_AMX', 'OFF')}",
         "-DLLAMA_BUILD_COMMON=ON", "-DLLAMA_BUILD_TOOLS=ON",
         "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF",
         "-DLLAMA_BUILD_APP=OFF", "-DLLAMA_OPENSSL=OFF",

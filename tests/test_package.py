@@ -55,3 +55,10 @@ def test_every_patch_has_a_header_saying_what_why_and_how_tested():
         header = p.read_text().split("\n---\n", 1)[0]
         for word in ("What:", "Why:", "Tested:"):
             assert word in header, f"{p.name} header lacks {word!r}"
+
+
+def test_a_default_build_leaves_out_ggmls_amx_kernels():
+    # cmake/amx.cmake: a VM can report AMX and trap it, and the first matrix product killed the process
+    assert "AMX" not in negtemp.system_info(), (
+        "negtemp was built with ggml's AMX kernels, which crash where a VM reports AMX but traps it; "
+        f"rebuild without NEGTEMP_AMX=ON: {negtemp.system_info()}")
