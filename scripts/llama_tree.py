@@ -152,7 +152,10 @@ def prepare(dest: Path, version: str = SDIST_VERSION) -> Path:
         return dest
     if dest.exists():
         shutil.rmtree(dest)
-    shutil.copytree(src, dest, ignore=shutil.ignore_patterns(".git"), symlinks=True)
+    # shutil.copy, not copy2: a copy that kept the pristine files' old mtimes
+    # left a file a patch no longer touches older than its object file, and
+    # the build kept linking the object compiled from the patched source
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns(".git"), symlinks=True, copy_function=shutil.copy)
     apply_series(dest, patches)
     stamp.write_text(key)
     return dest
