@@ -1,6 +1,8 @@
 """Strict inputs and bounded resources at the Model boundary (issue 11, parts 3 and 7)."""
 
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -70,3 +72,15 @@ def test_control_token_text_in_a_prompt_is_parsed_only_when_asked(smollm2):
     assert not eos & set(plain.tolist()) and plain.size > special.size, "parse_special=False still made a control token"
     c = smollm2.complete(text, -1.0, n_predict=2, parse_special=False, seed=1)
     np.testing.assert_array_equal(c.prompt_tokens[-plain.size:], plain)
+
+
+def test_four_megabytes_of_text_the_vocabulary_lacks_tokenize_within_a_minute(tiny):
+    # each "a" falls back to a byte token; SPM's reserve() made that quadratic before patch
+    # 0004 (1 MB took 146 s, so 4 MB would take about 40 minutes; about 0.5 s after)
+    code = ("import sys, negtemp; m = negtemp.Model(sys.argv[1], n_threads=1)\n"
+            "print(m.tokenize('a' * (4 << 20)).size)")
+    try:
+        out = subprocess.run([sys.executable, "-c", code, str(tiny.path)], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("tokenizing 4 MB of byte-fallback text took over 60 s: work per byte is not bounded")
+    assert out.stdout.strip() == str((4 << 20) + 1), out.stderr[-500:]

@@ -1,11 +1,14 @@
 """Calls on one Model from its own callback and from other threads: errors and
 cancellation, never a deadlock."""
 
+import subprocess
+import sys
 import threading
 
 import pytest
 
 import negtemp
+from negtemp.model import usable_cpus
 
 PROMPT = "Temperature is a concept"
 
@@ -85,3 +88,65 @@ def test_close_from_another_thread_cancels_a_running_generation_then_frees(tiny_
     assert len(pieces) == 1, f"close() let {len(pieces) - 1} more tokens through"
     with pytest.raises(RuntimeError, match="closed"):
         m.complete(PROMPT)
+
+
+# Ctrl-C (SIGINT, from a timer) while SmolLM2 tokenizes 16 MB, about 18 s of work
+INTERRUPT_TOKENIZATION = """
+import os, signal, sys, threading
+import negtemp
+
+m = negtemp.Model(sys.argv[1], n_threads=1)
+threads = lambda: len(os.listdir("/proc/self/task"))
+before = threads()
+timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+timer.start()
+try:
+    m.tokenize("a" * (16 << 20))
+    print("finished")
+except KeyboardInterrupt:
+    timer.join()
+    print("interrupted", threads() - before)
+m.close()
+print("closed")
+"""
+
+
+@pytest.mark.real_model
+def test_ctrl_c_interrupts_a_long_tokenization_and_close_waits_for_it(smollm2):
+    out = subprocess.run([sys.executable, "-c", INTERRUPT_TOKENIZATION, str(smollm2.path)], capture_output=True,
+                         text=True, timeout=300).stdout.split("\n")
+    assert out[0] == "interrupted 1", (
+        f"Ctrl-C did not stop the tokenization while it ran (printed {out[0]!r}; 'interrupted 1' means it "
+        "raised KeyboardInterrupt with the tokenizing thread still at work)")
+    assert out[1] == "closed", "close() after an interrupted tokenization did not return cleanly"
+
+
+# Every thread of a pool of 256 gets a stack; with 1 GiB of address space they do not all fit
+THREADS_PAST_MEMORY = """
+import resource, sys, warnings
+import negtemp
+
+warnings.simplefilter("ignore", RuntimeWarning)  # more threads than CPUs
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+try:
+    negtemp.Model(sys.argv[1], n_ctx=64, n_threads=256, vet=False).complete("the temperature", n_predict=2)
+    print("generated")
+except RuntimeError as e:
+    print("RuntimeError:", e)
+negtemp.Model(sys.argv[1], n_ctx=64, n_threads=2, vet=False).complete("the temperature", n_predict=2)
+print("2 threads generated")
+"""
+
+
+def test_more_threads_than_memory_allows_raise_and_the_process_lives_on(tiny_path):
+    res = subprocess.run([sys.executable, "-c", THREADS_PAST_MEMORY, str(tiny_path)], capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0, f"the process died (status {res.returncode}): {res.stderr[-500:]}"
+    first, second = res.stdout.splitlines()[:2]
+    assert first.startswith("RuntimeError:") and "lower n_threads" in first, f"256 threads under 1 GiB: {first}"
+    assert second == "2 threads generated"
+
+
+def test_more_threads_than_usable_cpus_are_warned_about(tiny_path):
+    with pytest.warns(RuntimeWarning, match=r"more than the \d+ CPUs this process may use"):
+        negtemp.Model(tiny_path, n_ctx=64, n_threads=usable_cpus() + 1).close()

@@ -1,11 +1,12 @@
 """Files that would crash llama.cpp become ModelLoadError, and this process lives (issue 11, part 1)."""
 
+import gguf
 import numpy as np
 import pytest
 
 import negtemp
 from negtemp import vetting
-from tiny_model import write_tiny_llama
+from tiny_model import Quantized, write_tiny_llama
 
 
 @pytest.fixture(autouse=True)
@@ -63,11 +64,38 @@ def test_vet_false_loads_without_a_probe(tmp_path, monkeypatch):
     negtemp.Model(write_tiny_llama(tmp_path / "model.gguf"), n_threads=1, vet=False).close()
 
 
-def test_a_tokenizer_that_never_stops_is_refused_at_the_probes_memory_limit(tmp_path):
-    # an rwkv tokenizer over this vocabulary loops, growing its memory without end
-    runaway = write_tiny_llama(tmp_path / "rwkv.gguf", meta={"tokenizer.ggml.model": "rwkv"})
+# the rwkv tokenizer over this vocabulary matches "p" (the start of "pe") where no token ends:
+# it looped forever, growing its memory, until patch 0004
+RWKV = {"tokenizer.ggml.model": "rwkv"}
+
+
+def test_an_rwkv_tokenizer_gives_unknown_tokens_for_text_no_token_covers(tmp_path):
+    odd = write_tiny_llama(tmp_path / "rwkv.gguf", meta=RWKV)
+    with negtemp.Model(odd, n_threads=1, vet=False) as m:
+        assert m.tokenize("probe", add_special=False).tolist() == [0] * 5  # <unk> for each byte
+
+
+def test_text_a_vocabulary_without_an_unknown_token_cannot_cover_raises(tmp_path):
+    odd = write_tiny_llama(tmp_path / "rwkv.gguf", meta={**RWKV, "tokenizer.ggml.unknown_token_id": None})
+    with negtemp.Model(odd, n_threads=1, vet=False) as m:
+        with pytest.raises(ValueError, match="no token for some of its bytes and no unknown token"):
+            m.tokenize("probe")
+
+
+def test_a_probe_that_grows_without_end_is_stopped_at_its_memory_limit(tmp_path, monkeypatch):
+    # what a runaway inside llama.cpp looks like to the probe: memory growing until the limit,
+    # reported as the probe reports Python errors (a line on stdout, exit status 3)
+    monkeypatch.setattr(vetting, "_PROBE", "import sys\n"
+                                            "print('stage: tokenizing', flush=True)\n"
+                                            "grow = []\n"
+                                            "try:\n"
+                                            "    while True:\n"
+                                            "        grow.append(bytearray(64 << 20))\n"
+                                            "except MemoryError as e:\n"
+                                            "    print('python error: MemoryError', e, flush=True)\n"
+                                            "    sys.exit(3)\n")
     with pytest.raises(negtemp.ModelLoadError, match=r"memory limit while tokenizing"):
-        negtemp.Model(runaway, n_threads=1)
+        negtemp.Model(write_tiny_llama(tmp_path / "model.gguf"), n_threads=1)
 
 
 def test_verdicts_of_deleted_files_are_dropped_when_a_new_one_is_written(tmp_path):
@@ -98,8 +126,15 @@ HOSTILE = {
     "rms_norm_epsilon -1": {"meta": {"llama.attention.layer_norm_rms_epsilon": -1.0}},
     "token_embd as I32": {"tensors": {"token_embd.weight": np.ones((N_VOCAB, 32), dtype=np.int32)}},
     "output_norm as F16": {"tensors": {"output_norm.weight": np.ones(32, dtype=np.float16)}},
+    "output_norm as Q8_0": {"tensors": {"output_norm.weight": Quantized(np.ones(32), gguf.GGMLQuantizationType.Q8_0)}},
     "one-token vocabulary with add_bos": {"meta": {"tokenizer.ggml.tokens": ["a"], "tokenizer.ggml.scores": [0.0],
                                                    "tokenizer.ggml.token_type": [1]}},
+    "gemma3: block_count 0": {"arch": "gemma3", "meta": {"gemma3.block_count": 0}},
+    "gemma3: key_length 0": {"arch": "gemma3", "meta": {"gemma3.attention.key_length": 0}},
+    "gemma3: head_count_kv 3 of 4 heads": {"arch": "gemma3", "n_head_kv": 3},
+    "gemma3: sliding window 2^31": {"arch": "gemma3", "meta": {"gemma3.attention.sliding_window": 2**31}},
+    "gemma3: post_ffw_norm as Q8_0": {"arch": "gemma3", "tensors": {
+        "blk.0.post_ffw_norm.weight": Quantized(np.ones(32), gguf.GGMLQuantizationType.Q8_0)}},
 }
 
 

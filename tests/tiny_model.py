@@ -1,7 +1,8 @@
-"""Write a tiny random LLaMA-architecture GGUF with the gguf package (seconds, a few hundred KB)."""
+"""Write a tiny random LLaMA- or Gemma 3-architecture GGUF with the gguf package (seconds, a few hundred KB)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import gguf
@@ -28,18 +29,43 @@ def vocab() -> tuple[list[str], list[float], list[int]]:
     return tokens, scores, [int(t) for t in types]
 
 
-def base_metadata(n_layer: int = N_LAYER, n_head_kv: int = N_HEAD_KV) -> dict[str, object]:
+ARCHS = ("llama", "gemma3")
+
+
+@dataclass(frozen=True)
+class Quantized:
+    """A tensor override stored in a quantized ggml type (Q8_0, say) instead of as its numpy dtype."""
+
+    values: np.ndarray
+    qtype: gguf.GGMLQuantizationType
+
+    def add_to(self, w: gguf.GGUFWriter, name: str) -> None:
+        w.add_tensor(name, gguf.quants.quantize(self.values.astype(np.float32), self.qtype), raw_dtype=self.qtype)
+
+
+def base_metadata(n_layer: int = N_LAYER, n_head_kv: int = N_HEAD_KV, arch: str = "llama") -> dict[str, object]:
     """The tiny model's GGUF key-value metadata (general.architecture aside)."""
     tokens, scores, types = vocab()
+    hparams: dict[str, object] = {
+        "context_length": 256,
+        "embedding_length": N_EMBD,
+        "block_count": n_layer,
+        "feed_forward_length": N_FF,
+        "attention.head_count": N_HEAD,
+        "attention.head_count_kv": n_head_kv,
+        "attention.layer_norm_rms_epsilon": 1e-5,
+    }
+    if arch == "llama":
+        hparams["rope.dimension_count"] = N_EMBD // N_HEAD
+    else:  # gemma3: head size given outright, and a sliding window on all but every 6th layer
+        hparams.update({
+            "attention.key_length": N_EMBD // N_HEAD,
+            "attention.value_length": N_EMBD // N_HEAD,
+            "attention.sliding_window": 16,
+            "rope.freq_base": 1e6,
+        })
     return {
-        "llama.context_length": 256,
-        "llama.embedding_length": N_EMBD,
-        "llama.block_count": n_layer,
-        "llama.feed_forward_length": N_FF,
-        "llama.attention.head_count": N_HEAD,
-        "llama.attention.head_count_kv": n_head_kv,
-        "llama.attention.layer_norm_rms_epsilon": 1e-5,
-        "llama.rope.dimension_count": N_EMBD // N_HEAD,
+        **{f"{arch}.{key}": value for key, value in hparams.items()},
         "general.file_type": int(gguf.LlamaFileType.ALL_F32),
         "tokenizer.ggml.model": "llama",
         "tokenizer.ggml.tokens": tokens,
@@ -77,10 +103,11 @@ def write_tiny_llama(
     scale: float = 1.0,
     n_layer: int = N_LAYER,
     n_head_kv: int = N_HEAD_KV,
+    arch: str = "llama",
     meta: dict[str, object] | None = None,
-    tensors: dict[str, np.ndarray | None] | None = None,
+    tensors: dict[str, np.ndarray | Quantized | None] | None = None,
 ) -> Path:
-    """A valid LLaMA GGUF with random F32 weights; `scale` sets the spread of its logits.
+    """A valid GGUF of `arch` (ARCHS) with random F32 weights; `scale` sets the spread of its logits.
 
     n_layer and n_head_kv change the shape consistently (tensors match the
     metadata). meta and tensors override single entries (None: leave it out),
@@ -88,12 +115,12 @@ def write_tiny_llama(
     """
     rng = np.random.default_rng(seed)
     n_vocab = len(vocab()[0])
-    w = gguf.GGUFWriter(str(path), "llama")
-    for key, value in {**base_metadata(n_layer, n_head_kv), **(meta or {})}.items():
+    w = gguf.GGUFWriter(str(path), arch)
+    for key, value in {**base_metadata(n_layer, n_head_kv, arch), **(meta or {})}.items():
         if value is not None:
             _add(w, key, value)
 
-    weights: dict[str, np.ndarray] = {}
+    weights: dict[str, np.ndarray | Quantized | None] = {}
 
     def t(name: str, *shape: int, std: float = 0.2) -> None:
         weights[name] = (rng.standard_normal(shape) * std).astype(np.float32)
@@ -112,9 +139,15 @@ def write_tiny_llama(
         t(f"blk.{i}.ffn_gate.weight", N_FF, N_EMBD)
         t(f"blk.{i}.ffn_up.weight", N_FF, N_EMBD)
         t(f"blk.{i}.ffn_down.weight", N_EMBD, N_FF)
+        if arch == "gemma3":
+            for norm, size in (("post_attention_norm", N_EMBD), ("post_ffw_norm", N_EMBD),
+                               ("attn_q_norm", N_EMBD // N_HEAD), ("attn_k_norm", N_EMBD // N_HEAD)):
+                weights[f"blk.{i}.{norm}.weight"] = np.ones(size, dtype=np.float32)
     weights.update(tensors or {})
     for name, array in weights.items():
-        if array is not None:
+        if isinstance(array, Quantized):
+            array.add_to(w, name)
+        elif array is not None:
             w.add_tensor(name, array)
     w.write_header_to_file()
     w.write_kv_data_to_file()

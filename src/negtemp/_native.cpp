@@ -17,13 +17,17 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace py = pybind11;
@@ -147,6 +151,32 @@ double backend_logprob(llama_context * ctx, llama_token token) {
     return std::log(static_cast<double>(p));
 }
 
+// One tokenization on a worker thread, shared with the caller waiting for it.
+struct TokenizeJob {
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool done = false;
+    std::vector<llama_token> tokens;
+    std::exception_ptr error;  // rethrown in the caller: one escaping a thread would end the process
+};
+
+std::vector<llama_token> tokenize_text(const llama_vocab * v, const std::string & text, bool add_special,
+                                       bool parse_special) {
+    std::vector<llama_token> toks(text.size() + 16);
+    int32_t n = llama_tokenize(v, text.data(), static_cast<int32_t>(text.size()), toks.data(),
+                               static_cast<int32_t>(toks.size()), add_special, parse_special);
+    if (n < 0) {
+        toks.resize(-n);
+        n = llama_tokenize(v, text.data(), static_cast<int32_t>(text.size()), toks.data(), -n, add_special,
+                           parse_special);
+    }
+    if (n < 0) {
+        throw std::runtime_error("llama.cpp could not tokenize the text: " + take_log());
+    }
+    toks.resize(n);
+    return toks;
+}
+
 // Model.cancel() from another thread: the running generation stops at its next token.
 struct Cancelled : std::runtime_error {
     using std::runtime_error::runtime_error;
@@ -181,6 +211,11 @@ public:
 
     void close() {
         if (model_) {
+            std::unique_lock<std::mutex> lock(workers_mutex_);
+            if (workers_ > 0) {
+                py::gil_scoped_release release;
+                workers_cv_.wait(lock, [&] { return workers_ == 0; });
+            }
             llama_model_free(model_);
             model_ = nullptr;
         }
@@ -207,27 +242,71 @@ public:
     }
 
     // parse_special: whether control-token text in `text` ("<|im_end|>") becomes
-    // that control token or plain text. Runs without the GIL.
-    py::array_t<int32_t> tokenize(const std::string & text, bool add_special, bool parse_special) const {
+    // that control token or plain text.
+    //
+    // llama_tokenize cannot be interrupted, and a long text takes a while (about
+    // 1 s per MB on SmolLM2), so it runs on a worker thread and this thread waits
+    // without the GIL, checking for Ctrl-C and cancel() every 50 ms. A worker left
+    // behind finishes on its own (its work is bounded by the text's length, patch
+    // 0004); close() waits for it before freeing the model.
+    py::array_t<int32_t> tokenize(const std::string & text, bool add_special, bool parse_special) {
         const llama_vocab * v = vocab();
-        std::vector<llama_token> toks;
-        int32_t n = 0;
+        auto job = std::make_shared<TokenizeJob>();
+        {
+            std::lock_guard<std::mutex> lock(workers_mutex_);
+            ++workers_;
+        }
+        cancel_ = false;
+        std::thread worker;
+        try {
+            worker = std::thread([this, job, v, text, add_special, parse_special] {
+                std::vector<llama_token> toks;
+                std::exception_ptr error;
+                try {
+                    toks = tokenize_text(v, text, add_special, parse_special);
+                } catch (...) {
+                    error = std::current_exception();
+                }
+                {
+                    std::lock_guard<std::mutex> lock(job->mutex);
+                    job->tokens = std::move(toks);
+                    job->error = error;
+                    job->done = true;
+                    job->cv.notify_all();
+                }
+                std::lock_guard<std::mutex> lock(workers_mutex_);
+                --workers_;
+                workers_cv_.notify_all();
+            });
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(workers_mutex_);
+            --workers_;
+            throw;
+        }
+        worker.detach();
         {
             py::gil_scoped_release release;
-            const int32_t n_max = static_cast<int32_t>(text.size()) + 16;
-            toks.resize(n_max);
-            n = llama_tokenize(v, text.data(), static_cast<int32_t>(text.size()), toks.data(), n_max, add_special,
-                               parse_special);
-            if (n < 0) {
-                toks.resize(-n);
-                n = llama_tokenize(v, text.data(), static_cast<int32_t>(text.size()), toks.data(), -n, add_special,
-                                   parse_special);
+            std::unique_lock<std::mutex> lock(job->mutex);
+            while (!job->cv.wait_for(lock, std::chrono::milliseconds(50), [&] { return job->done; })) {
+                lock.unlock();
+                {
+                    py::gil_scoped_acquire acquire;
+                    check_interrupts();
+                }
+                lock.lock();
             }
         }
-        if (n < 0) {
-            throw std::runtime_error("tokenization failed");
+        if (job->error) {
+            std::rethrow_exception(job->error);
         }
-        return py::array_t<int32_t>(n, toks.data());
+        for (llama_token t : job->tokens) {
+            if (t < 0 || t >= n_vocab()) {
+                throw std::invalid_argument(
+                    "the model's tokenizer gave token id " + std::to_string(t) +
+                    " for this text: it has no token for some of its bytes and no unknown token to stand for them");
+            }
+        }
+        return py::array_t<int32_t>(job->tokens.size(), job->tokens.data());
     }
 
     // Bytes of KV cache one token of context takes (f16 K and V in every
@@ -548,6 +627,10 @@ private:
     llama_model * model_ = nullptr;
     const llama_vocab * vocab_ = nullptr;
     std::atomic<bool> cancel_{false};
+    // tokenize() workers still running; close() waits for them
+    std::mutex workers_mutex_;
+    std::condition_variable workers_cv_;
+    int workers_ = 0;
     uint32_t n_ctx_;
     int32_t n_threads_;
 };

@@ -52,6 +52,14 @@ def _token_ids(tokens: npt.ArrayLike) -> np.ndarray:
     return arr.astype(np.int32)
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _available_memory() -> int | None:
     """Bytes of memory the system can still hand out (Linux MemAvailable), or None if unknown."""
     try:
@@ -106,7 +114,9 @@ class Model:
     else SmolLM2-135M-Instruct). ``n_ctx`` (prompt plus generated tokens) is
     at most the model's training context by default, and 2048; a larger one
     is refused when its KV cache would not fit in memory and warned about past
-    the training context. ``n_threads`` is 1 to MAX_THREADS (256). An
+    the training context. ``n_threads`` is 1 to MAX_THREADS (256), warned
+    about past the CPUs the process may use, and by default those CPUs, at
+    most 8. An
     unfamiliar file is first tried in a child process (negtemp.vetting), so
     one that would crash llama.cpp raises ModelLoadError instead; ``vet=False``
     skips that for files you trust.
@@ -126,8 +136,17 @@ class Model:
         vet: bool = True,
     ) -> None:
         if n_threads is None:
-            n_threads = min(os.cpu_count() or 1, 8)
+            n_threads = min(usable_cpus(), 8)
         self.n_threads = _int_in("n_threads", n_threads, 1, MAX_THREADS)
+        if self.n_threads > usable_cpus():
+            # ggml's workers meet at a barrier after every operation: a worker
+            # waiting for a CPU holds up all of them (README, "Threads and fork")
+            warnings.warn(
+                f"n_threads={self.n_threads} is more than the {usable_cpus()} CPUs this process may use; "
+                "generation slows down sharply (two tokens of a tiny model on 2 CPUs: 3.7 s with 16 threads, "
+                "2 ms with 2)",
+                RuntimeWarning, stacklevel=2,
+            )
         asked_ctx = 0 if n_ctx is None else _int_in("n_ctx", n_ctx, 16, 2**31 - 1)
         self.path: Path = resolve(path)
         check_gguf(self.path)
