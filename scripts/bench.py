@@ -18,7 +18,10 @@ build/tools/), then prints, with medians of --reps runs on this machine:
      (negtemp's default, fork-safe) against an OpenMP build, at -t 1 and -t 2,
      idle and while another process keeps one core busy (--no-threads skips it:
      the OpenMP build of llama-bench takes about 2 more minutes the first time);
-  5. the targets of issue 5, met or missed.
+  5. the targets of issue 5, met or missed;
+  6. what vetting (negtemp.vetting) adds to loading an unfamiliar copy of each
+     model: the first load runs the child-process probe, later loads read its
+     cached verdict.
 
 Needs cmake, ninja and a compiler (as the install does), the models (fetched
 on first use) and the `gguf` package (in the test extra). About 6 minutes on a
@@ -30,10 +33,13 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -304,6 +310,33 @@ def threads_table(model: str, pool_bench: Path, reps: int, n: int) -> None:
                 busy.wait()
 
 
+def vetting_table(models: list[str], reps: int) -> None:
+    """Load time of an unfamiliar copy of each model: unvetted, first vetted load (probe), later loads."""
+    print(f"6. vetting an unfamiliar copy of each model: load time (s, median of {reps})")
+    print(f"{'model':>14} {'vet=False':>10} {'first':>8} {'later':>8}   (first: child-process probe + load)")
+    sources = {name: negtemp.models.pull(name) for name in models}  # before the cache is pointed elsewhere
+    saved = os.environ.get("NEGTEMP_CACHE")
+    try:
+        for name, src in sources.items():
+            with tempfile.TemporaryDirectory(prefix="negtemp-bench-") as tmp:
+                copy = Path(tmp) / src.name  # not the verified named model, so it is vetted
+                shutil.copyfile(src, copy)
+                times: dict[str, list[float]] = {"plain": [], "first": [], "later": []}
+                for i in range(reps):
+                    os.environ["NEGTEMP_CACHE"] = str(Path(tmp) / f"cache{i}")  # no verdict yet
+                    for kind, vet in (("plain", False), ("first", True), ("later", True)):
+                        started = time.perf_counter()
+                        negtemp.Model(copy, n_threads=1, vet=vet).close()
+                        times[kind].append(time.perf_counter() - started)
+            med = {k: statistics.median(v) for k, v in times.items()}
+            print(f"{name:>14} {med['plain']:>10.3f} {med['first']:>8.3f} {med['later']:>8.3f}")
+    finally:
+        if saved is None:
+            os.environ.pop("NEGTEMP_CACHE", None)
+        else:
+            os.environ["NEGTEMP_CACHE"] = saved
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=5)
@@ -327,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
         threads_table(models[0], tools["llama-bench"], args.reps, args.n_predict)
     if {"smollm2-135m", "gemma3-270m"} <= set(models):
         targets(samplers, rows, sweep, ceiling)
+    print()
+    vetting_table(models, args.reps)
     print(f"\nbench took {time.perf_counter() - started:.0f} s")
     return 0
 
