@@ -142,9 +142,10 @@ def apply_series(tree: Path, patches: list[Path]) -> None:
             raise TreeError(f"patch {p.name} does not apply to {tree}:\n{res.stdout.strip()}")
 
 
-def prepare(dest: Path, version: str = SDIST_VERSION) -> Path:
-    """Copy the pristine tree to dest and apply the series; reuse dest if nothing changed."""
-    patches = patch_series()
+def prepare(dest: Path, version: str = SDIST_VERSION, patches: list[Path] | None = None) -> Path:
+    """Copy the pristine tree to dest and apply the series (or `patches`, a part of it, in order);
+    reuse dest if nothing changed."""
+    patches = patch_series() if patches is None else patches
     src = pristine_tree(version)
     key = f"{src}\n{series_digest(patches)}\n"
     stamp = dest / ".negtemp-patched"

@@ -6,7 +6,12 @@
   (d) patched, llama.cpp's own llama-completion takes --temp -0.001 and draws
       the same text as negtemp for the same seed and chain (temperature + dist);
   (e) chains with top-k/top-p/min-p: unpatched, T < 0 with top-k is greedy (the
-      most likely token); patched, both paths match negtemp.reference.
+      most likely token); patched, both paths match negtemp.reference;
+  (f) with --vulkan, on a Vulkan device (Mesa's lavapipe in CI): unpatched
+      upstream's backend path is greedy at T < 0 there (built with only the
+      patch that lets ggml-vulkan compile against older Vulkan headers), and
+      the patched backend path of negtemp's own Vulkan build (which must be
+      the negtemp imported) matches negtemp.reference, plain and with filters.
 
 Each tree is built (the llama/ggml libraries and a small driver only) under
 build/verify/; llama-completion is built by scripts/llama_tools.py. With --llama-cpp-python-version X it checks the llama.cpp that
@@ -36,9 +41,9 @@ REPO = llama_tree.REPO
 TEMPS = [-100.0, -1.0, -0.5, -0.001, -1e-30, 1e-30, 0.001, 0.5, 1.0, 100.0]
 
 
-def build_driver(llama_dir: Path, build_dir: Path) -> Path:
+def build_driver(llama_dir: Path, build_dir: Path, *cmake_args: str) -> Path:
     cfg = ["cmake", "-S", str(REPO / "scripts" / "verify"), "-B", str(build_dir), "-G", "Ninja",
-           "-DCMAKE_BUILD_TYPE=Release", f"-DLLAMA_DIR={llama_dir}"]
+           "-DCMAKE_BUILD_TYPE=Release", f"-DLLAMA_DIR={llama_dir}", *cmake_args]
     for cmd in (cfg, ["cmake", "--build", str(build_dir), "--target", "verify_driver"]):
         res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if res.returncode != 0:
@@ -59,12 +64,13 @@ def driver_probs(driver: Path, z: np.ndarray, temp: float, path: str, filters: t
 CHAINS = [(50, 1.0, 0.0), (7, 1.0, 0.0), (0, 0.9, 0.0), (40, 0.95, 0.05)]
 
 
-def upstream_is_greedy(step: str, upstream: Path, z: np.ndarray, temps: tuple, filters: tuple = ()) -> bool:
+def upstream_is_greedy(step: str, upstream: Path, z: np.ndarray, temps: tuple, filters: tuple = (),
+                       paths: tuple = ("chain", "backend")) -> bool:
     """Unpatched llama.cpp turns each T < 0 into greedy argmax on both paths: why the series exists."""
     greedy = np.zeros(z.size)
     greedy[np.argmax(z)] = 1.0
     ok = True
-    for path in ("chain", "backend"):
+    for path in paths:
         for t in temps:
             if not np.array_equal(driver_probs(upstream, z, t, path, filters), greedy):
                 ok = False
@@ -72,7 +78,7 @@ def upstream_is_greedy(step: str, upstream: Path, z: np.ndarray, temps: tuple, f
                       "(did upstream change?)")
     if ok:
         print(f"({step}) unpatched: T in {temps} (filters {filters or 'none'}) gives the most likely token "
-              "on both paths, as expected")
+              f"on the {' and '.join(paths)} path{'s' if len(paths) > 1 else ''}, as expected")
     return ok
 
 
@@ -129,13 +135,52 @@ def check_cli(version: str) -> bool:
     return True
 
 
+def check_vulkan(version: str, work: Path, device: str = "Vulkan0") -> bool:
+    """(f): upstream greedy and negtemp's patched build exact, on a Vulkan device."""
+    if not any(d[0] == device for d in negtemp.devices()):
+        print(f"(f) FAIL: the negtemp imported ({negtemp.__file__}) has no {device}: import a build made with "
+              "CMAKE_ARGS=-DGGML_VULKAN=on, with GGML_VK_VISIBLE_DEVICES=0 for lavapipe")
+        return False
+    # upstream as it is, plus only the build fix for older Vulkan headers (it changes no sampling)
+    build_fix = [p for p in llama_tree.patch_series() if "ggml-vulkan" in p.name]
+    src = llama_tree.prepare(work / "upstream-vulkan-src", version, build_fix)
+    print("    building unpatched llama.cpp with Vulkan (llama + ggml + driver)...", flush=True)
+    upstream = build_driver(src, work / "upstream-vulkan", "-DGGML_VULKAN=on")
+    z = np.random.default_rng(1).normal(0, 3, 1000).astype(np.float32)
+    ok = upstream_is_greedy("f", upstream, z, (-1.0, -0.5, -0.001), paths=(f"backend@{device}",))
+    ok = upstream_is_greedy("f", upstream, z, (-0.001, -0.5), (40, 1.0, 0.0), paths=(f"backend@{device}",)) and ok
+    worst = 0.0
+    cases = [(name, zz, negtemp.SamplingConfig(temp=1.0)) for name, zz in logits_cases()]
+    cases += [(f"top-k {k} top-p {p} min-p {m}", z, negtemp.SamplingConfig(temp=1.0, top_k=k, top_p=p, min_p=m))
+              for k, p, m in CHAINS]
+    for name, zz, config in cases:
+        for t in TEMPS:
+            c = dataclasses.replace(config, temp=t)
+            got = negtemp.sampler_probs(zz, config=c, path="backend", device=device)
+            d = float(np.abs(got - reference.probs(zz, config=c)).max())
+            worst = max(worst, d)
+            if not d <= 1e-6:
+                ok = False
+                print(f"(f) FAIL: patched backend path on {device} differs from the reference by {d:.3g} "
+                      f"at T={t} on {name}")
+    print(f"(f) patched backend path on {device}: max |p - reference| = {worst:.3g} over {len(cases)} cases "
+          f"x {len(TEMPS)} temperatures")
+    return ok
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--llama-cpp-python-version", default=llama_tree.SDIST_VERSION,
                     help=f"take llama.cpp from this llama-cpp-python sdist (default: the pin, {llama_tree.SDIST_VERSION})")
+    ap.add_argument("--vulkan", action="store_true",
+                    help="run only (f), on Vulkan0; needs cmake with Vulkan SDK and a Vulkan build of negtemp")
     args = ap.parse_args(argv)
     version = args.llama_cpp_python_version
     work = REPO / "build" / "verify" / version
+    if args.vulkan:
+        ok = check_vulkan(version, work)
+        print("verify_patch --vulkan: " + ("passes" if ok else "FAILED"))
+        return 0 if ok else 1
     ok = True
 
     pristine = llama_tree.pristine_tree(version)

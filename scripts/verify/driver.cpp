@@ -1,6 +1,7 @@
-// verify_driver TEMP PATH(chain|backend) IN OUT [TOP_K TOP_P MIN_P]: read float32
-// logits from IN, write to OUT the float64 probabilities negtemp's sampler chain
-// (chain.hpp: top-k, top-p, min-p, temperature, draw) assigns on that path.
+// verify_driver TEMP PATH IN OUT [TOP_K TOP_P MIN_P]: read float32 logits from IN,
+// write to OUT the float64 probabilities negtemp's sampler chain (chain.hpp:
+// top-k, top-p, min-p, temperature, draw) assigns on PATH: chain, backend (on
+// ggml's CPU backend) or backend@DEVICE (backend@Vulkan0: on that ggml device).
 // Built against an unpatched and a patched tree by verify_patch.py.
 #include "sampler_probe.hpp"
 
@@ -8,11 +9,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <string>
 #include <vector>
 
 int main(int argc, char ** argv) {
     if (argc != 5 && argc != 8) {
-        std::fprintf(stderr, "usage: %s TEMP chain|backend IN OUT [TOP_K TOP_P MIN_P]\n", argv[0]);
+        std::fprintf(stderr, "usage: %s TEMP chain|backend[@DEVICE] IN OUT [TOP_K TOP_P MIN_P]\n", argv[0]);
         return 2;
     }
     negtemp::ChainConfig config;
@@ -22,7 +24,9 @@ int main(int argc, char ** argv) {
         config.top_p = std::strtof(argv[6], nullptr);
         config.min_p = std::strtof(argv[7], nullptr);
     }
-    const bool backend = std::strcmp(argv[2], "backend") == 0;
+    const std::string path = argv[2];
+    const bool backend = path.rfind("backend", 0) == 0;
+    const std::string device = path.find('@') == std::string::npos ? "CPU" : path.substr(path.find('@') + 1);
     std::FILE * in = std::fopen(argv[3], "rb");
     if (!in) {
         std::perror(argv[3]);
@@ -36,7 +40,7 @@ int main(int argc, char ** argv) {
     std::fclose(in);
     std::vector<double> p(z.size());
     try {
-        negtemp::sampler_probs(config, z.data(), z.size(), {}, backend, p.data());
+        negtemp::sampler_probs(config, z.data(), z.size(), {}, backend, p.data(), device);
     } catch (const std::exception & e) {
         std::fprintf(stderr, "verify_driver: %s\n", e.what());
         return 1;

@@ -9,12 +9,22 @@ negtemp.reference for the exact distribution every sampling path implements.
 
 from __future__ import annotations
 
-from . import models, reference
+from . import _native, models, reference
 from ._native import system_info
 from .config import SamplingConfig
 from .errors import Cancelled, ModelFetchError, ModelLoadError, SamplingError
 from .model import Completion, Model, generate
 from .sampling import sample_tokens, sampler_probs
+
+
+def devices() -> list[tuple[str, str, str, int]]:
+    """The ggml devices this build can use: (name, description, kind, memory bytes).
+
+    kind is "cpu", "gpu", "igpu", "accel" or "other". A CPU build lists the
+    CPU; a Vulkan build adds each Vulkan device the driver exposes (a
+    CPU-based one such as Mesa's lavapipe only with GGML_VK_VISIBLE_DEVICES).
+    """
+    return [tuple(d) for d in _native.devices()]  # type: ignore[misc]
 
 __all__ = [
     "Cancelled",
@@ -24,6 +34,7 @@ __all__ = [
     "ModelLoadError",
     "SamplingConfig",
     "SamplingError",
+    "devices",
     "generate",
     "models",
     "reference",

@@ -28,6 +28,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 namespace py = pybind11;
@@ -151,6 +152,34 @@ double backend_logprob(llama_context * ctx, llama_token token) {
     return std::log(static_cast<double>(p));
 }
 
+// Each node a decode computes, in order: (name, op, device, buffer type). The
+// scheduler puts a node's result in memory of the backend that computes it, so
+// a node in a device's own buffer type ran on that device ("Vulkan0"); other
+// host memory (the CPU's, or the pinned "Vulkan_Host" memory a GPU build gives
+// the CPU backend) means the CPU ran it, as it does for an op a device lacks.
+struct NodeTrace {
+    std::vector<std::tuple<std::string, std::string, std::string, std::string>> nodes;
+};
+
+std::string computed_on(ggml_backend_buffer_type_t buft) {
+    ggml_backend_dev_t dev = ggml_backend_buft_get_device(buft);
+    if (dev && ggml_backend_dev_buffer_type(dev) == buft) {
+        return ggml_backend_dev_name(dev);
+    }
+    return ggml_backend_buft_is_host(buft) || !dev ? "CPU" : ggml_backend_dev_name(dev);
+}
+
+bool trace_node(ggml_tensor * t, bool ask, void * user_data) {
+    if (ask) {
+        return true;  // observe every node
+    }
+    ggml_backend_buffer_type_t buft = t->buffer ? ggml_backend_buffer_get_type(t->buffer) : nullptr;
+    static_cast<NodeTrace *>(user_data)->nodes.emplace_back(ggml_get_name(t), ggml_op_desc(t),
+                                                            buft ? computed_on(buft) : "unallocated",
+                                                            buft ? ggml_backend_buft_name(buft) : "unallocated");
+    return true;
+}
+
 // One tokenization on a worker thread, shared with the caller waiting for it.
 struct TokenizeJob {
     std::mutex mutex;
@@ -187,9 +216,12 @@ public:
     static constexpr uint32_t kDefaultCtx = 2048;
 
     // n_ctx 0: the model's training context, at most kDefaultCtx tokens.
-    Model(const std::string & path, uint32_t n_ctx, int32_t n_threads) : n_ctx_(n_ctx), n_threads_(n_threads) {
+    // n_gpu_layers: layers offloaded to the GPU devices of a GPU build (-1: all).
+    Model(const std::string & path, uint32_t n_ctx, int32_t n_threads, int32_t n_gpu_layers)
+        : n_ctx_(n_ctx), n_threads_(n_threads) {
         take_log();
         llama_model_params mp = llama_model_default_params();
+        mp.n_gpu_layers = n_gpu_layers;
         {
             py::gil_scoped_release release;
             model_ = llama_model_load_from_file(path.c_str(), mp);
@@ -368,6 +400,32 @@ public:
                 const float * row = llama_get_logits_ith(ctx.get(), static_cast<int32_t>(i));
                 std::copy(row, row + nv, dst + i * nv);
             }
+        }
+        return out;
+    }
+
+    // Where one decode of `prompt` ran each node of its graph, in order; with a
+    // backend chain the sampler's nodes follow the model's "result_output".
+    py::list op_backends(py::array_t<int32_t, py::array::c_style | py::array::forcecast> prompt,
+                         const ChainConfig & config, bool backend) {
+        std::vector<llama_token> toks(prompt.data(), prompt.data() + prompt.size());
+        check_tokens(toks);
+        if (toks.empty()) {
+            throw std::invalid_argument("the prompt has no tokens");
+        }
+        NodeTrace trace;
+        {
+            py::gil_scoped_release release;
+            SamplerPtr chain = backend ? negtemp::make_chain(config, n_vocab()) : nullptr;
+            Context ctx = make_context(static_cast<uint32_t>(toks.size()), 1, chain.get(), &trace);
+            const int rc = llama_decode(ctx.get(), llama_batch_get_one(toks.data(), static_cast<int32_t>(toks.size())));
+            if (rc != 0) {
+                throw std::runtime_error("llama_decode failed (" + std::to_string(rc) + "): " + take_log());
+            }
+        }
+        py::list out;
+        for (const auto & [name, op, device, buffer] : trace.nodes) {
+            out.append(py::make_tuple(name, op, device, buffer));
         }
         return out;
     }
@@ -593,7 +651,8 @@ private:
         return big.substr(0, n < 0 ? 0 : n);
     }
 
-    Context make_context(uint32_t n_tokens, uint32_t n_seq, llama_sampler * backend_chain) const {
+    Context make_context(uint32_t n_tokens, uint32_t n_seq, llama_sampler * backend_chain,
+                         NodeTrace * trace = nullptr) const {
         ggml_threadpool_params tpp = ggml_threadpool_params_default(n_threads_);
         ThreadpoolPtr pool(ggml_threadpool_new(&tpp));
         if (!pool) {
@@ -615,6 +674,10 @@ private:
         if (backend_chain) {
             cp.samplers = &seq_cfg;
             cp.n_samplers = 1;
+        }
+        if (trace) {
+            cp.cb_eval = trace_node;
+            cp.cb_eval_user_data = trace;
         }
         llama_context * ctx = llama_init_from_model(checked(), cp);
         if (!ctx) {
@@ -644,7 +707,7 @@ void check_logits(const Logits & logits) {
 }
 
 py::array_t<double> sampler_probs(const Logits & logits, const ChainConfig & config, const std::string & path_name,
-                                  const std::vector<int32_t> & history) {
+                                  const std::vector<int32_t> & history, const std::string & device) {
     check_logits(logits);
     const SamplerPath path = parse_path(path_name);
     const size_t n = static_cast<size_t>(logits.size());
@@ -659,16 +722,19 @@ py::array_t<double> sampler_probs(const Logits & logits, const ChainConfig & con
             throw negtemp::SamplingError(negtemp::kAllMasked);
         }
     } else {
-        negtemp::sampler_probs(config, logits.data(), n, history, path == SamplerPath::Backend, dst);
+        negtemp::sampler_probs(config, logits.data(), n, history, path == SamplerPath::Backend, dst, device);
     }
     return out;
 }
+
+// Backend draws per graph computation in sample_tokens (BackendChain copies).
+constexpr int64_t kBackendDrawsPerRun = 64;
 
 // n draws through one path. Each draw starts from the same logits; the chain
 // accepts each drawn token as generation does, so penalties make the draws
 // depend on each other (the Python API refuses them here).
 py::array_t<int32_t> sample_tokens(const Logits & logits, const ChainConfig & config, const std::string & path_name,
-                                   int64_t n_draws) {
+                                   int64_t n_draws, const std::string & device) {
     check_logits(logits);
     const SamplerPath path = parse_path(path_name);
     const auto n = static_cast<int32_t>(logits.size());
@@ -676,9 +742,15 @@ py::array_t<int32_t> sample_tokens(const Logits & logits, const ChainConfig & co
     int32_t * dst = out.mutable_data();
     py::gil_scoped_release release;
     if (path == SamplerPath::Backend) {
-        negtemp::BackendChain chain(config, logits.data(), static_cast<size_t>(n), {});
-        for (int64_t k = 0; k < n_draws; ++k) {
-            dst[k] = chain.run(nullptr);
+        // draws in batches of copies of the graph: the same draws, fewer computations
+        const auto copies = static_cast<size_t>(std::min<int64_t>(n_draws, kBackendDrawsPerRun));
+        negtemp::BackendChain chain(config, logits.data(), static_cast<size_t>(n), {}, device, copies);
+        for (int64_t k = 0; k < n_draws;) {
+            for (llama_token t : chain.run(nullptr)) {
+                if (k < n_draws) {
+                    dst[k++] = t;
+                }
+            }
         }
         return out;
     }
@@ -713,7 +785,8 @@ PYBIND11_MODULE(_native, m) {
         .def_readwrite("logit_bias", &ChainConfig::logit_bias);
 
     py::class_<Model>(m, "Model")
-        .def(py::init<const std::string &, uint32_t, int32_t>(), py::arg("path"), py::arg("n_ctx"), py::arg("n_threads"))
+        .def(py::init<const std::string &, uint32_t, int32_t, int32_t>(), py::arg("path"), py::arg("n_ctx"),
+             py::arg("n_threads"), py::arg("n_gpu_layers"))
         .def("close", &Model::close)
         .def_property_readonly("closed", &Model::closed)
         .def("cancel", &Model::cancel)
@@ -726,12 +799,36 @@ PYBIND11_MODULE(_native, m) {
         .def("token_to_piece", &Model::token_to_piece, py::arg("token"))
         .def("chat_prompt", &Model::chat_prompt, py::arg("user"))
         .def("eval_logits", &Model::eval_logits, py::arg("tokens"))
+        .def("op_backends", &Model::op_backends, py::arg("prompt"), py::arg("config"), py::arg("backend"))
         .def("generate", &Model::generate, py::arg("prompt"), py::arg("n_predict"), py::arg("config"),
              py::arg("path"), py::arg("on_piece"), py::arg("keep_logits"))
         .def("sweep", &Model::sweep, py::arg("prompt"), py::arg("n_predict"), py::arg("configs"), py::arg("paths"));
 
-    m.def("sampler_probs", &sampler_probs, py::arg("logits"), py::arg("config"), py::arg("path"), py::arg("history"));
-    m.def("sample_tokens", &sample_tokens, py::arg("logits"), py::arg("config"), py::arg("path"), py::arg("n"));
+    m.def("sampler_probs", &sampler_probs, py::arg("logits"), py::arg("config"), py::arg("path"), py::arg("history"),
+          py::arg("device"));
+    m.def("sample_tokens", &sample_tokens, py::arg("logits"), py::arg("config"), py::arg("path"), py::arg("n"),
+          py::arg("device"));
+    m.def(
+        "devices",
+        [] {
+            py::list out;
+            for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+                ggml_backend_dev_t dev = ggml_backend_dev_get(i);
+                const char * kind = "other";
+                switch (ggml_backend_dev_type(dev)) {
+                    case GGML_BACKEND_DEVICE_TYPE_CPU: kind = "cpu"; break;
+                    case GGML_BACKEND_DEVICE_TYPE_GPU: kind = "gpu"; break;
+                    case GGML_BACKEND_DEVICE_TYPE_IGPU: kind = "igpu"; break;
+                    case GGML_BACKEND_DEVICE_TYPE_ACCEL: kind = "accel"; break;
+                    default: break;
+                }
+                size_t free = 0, total = 0;
+                ggml_backend_dev_memory(dev, &free, &total);
+                out.append(py::make_tuple(ggml_backend_dev_name(dev), ggml_backend_dev_description(dev), kind, total));
+            }
+            return out;
+        },
+        "(name, description, kind, memory bytes) of every ggml device this build can use");
     m.def(
         "ggml_type_info",
         [](int64_t t) -> py::object {

@@ -116,7 +116,8 @@ class Model:
     is refused when its KV cache would not fit in memory and warned about past
     the training context. ``n_threads`` is 1 to MAX_THREADS (256), warned
     about past the CPUs the process may use, and by default those CPUs, at
-    most 8. An
+    most 8. ``n_gpu_layers``: in a GPU build, how many layers go to the GPU
+    devices (negtemp.devices()); -1, the default, all of them, 0 none. An
     unfamiliar file is first tried in a child process (negtemp.vetting), so
     one that would crash llama.cpp raises ModelLoadError instead; ``vet=False``
     skips that for files you trust.
@@ -133,6 +134,7 @@ class Model:
         *,
         n_ctx: int | None = None,
         n_threads: int | None = None,
+        n_gpu_layers: int = -1,
         vet: bool = True,
     ) -> None:
         if n_threads is None:
@@ -148,6 +150,7 @@ class Model:
                 RuntimeWarning, stacklevel=2,
             )
         asked_ctx = 0 if n_ctx is None else _int_in("n_ctx", n_ctx, 16, 2**31 - 1)
+        self.n_gpu_layers = _int_in("n_gpu_layers", n_gpu_layers, -1, 2**31 - 1)
         self.path: Path = resolve(path)
         check_gguf(self.path)
         if vet and not is_verified(self.path):
@@ -155,7 +158,8 @@ class Model:
         self._lock = threading.Lock()
         self._owner: int | None = None  # the thread inside a native call, while one runs
         try:
-            self._native: _native.Model | None = _native.Model(os.fsencode(self.path), asked_ctx, self.n_threads)
+            self._native: _native.Model | None = _native.Model(os.fsencode(self.path), asked_ctx, self.n_threads,
+                                                               self.n_gpu_layers)
         except RuntimeError as e:
             raise ModelLoadError(f"{self.path}: {e}") from None
         self.n_vocab: int = self._native.n_vocab
@@ -283,6 +287,26 @@ class Model:
                              "do not fit in the memory available; ask for fewer tokens at a time")
         with self._call("logits") as native:
             return native.eval_logits(arr)
+
+    def op_backends(self, prompt: str | bytes = "Temperature", config: SamplingConfig | None = None
+                    ) -> list[tuple[str, str, str, str]]:
+        """Where one decode of ``prompt`` ran each node of its graph: (name, op, device, buffer type), in order.
+
+        With ``config.path == "backend"`` (the default config: T = -1 on the
+        backend path) the sampler chain is part of the graph, and its nodes
+        follow the model's "result_output". The device ("CPU", "Vulkan0",
+        "CUDA0", ...) is read from the memory the scheduler put the node's
+        result in: a device's own buffer type means that device computed it;
+        host memory ("CPU", or "Vulkan_Host", the pinned memory a GPU build
+        gives the CPU backend) means the CPU did, as for an op a device lacks.
+        For checking where a GPU build runs; each node is observed, so this
+        decode is slower than a normal one.
+        """
+        cfg = (config or SamplingConfig(temp=-1.0, path="backend")).resolved()
+        tokens = self.tokenize(prompt)
+        with self._call("op_backends") as native:
+            return [tuple(node) for node in native.op_backends(tokens, cfg.native(self.eog_tokens),
+                                                               cfg.path == "backend")]
 
     def complete(
         self,

@@ -2,8 +2,8 @@
 // sampling path: the probabilities it assigns to every token, and its random
 // draws. The CPU path runs llama.cpp's samplers on a candidate array; the
 // backend path builds the chain's ggml graph, as a decode does, and computes it
-// on ggml's CPU backend (the same graph a GPU build runs on the GPU). Shared by
-// the extension and scripts/verify/driver.cpp.
+// on a ggml device: the CPU backend, or a GPU one ("Vulkan0", "CUDA0") in a GPU
+// build. Shared by the extension and scripts/verify/driver.cpp.
 #pragma once
 
 #include "chain.hpp"
@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace negtemp {
@@ -45,16 +46,40 @@ inline void chain_probs(const ChainConfig & c, const float * logits, size_t n, c
     }
 }
 
-// Backend path: the chain's graph over one logits vector, allocated on ggml's
-// CPU backend. Each run() draws a fresh uniform, as each decode does.
+// The ggml device called `name` ("CPU", "Vulkan0", ...), started.
+inline ggml_backend_t start_device(const std::string & name) {
+    ggml_backend_dev_t dev = ggml_backend_dev_by_name(name.c_str());
+    if (!dev) {
+        std::string known;
+        for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+            known += std::string(known.empty() ? "" : ", ") + ggml_backend_dev_name(ggml_backend_dev_get(i));
+        }
+        throw std::invalid_argument("no ggml device named " + name + " in this build (it has: " + known + ")");
+    }
+    ggml_backend_t backend = ggml_backend_dev_init(dev, nullptr);
+    if (!backend) {
+        throw std::runtime_error("could not start the ggml device " + name);
+    }
+    if (ggml_backend_is_cpu(backend)) {
+        ggml_backend_cpu_set_n_threads(backend, 1);
+    }
+    return backend;
+}
+
+// Backend path: the chain's graph over one logits vector, allocated on the
+// ggml device `device`. Each draw gets a fresh uniform, as each decode does.
+// `copies` > 1 puts that many copies of the chain's graph over the same logits
+// into one graph, so one computation makes that many draws: the dist sampler
+// fills its uniforms in order from one generator, so the draws are those of
+// as many single computations (on Mesa's lavapipe a computation costs ~4 ms
+// whatever its size). Every op must run on the device: there is no scheduler
+// here to fall back to the CPU, so an op the device lacks is an error, never a
+// silent CPU run.
 class BackendChain {
 public:
-    BackendChain(const ChainConfig & c, const float * logits, size_t n, const std::vector<llama_token> & history)
-        : n_(n), chain_(make_chain(c, static_cast<int32_t>(n))), backend_(ggml_backend_cpu_init()) {
-        if (!backend_) {
-            throw std::runtime_error("could not start ggml's CPU backend");
-        }
-        ggml_backend_cpu_set_n_threads(backend_.get(), 1);
+    BackendChain(const ChainConfig & c, const float * logits, size_t n, const std::vector<llama_token> & history,
+                 const std::string & device = "CPU", size_t copies = 1)
+        : n_(n), chain_(make_chain(c, static_cast<int32_t>(n))), backend_(start_device(device)) {
         llama_sampler * s = chain_.get();
         if (!s->iface->backend_init(s, ggml_backend_get_default_buffer_type(backend_.get()), 1)) {
             throw std::runtime_error("a sampler in this chain has no backend implementation");
@@ -62,22 +87,35 @@ public:
         for (llama_token t : history) {
             llama_sampler_accept(s, t);
         }
+        // a chain's graph has a few dozen nodes; kNodesPerCopy leaves room for every sampler
+        constexpr size_t kNodesPerCopy = 256;
+        const size_t graph_size = kNodesPerCopy * copies;
         ggml_init_params ip{};
-        ip.mem_size = GGML_DEFAULT_GRAPH_SIZE * ggml_tensor_overhead() + ggml_graph_overhead();
+        ip.mem_size = graph_size * ggml_tensor_overhead() + ggml_graph_overhead_custom(graph_size, false);
         ip.no_alloc = true;
         ctx_.reset(ggml_init(ip));
         if (!ctx_) {
             throw std::runtime_error("could not allocate a ggml context for the backend sampler");
         }
-        graph_ = ggml_new_graph(ctx_.get());
+        graph_ = ggml_new_graph_custom(ctx_.get(), graph_size, false);
         ggml_tensor * in = ggml_new_tensor_1d(ctx_.get(), GGML_TYPE_F32, static_cast<int64_t>(n));
         ggml_set_input(in);
-        data_ = llama_sampler_data{in, nullptr, nullptr, nullptr};
-        s->iface->backend_apply(s, ctx_.get(), graph_, &data_);
-        for (ggml_tensor * t : {data_.probs, data_.sampled, data_.candidates}) {
-            if (t) {
-                ggml_set_output(t);
-                ggml_build_forward_expand(graph_, t);
+        for (size_t k = 0; k < copies; ++k) {
+            llama_sampler_data d{in, nullptr, nullptr, nullptr};
+            s->iface->backend_apply(s, ctx_.get(), graph_, &d);
+            for (ggml_tensor * t : {d.probs, d.sampled, d.candidates}) {
+                if (t) {
+                    ggml_set_output(t);
+                    ggml_build_forward_expand(graph_, t);
+                }
+            }
+            data_.push_back(d);
+        }
+        for (int i = 0; i < ggml_graph_n_nodes(graph_); ++i) {
+            ggml_tensor * node = ggml_graph_node(graph_, i);
+            if (!ggml_backend_supports_op(backend_.get(), node)) {
+                throw std::runtime_error(std::string("the ggml device ") + ggml_backend_name(backend_.get()) +
+                                         " cannot run the backend sampler's " + ggml_op_desc(node) + " op");
             }
         }
         buffer_.reset(ggml_backend_alloc_ctx_tensors(ctx_.get(), backend_.get()));
@@ -87,33 +125,38 @@ public:
         ggml_backend_tensor_set(in, logits, 0, n * sizeof(float));
     }
 
-    // One computation of the graph: the sampled token, and (when probs is not
-    // null) every token's probability, 0 for tokens a filter removed.
-    llama_token run(double * probs) {
+    // One computation of the graph: each copy's sampled token (`copies` draws),
+    // and (when probs is not null) every token's probability, 0 for tokens a
+    // filter removed (the same in every copy).
+    std::vector<llama_token> run(double * probs) {
         llama_sampler * s = chain_.get();
         s->iface->backend_set_input(s);
         if (ggml_backend_graph_compute(backend_.get(), graph_) != GGML_STATUS_SUCCESS) {
             throw std::runtime_error("the backend sampler graph failed to compute");
         }
-        const int64_t k = ggml_nelements(data_.probs);
-        p_.resize(k);
-        ggml_backend_tensor_get(data_.probs, p_.data(), 0, k * sizeof(float));
+        std::vector<llama_token> tokens;
         const int32_t * ids = nullptr;
-        if (data_.candidates) {
-            ids_.resize(k);
-            ggml_backend_tensor_get(data_.candidates, ids_.data(), 0, k * sizeof(int32_t));
-            ids = ids_.data();
+        for (const llama_sampler_data & d : data_) {
+            const int64_t k = ggml_nelements(d.probs);
+            p_.resize(k);
+            ggml_backend_tensor_get(d.probs, p_.data(), 0, k * sizeof(float));
+            if (d.candidates) {
+                ids_.resize(k);
+                ggml_backend_tensor_get(d.candidates, ids_.data(), 0, k * sizeof(int32_t));
+                ids = ids_.data();
+            }
+            int32_t token = 0;
+            ggml_backend_tensor_get(d.sampled, &token, 0, sizeof(token));
+            drawn_probability(p_.data(), ids, static_cast<size_t>(k), token);
+            tokens.push_back(token);
         }
-        int32_t token = 0;
-        ggml_backend_tensor_get(data_.sampled, &token, 0, sizeof(token));
-        drawn_probability(p_.data(), ids, static_cast<size_t>(k), token);
         if (probs) {
             std::fill(probs, probs + n_, 0.0);
-            for (int64_t i = 0; i < k; ++i) {
+            for (size_t i = 0; i < p_.size(); ++i) {
                 probs[ids ? ids[i] : i] = p_[i];
             }
         }
-        return token;
+        return tokens;
     }
 
 private:
@@ -133,16 +176,16 @@ private:
     std::unique_ptr<ggml_context, ContextFree> ctx_;
     std::unique_ptr<ggml_backend_buffer, BufferFree> buffer_;
     ggml_cgraph * graph_ = nullptr;
-    llama_sampler_data data_{};
+    std::vector<llama_sampler_data> data_;
     std::vector<float> p_;
     std::vector<int32_t> ids_;
 };
 
 // Either path's probabilities for one logits vector.
 inline void sampler_probs(const ChainConfig & c, const float * logits, size_t n, const std::vector<llama_token> & history,
-                          bool backend, double * dst) {
+                          bool backend, double * dst, const std::string & device = "CPU") {
     if (backend) {
-        BackendChain(c, logits, n, history).run(dst);
+        BackendChain(c, logits, n, history, device).run(dst);
     } else {
         chain_probs(c, logits, n, history, dst);
     }

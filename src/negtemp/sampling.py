@@ -36,6 +36,7 @@ def sampler_probs(
     config: SamplingConfig | None = None,
     path: str | None = None,
     history: Sequence[int] = (),
+    device: str = "CPU",
     **options: Any,
 ) -> np.ndarray:
     """The probability every token has after the sampler chain, from llama.cpp's own samplers.
@@ -46,11 +47,14 @@ def sampler_probs(
     the CPU; "cpu" is accepted too), "backend" (the chain's ggml graph,
     computed on ggml's CPU backend), "fused" (negtemp's fused sampler, plain
     chain only); default: the config's path, "auto" picking fused or chain.
-    ``history``: tokens accepted before, for the repeat penalty. Raises
-    negtemp.SamplingError (a ValueError) when every token is masked.
+    ``history``: tokens accepted before, for the repeat penalty. ``device``:
+    the ggml device the backend path computes on ("CPU", or in a GPU build
+    "Vulkan0", "CUDA0", ...: negtemp.devices()); an op the device lacks raises
+    RuntimeError rather than running on the CPU. Raises negtemp.SamplingError
+    (a ValueError) when every token is masked.
     """
     run = _run(make_config(temp, config, options), path)
-    return _native.sampler_probs(_logits(logits), run.native(), run.path, [int(t) for t in history])
+    return _native.sampler_probs(_logits(logits), run.native(), run.path, [int(t) for t in history], str(device))
 
 
 def sample_tokens(
@@ -61,12 +65,13 @@ def sample_tokens(
     seed: int,
     config: SamplingConfig | None = None,
     path: str | None = None,
+    device: str = "CPU",
     **options: Any,
 ) -> np.ndarray:
     """n independent draws (token indices, int32) through the chain on one logits vector.
 
-    ``path`` as in sampler_probs; "backend" computes the chain's ggml graph
-    once per draw, with a fresh uniform each time, as each decode does. The
+    ``path`` and ``device`` as in sampler_probs; "backend" computes the chain's
+    ggml graph once per draw, with a fresh uniform each time, as each decode does. The
     same seed gives the same draws. Penalties are refused: they make each draw
     depend on the ones before.
     """
@@ -77,4 +82,4 @@ def sample_tokens(
     if int(n) < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     run = _run(cfg, path)
-    return _native.sample_tokens(_logits(logits), run.native(), run.path, int(n))
+    return _native.sample_tokens(_logits(logits), run.native(), run.path, int(n), str(device))

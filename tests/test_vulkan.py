@@ -1,0 +1,163 @@
+"""The backend sampling path on a real GPU API: ggml's Vulkan backend (Mesa's lavapipe in CI).
+
+These run against a Vulkan build of negtemp (CMAKE_ARGS=-DGGML_VULKAN=on) with
+a Vulkan device visible (GGML_VK_VISIBLE_DEVICES=0 selects lavapipe, which
+ggml-vulkan otherwise ignores as a CPU device); elsewhere they are skipped
+(conftest.py), and `.ci/vulkan` runs them with NEGTEMP_REQUIRE_VULKAN=1 so
+that a skip fails CI instead.
+"""
+
+import logging
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+import negtemp
+from negtemp import SamplingConfig, reference
+from stats import g_test_pvalue
+from test_chains import PROPERTY, WORST, cases, check
+from test_sampler_exact import CASES, TEMPS
+
+log = logging.getLogger(__name__)
+pytestmark = pytest.mark.vulkan
+DEVICE = "Vulkan0"
+PROMPT = "Temperature is a concept"
+
+
+@pytest.fixture(scope="module")
+def smollm2_on_vulkan():
+    """SmolLM2 with every layer on Vulkan0 (the default n_gpu_layers=-1)."""
+    with negtemp.Model("smollm2-135m", n_ctx=256, n_threads=2) as m:
+        yield m
+
+
+def after_the_model(nodes: list[tuple[str, str, str, str]]) -> list[tuple[str, str, str, str]]:
+    """The sampler's nodes: those computed after the model's output ("result_output")."""
+    names = [n[0] for n in nodes]
+    assert "result_output" in names, f"no result_output node among {len(nodes)} nodes"
+    return nodes[names.index("result_output") + 1:]
+
+
+@pytest.mark.parametrize("name, z", CASES, ids=[c[0] for c in CASES])
+def test_backend_probabilities_on_vulkan_equal_the_reference(name, z):
+    for t in TEMPS:
+        got = negtemp.sampler_probs(z, t, path="backend", device=DEVICE)
+        err = float(np.abs(got - reference.probs(z.astype(np.float64), t)).max())
+        WORST[f"backend on {DEVICE}, fixed cases"] = max(WORST.get(f"backend on {DEVICE}, fixed cases", 0.0), err)
+        assert err <= 1e-6, f"the backend path on {DEVICE} differs from the reference by {err:.3g} at T={t} on {name}"
+    for b in (-math.inf, 0.0):
+        got = negtemp.sampler_probs(z, beta=b, path="backend", device=DEVICE)
+        err = float(np.abs(got - reference.probs(z.astype(np.float64), beta=b)).max())
+        assert err <= 1e-6, f"the backend path on {DEVICE} differs from the reference at beta={b} on {name}"
+    got = negtemp.sampler_probs(z, beta=math.inf, path="backend", device=DEVICE)
+    # greedy: ggml_argmax may pick any of several tied maxima
+    assert got.max() == 1.0 and z[np.argmax(got)] == z[np.isfinite(z)].max(), f"greedy missed the max on {name}"
+
+
+@settings(PROPERTY, max_examples=200)
+@given(case=cases())
+def test_backend_graph_on_vulkan_equals_the_reference_for_any_chain(case):
+    check(case, "backend", device=DEVICE)
+
+
+@pytest.mark.parametrize("temp", [-0.5, -1.0, 2.0])
+def test_vulkan_draws_follow_the_reference_and_a_sign_flipped_reference_is_rejected(temp):
+    z = np.random.default_rng(1).normal(0, 1.5, 12).astype(np.float32)
+    draws = negtemp.sample_tokens(z, temp, n=100_000, seed=1234, path="backend", device=DEVICE)
+    counts = np.bincount(draws, minlength=z.size)
+    p_right = g_test_pvalue(counts, reference.probs(z, temp))
+    p_wrong = g_test_pvalue(counts, reference.probs(z, -temp))
+    log.info("G-test backend path on %s, T=%g: p=%.3g (sign-flipped: %.3g)", DEVICE, temp, p_right, p_wrong)
+    assert p_right > 1e-3, f"{DEVICE} draws at T={temp} do not follow the reference (G-test p={p_right:.2g})"
+    assert p_wrong < 1e-12, f"the G-test failed to reject a sign-flipped temperature (p={p_wrong:.2g})"
+
+
+def test_the_sampler_graph_and_the_model_run_on_vulkan(smollm2_on_vulkan):
+    nodes = smollm2_on_vulkan.op_backends(PROMPT, SamplingConfig(temp=-0.001, top_k=50, path="backend"))
+    sampler = after_the_model(nodes)
+    assert len(sampler) >= 10, f"too few sampler nodes to be the chain: {sampler}"
+    elsewhere = [n for n in sampler if n[2] != DEVICE]
+    assert not elsewhere, f"sampler nodes that did not run on {DEVICE} (a CPU fallback): {elsewhere}"
+    matmuls = [n for n in nodes if n[1] == "MUL_MAT"]
+    assert matmuls and all(n[2] == DEVICE for n in matmuls), f"model matmuls off {DEVICE}: {matmuls[:5]}"
+    log.info("%d nodes on %s, the last %d of them the sampler's", len(nodes), DEVICE, len(sampler))
+
+
+def test_the_placement_check_sees_a_model_kept_on_the_cpu(tmp_path):
+    # the check above must be able to fail: with n_gpu_layers=0 the layers stay on the CPU
+    with negtemp.Model("smollm2-135m", n_ctx=256, n_threads=2, n_gpu_layers=0) as m:
+        nodes = m.op_backends(PROMPT, SamplingConfig(temp=-1.0, path="backend"))
+    matmuls = [n for n in nodes if n[1] == "MUL_MAT"]
+    assert matmuls and any(n[2] == "CPU" for n in matmuls), f"n_gpu_layers=0, yet every matmul on {DEVICE}"
+
+
+# The same build on the CPU: without GGML_VK_VISIBLE_DEVICES, ggml-vulkan hides lavapipe
+CPU_RUN = """
+import sys, numpy as np, negtemp
+assert not [d for d in negtemp.devices() if d[0].startswith("Vulkan")], "a Vulkan device is visible"
+m = negtemp.Model("smollm2-135m", n_ctx=256, n_threads=2)
+c = m.complete(sys.argv[1], float(sys.argv[2]), n_predict=24, seed=1, path="chain", keep_logits=True)
+np.savez(sys.argv[3], tokens=c.tokens, logits=c.step_logits)
+"""
+# The largest difference between a SmolLM2 logit computed on lavapipe and on the CPU, measured:
+# 0.9 (mean 0.1 to 0.3). The two backends' arithmetic may order tokens closer than this differently.
+CROSS_BACKEND_LOGIT_GAP = 1.0
+
+
+def cpu_run(temp: float, tmp_path) -> tuple[list[int], np.ndarray]:
+    env = {k: v for k, v in os.environ.items() if k != "GGML_VK_VISIBLE_DEVICES"}
+    out = tmp_path / "cpu.npz"
+    res = subprocess.run([sys.executable, "-c", CPU_RUN, PROMPT, repr(temp), str(out)], capture_output=True,
+                         text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-1000:]
+    with np.load(out) as f:
+        return f["tokens"].tolist(), f["logits"]
+
+
+@pytest.mark.parametrize("temp", [-0.001, 0.001])
+def test_the_vulkan_backend_sampler_draws_the_cpu_chains_tokens_on_the_same_logits(smollm2_on_vulkan, temp):
+    chain = smollm2_on_vulkan.complete(PROMPT, temp, n_predict=24, seed=1, path="chain").tokens.tolist()
+    backend = smollm2_on_vulkan.complete(PROMPT, temp, n_predict=24, seed=1, path="backend").tokens.tolist()
+    assert backend == chain, f"T={temp}: the sampler graph on {DEVICE} drew other tokens than llama.cpp's CPU chain"
+
+
+@pytest.mark.parametrize("temp", [-0.001, 0.001])
+def test_vulkan_and_cpu_generations_agree_until_a_near_tie(smollm2_on_vulkan, temp, tmp_path):
+    cpu_tokens, cpu_logits = cpu_run(temp, tmp_path)
+    got = smollm2_on_vulkan.complete(PROMPT, temp, n_predict=24, seed=1, path="chain").tokens.tolist()
+    first = next((i for i, (a, b) in enumerate(zip(got, cpu_tokens)) if a != b), None)
+    log.info("T=%g: %s and the CPU agree on %s of 24 tokens", temp, DEVICE, first if first is not None else "all")
+    if first is not None:
+        gap = abs(float(cpu_logits[first][got[first]] - cpu_logits[first][cpu_tokens[first]]))
+        assert gap < CROSS_BACKEND_LOGIT_GAP, (
+            f"T={temp}, step {first}: {DEVICE} drew {got[first]}, the CPU {cpu_tokens[first]}, whose logits are "
+            f"{gap:.3f} apart: more than the two backends' arithmetic explains")
+
+
+@pytest.mark.parametrize("temp", [-0.001, -1.0])
+def test_each_vulkan_logprob_is_the_references_on_that_steps_logits(smollm2_on_vulkan, temp):
+    c = smollm2_on_vulkan.complete(PROMPT, temp, n_predict=16, seed=1, path="chain", keep_logits=True)
+    for i, tok in enumerate(c.tokens):
+        want = math.log(reference.probs(c.step_logits[i], temp)[tok])
+        assert abs(c.logprobs[i] - want) <= 1e-4, f"T={temp}, step {i}: logprob {c.logprobs[i]} against {want}"
+
+
+def test_ignore_eos_and_bans_hold_on_the_vulkan_backend_path(smollm2_on_vulkan):
+    m = smollm2_on_vulkan
+    free = m.complete(PROMPT, -0.001, n_predict=8, seed=1, path="backend")
+    banned = set(free.tokens[:5].tolist()) | set(m.eog_tokens)
+    c = m.complete(PROMPT, -0.001, n_predict=32, seed=1, path="backend", ignore_eos=True,
+                   logit_bias={t: -math.inf for t in banned})
+    assert c.tokens.size == 32, f"stopped after {c.tokens.size} tokens despite ignore_eos"
+    assert not banned & set(c.tokens.tolist()), f"banned tokens drawn on {DEVICE}: {banned & set(c.tokens.tolist())}"
+
+
+def teardown_module() -> None:
+    for where, err in sorted(WORST.items()):
+        if DEVICE in where:
+            log.info("max |sampler - reference|, %s: %.3g", where, err)
