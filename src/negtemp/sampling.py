@@ -45,7 +45,7 @@ def sampler_probs(
     keyword arguments of SamplingConfig (beta=, top_k=, top_p=, min_p=,
     repeat_penalty=, logit_bias=). ``path``: "chain" (llama.cpp's chain on
     the CPU; "cpu" is accepted too), "backend" (the chain's ggml graph,
-    computed on ggml's CPU backend), "fused" (negtemp's fused sampler, plain
+    computed on ``device``), "fused" (negtemp's fused sampler, plain
     chain only); default: the config's path, "auto" picking fused or chain.
     ``history``: tokens accepted before, for the repeat penalty. ``device``:
     the ggml device the backend path computes on ("CPU", or in a GPU build
