@@ -85,7 +85,8 @@ def test_the_sampler_graph_and_the_model_run_on_vulkan(smollm2_on_vulkan):
     assert not elsewhere, f"sampler nodes that did not run on {DEVICE} (a CPU fallback): {elsewhere}"
     matmuls = [n for n in nodes if n[1] == "MUL_MAT"]
     assert matmuls and all(n[2] == DEVICE for n in matmuls), f"model matmuls off {DEVICE}: {matmuls[:5]}"
-    log.info("%d nodes on %s, the last %d of them the sampler's", len(nodes), DEVICE, len(sampler))
+    log.info("%d of %d nodes on %s, all %d of the sampler's among them", sum(n[2] == DEVICE for n in nodes),
+             len(nodes), DEVICE, len(sampler))
 
 
 def test_the_placement_check_sees_a_model_kept_on_the_cpu(tmp_path):
