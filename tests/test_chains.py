@@ -242,15 +242,21 @@ G_PATHS = [(path, chain) for path in ("chain", "backend", "fused") for chain in 
            if path != "fused" or not G_CHAINS[chain]]  # the fused sampler runs the plain chain only
 
 
-@pytest.mark.parametrize("path, chain", G_PATHS)
-@pytest.mark.parametrize("temp", [-0.5, -1.0, 2.0])
-def test_draws_follow_the_reference_and_a_sign_flipped_reference_is_rejected(path, chain, temp):
+def check_draws(path: str, chain: str, temp: float, device: str = "CPU") -> None:
+    """A G-test of 100,000 draws (the backend path's on `device`): the reference fits, its sign flip does not."""
+    where = f"{path} path" if device == "CPU" else f"{path} path on {device}"
     z = np.random.default_rng(1).normal(0, 1.5, 12).astype(np.float32)
     config = SamplingConfig(temp=temp, **G_CHAINS[chain])
-    draws = negtemp.sample_tokens(z, n=100_000, seed=1234, config=config, path=path)
+    draws = negtemp.sample_tokens(z, n=100_000, seed=1234, config=config, path=path, device=device)
     counts = np.bincount(draws, minlength=z.size)
     p_right = g_test_pvalue(counts, reference.probs(z, config=config))
     p_wrong = g_test_pvalue(counts, reference.probs(z, config=SamplingConfig(temp=-temp, **G_CHAINS[chain])))
-    log.info("G-test %s path, %s, T=%g: p=%.3g (sign-flipped: %.3g)", path, chain, temp, p_right, p_wrong)
-    assert p_right > 1e-3, f"{path} draws ({chain}, T={temp}) do not follow the reference (G-test p={p_right:.2g})"
+    log.info("G-test %s, %s, T=%g: p=%.3g (sign-flipped: %.3g)", where, chain, temp, p_right, p_wrong)
+    assert p_right > 1e-3, f"{where} draws ({chain}, T={temp}) do not follow the reference (G-test p={p_right:.2g})"
     assert p_wrong < 1e-12, f"the G-test failed to reject a sign-flipped temperature (p={p_wrong:.2g})"
+
+
+@pytest.mark.parametrize("path, chain", G_PATHS)
+@pytest.mark.parametrize("temp", [-0.5, -1.0, 2.0])
+def test_draws_follow_the_reference_and_a_sign_flipped_reference_is_rejected(path, chain, temp):
+    check_draws(path, chain, temp)

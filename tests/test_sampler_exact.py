@@ -30,24 +30,31 @@ def logits_cases():
 CASES = list(logits_cases())
 
 
-@pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("name, z", CASES, ids=[c[0] for c in CASES])
-def test_sampler_probabilities_equal_the_reference(path, name, z):
+def check_against_the_reference(path: str, name: str, z: np.ndarray, device: str = "CPU") -> float:
+    """The path's probabilities (the backend path's computed on `device`) at every T and beta; the worst error."""
+    where = f"{path} path" if device == "CPU" else f"{path} path on {device}"
     worst = 0.0
     for t in TEMPS:
-        got = negtemp.sampler_probs(z, t, path=path)
+        got = negtemp.sampler_probs(z, t, path=path, device=device)
         want = reference.probs(z.astype(np.float64), t)
-        assert np.isfinite(got).all(), f"{path} path gave NaN/inf probabilities at T={t} on {name}"
+        assert np.isfinite(got).all(), f"{where} gave NaN/inf probabilities at T={t} on {name}"
         worst = max(worst, float(np.abs(got - want).max()))
-        assert worst <= 1e-6, f"{path} path differs from the reference by {worst:.3g} at T={t} on {name}"
+        assert worst <= 1e-6, f"{where} differs from the reference by {worst:.3g} at T={t} on {name}"
     for b in [-math.inf, 0.0, math.inf]:
-        got = negtemp.sampler_probs(z, beta=b, path=path)
+        got = negtemp.sampler_probs(z, beta=b, path=path, device=device)
         want = reference.probs(z.astype(np.float64), beta=b)
         if b == math.inf and path == "backend":
             # upstream greedy: ggml_argmax may pick another of several tied maxima
             assert got.max() == 1.0 and z[np.argmax(got)] == z[np.isfinite(z)].max(), f"greedy missed the max on {name}"
             continue
-        assert np.abs(got - want).max() <= 1e-6, f"{path} path differs from the reference at beta={b} on {name}"
+        assert np.abs(got - want).max() <= 1e-6, f"{where} differs from the reference at beta={b} on {name}"
+    return worst
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("name, z", CASES, ids=[c[0] for c in CASES])
+def test_sampler_probabilities_equal_the_reference(path, name, z):
+    check_against_the_reference(path, name, z)
 
 
 @pytest.mark.parametrize("temp", [-0.001, -1.0, 0.0, 0.7])

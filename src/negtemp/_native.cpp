@@ -331,12 +331,12 @@ public:
         if (job->error) {
             std::rethrow_exception(job->error);
         }
-        for (llama_token t : job->tokens) {
-            if (t < 0 || t >= n_vocab()) {
-                throw std::invalid_argument(
-                    "the model's tokenizer gave token id " + std::to_string(t) +
-                    " for this text: it has no token for some of its bytes and no unknown token to stand for them");
-            }
+        try {
+            check_tokens(job->tokens);
+        } catch (const std::invalid_argument & e) {
+            throw std::invalid_argument(std::string("the model's tokenizer cannot cover this text (") + e.what() +
+                                        "): it has no token for some of its bytes and no unknown token to stand "
+                                        "for them");
         }
         return py::array_t<int32_t>(job->tokens.size(), job->tokens.data());
     }

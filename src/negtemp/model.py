@@ -137,14 +137,15 @@ class Model:
         n_gpu_layers: int = -1,
         vet: bool = True,
     ) -> None:
+        cpus = usable_cpus()
         if n_threads is None:
-            n_threads = min(usable_cpus(), 8)
+            n_threads = min(cpus, 8)
         self.n_threads = _int_in("n_threads", n_threads, 1, MAX_THREADS)
-        if self.n_threads > usable_cpus():
+        if self.n_threads > cpus:
             # ggml's workers meet at a barrier after every operation: a worker
             # waiting for a CPU holds up all of them (README, "Threads and fork")
             warnings.warn(
-                f"n_threads={self.n_threads} is more than the {usable_cpus()} CPUs this process may use; "
+                f"n_threads={self.n_threads} is more than the {cpus} CPUs this process may use; "
                 "generation slows down sharply (two tokens of a tiny model on 2 CPUs: 3.7 s with 16 threads, "
                 "2 ms with 2)",
                 RuntimeWarning, stacklevel=2,
