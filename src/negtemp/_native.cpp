@@ -25,10 +25,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 namespace py = pybind11;
@@ -102,8 +104,13 @@ struct CpuSampler {
     std::unique_ptr<negtemp::FusedSampler> fused;
     std::vector<llama_token_data> cur;
 
-    llama_token sample(const float * logits, int32_t n_vocab, double & logprob) {
+    // probs, when given, gets every token's probability in the distribution drawn from.
+    llama_token sample(const float * logits, int32_t n_vocab, double & logprob, std::vector<double> * probs = nullptr) {
         if (fused) {
+            if (probs) {
+                probs->resize(n_vocab);
+                fused->probs(logits, static_cast<size_t>(n_vocab), probs->data());  // all masked: sample throws
+            }
             const size_t t = fused->sample(logits, static_cast<size_t>(n_vocab), &logprob);
             if (t == negtemp::FusedSampler::kNoToken) {
                 throw negtemp::SamplingError(negtemp::kAllMasked);
@@ -111,7 +118,7 @@ struct CpuSampler {
             return static_cast<llama_token>(t);
         }
         double p = 0.0;
-        const llama_token t = negtemp::chain_sample(chain.get(), logits, n_vocab, cur, &p);
+        const llama_token t = negtemp::chain_sample(chain.get(), logits, n_vocab, cur, &p, probs);
         logprob = std::log(p);
         return t;
     }
@@ -211,17 +218,25 @@ struct Cancelled : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+class Generation;
+
 class Model {
 public:
     static constexpr uint32_t kDefaultCtx = 2048;
 
     // n_ctx 0: the model's training context, at most kDefaultCtx tokens.
     // n_gpu_layers: layers offloaded to the GPU devices of a GPU build (-1: all).
-    Model(const std::string & path, uint32_t n_ctx, int32_t n_threads, int32_t n_gpu_layers)
+    // main_gpu >= 0: the whole model on that GPU device alone (llama.cpp's
+    // split mode "none"); -1: layers split over every GPU device.
+    Model(const std::string & path, uint32_t n_ctx, int32_t n_threads, int32_t n_gpu_layers, int32_t main_gpu)
         : n_ctx_(n_ctx), n_threads_(n_threads) {
         take_log();
         llama_model_params mp = llama_model_default_params();
         mp.n_gpu_layers = n_gpu_layers;
+        if (main_gpu >= 0) {
+            mp.split_mode = LLAMA_SPLIT_MODE_NONE;
+            mp.main_gpu = main_gpu;
+        }
         {
             py::gil_scoped_release release;
             model_ = llama_model_load_from_file(path.c_str(), mp);
@@ -241,7 +256,14 @@ public:
 
     uint32_t n_ctx() const { return n_ctx_; }
 
-    void close() {
+    void close();
+
+    // the generations of Model.stream() register here: close() frees their
+    // contexts before the model they were made from; cancel() reaches them
+    void attach(Generation * g) { live_.insert(g); }
+    void detach(Generation * g) { live_.erase(g); }
+
+    void free_model() {
         if (model_) {
             std::unique_lock<std::mutex> lock(workers_mutex_);
             if (workers_ > 0) {
@@ -255,9 +277,10 @@ public:
 
     bool closed() const { return model_ == nullptr; }
 
-    // Any thread, no lock: the generation running on this Model (if any) stops
-    // at its next token with Cancelled. A generation clears the request when it starts.
-    void cancel() { cancel_ = true; }
+    // Any thread: the generations open on this Model stop at their next token
+    // with Cancelled, and so does a sweep or tokenization running now (they
+    // clear the request when they start).
+    void cancel();
 
     int32_t n_vocab() const { return llama_vocab_n_tokens(vocab()); }
 
@@ -352,22 +375,31 @@ public:
 
     py::bytes token_to_piece(int32_t token) const { return py::bytes(piece(token)); }
 
-    // The model's own chat template applied to one user message, with the
-    // assistant turn opened; None when the GGUF carries no template.
-    py::object chat_prompt(const std::string & user) const {
+    // The model's own chat template applied to (role, content) messages, with
+    // the assistant turn opened; None when the GGUF carries no template.
+    // ValueError when llama.cpp does not recognise the template.
+    py::object chat_prompt(const std::vector<std::pair<std::string, std::string>> & messages) const {
         const char * tmpl = llama_model_chat_template(checked(), nullptr);
         if (!tmpl) {
             return py::none();
         }
-        llama_chat_message msg{"user", user.c_str()};
-        std::vector<char> buf(user.size() * 2 + 256);
-        int32_t n = llama_chat_apply_template(tmpl, &msg, 1, true, buf.data(), static_cast<int32_t>(buf.size()));
+        std::vector<llama_chat_message> msgs;
+        size_t size = 256;
+        for (const auto & [role, content] : messages) {
+            msgs.push_back({role.c_str(), content.c_str()});
+            size += 2 * (role.size() + content.size()) + 64;
+        }
+        std::vector<char> buf(size);
+        int32_t n = llama_chat_apply_template(tmpl, msgs.data(), msgs.size(), true, buf.data(),
+                                              static_cast<int32_t>(buf.size()));
         if (n > static_cast<int32_t>(buf.size())) {
             buf.resize(n);
-            n = llama_chat_apply_template(tmpl, &msg, 1, true, buf.data(), static_cast<int32_t>(buf.size()));
+            n = llama_chat_apply_template(tmpl, msgs.data(), msgs.size(), true, buf.data(),
+                                          static_cast<int32_t>(buf.size()));
         }
         if (n < 0) {
-            return py::none();  // a template llama.cpp does not recognise
+            throw std::invalid_argument("llama.cpp does not recognise this model's chat template, so it cannot "
+                                        "format a chat; format the prompt yourself and call complete()");
         }
         return py::str(std::string(buf.data(), n));
     }
@@ -428,82 +460,6 @@ public:
             out.append(py::make_tuple(name, op, device, buffer));
         }
         return out;
-    }
-
-    // Returns (tokens, logprobs, step logits or None). on_piece(bytes) is called after each token.
-    py::tuple generate(py::array_t<int32_t, py::array::c_style | py::array::forcecast> prompt, int32_t n_predict,
-                       const ChainConfig & config, const std::string & path_name,
-                       const std::function<void(py::bytes)> & on_piece, bool keep_logits) {
-        const SamplerPath path = parse_path(path_name);
-        const bool backend = path == SamplerPath::Backend;
-        if (keep_logits && backend) {
-            throw std::invalid_argument("keep_logits needs the CPU path: the backend path samples inside the graph");
-        }
-        std::vector<llama_token> toks(prompt.data(), prompt.data() + prompt.size());
-        check_tokens(toks);
-        if (toks.empty()) {
-            throw std::invalid_argument("the prompt has no tokens");
-        }
-        const uint32_t need = static_cast<uint32_t>(toks.size() + n_predict);
-        if (need > n_ctx_) {
-            throw std::invalid_argument("prompt (" + std::to_string(toks.size()) + " tokens) plus n_predict (" +
-                                        std::to_string(n_predict) + ") exceeds the context size n_ctx=" +
-                                        std::to_string(n_ctx_) + "; raise n_ctx or lower n_predict");
-        }
-
-        std::vector<int32_t> out_tokens;
-        std::vector<double> out_logprobs;
-        std::vector<float> out_logits;
-        out_tokens.reserve(n_predict);
-        out_logprobs.reserve(n_predict);
-
-        cancel_ = false;
-        py::gil_scoped_release release;
-        SamplerPtr chain = backend ? negtemp::make_chain(config, n_vocab()) : nullptr;
-        Context ctx = make_context(need, 1, chain.get());
-        CpuSampler cpu = backend ? CpuSampler{} : make_cpu_sampler(config, path, n_vocab());
-
-        llama_batch batch = llama_batch_get_one(toks.data(), static_cast<int32_t>(toks.size()));
-        llama_token next = 0;
-        for (int32_t i = 0; i < n_predict; ++i) {
-            if (llama_decode(ctx.get(), batch) != 0) {
-                throw std::runtime_error("llama_decode failed: " + take_log());
-            }
-            double logprob = NAN;
-            if (backend) {
-                next = llama_sampler_sample(chain.get(), ctx.get(), -1);
-                logprob = backend_logprob(ctx.get(), next);
-            } else {
-                const float * row = llama_get_logits_ith(ctx.get(), -1);
-                if (keep_logits) {
-                    out_logits.insert(out_logits.end(), row, row + n_vocab());
-                }
-                next = cpu.sample(row, n_vocab(), logprob);
-            }
-            out_tokens.push_back(next);
-            out_logprobs.push_back(logprob);
-            const std::string p = piece(next);
-            {
-                py::gil_scoped_acquire acquire;
-                if (on_piece) {
-                    on_piece(py::bytes(p));
-                }
-                check_interrupts();
-            }
-            if (llama_vocab_is_eog(vocab(), next)) {
-                break;
-            }
-            batch = llama_batch_get_one(&next, 1);
-        }
-
-        py::gil_scoped_acquire acquire;
-        py::object logits = py::none();
-        if (keep_logits) {
-            logits = py::array_t<float>({static_cast<py::ssize_t>(out_tokens.size()), static_cast<py::ssize_t>(n_vocab())},
-                                        out_logits.data());
-        }
-        return py::make_tuple(py::array_t<int32_t>(out_tokens.size(), out_tokens.data()),
-                              py::array_t<double>(out_logprobs.size(), out_logprobs.data()), logits);
     }
 
     // One sequence per chain config, decoded together in one batch a step: the
@@ -615,6 +571,8 @@ public:
     }
 
 private:
+    friend class Generation;
+
     // With the GIL held, once a token: Ctrl-C (main thread only: Python runs
     // signal handlers there) and cancel() from any thread.
     void check_interrupts() {
@@ -690,6 +648,7 @@ private:
     llama_model * model_ = nullptr;
     const llama_vocab * vocab_ = nullptr;
     std::atomic<bool> cancel_{false};
+    std::set<Generation *> live_;  // changed and read with the GIL held
     // tokenize() workers still running; close() waits for them
     std::mutex workers_mutex_;
     std::condition_variable workers_cv_;
@@ -697,6 +656,218 @@ private:
     uint32_t n_ctx_;
     int32_t n_threads_;
 };
+
+// The N tokens most likely in the distribution a step drew from, with their
+// log-probabilities there and under the model's own (T = 1) softmax of the raw
+// logits. Ties (tokens whose sampled probability underflowed to the same
+// value) are ordered as the temperature orders the logits: higher first for
+// T >= 0, lower first for T < 0. Non-finite logits count as masked (log p = -inf).
+py::tuple top_tokens(const float * logits, const std::vector<double> & sampled, int32_t n_vocab, int32_t n,
+                     bool negative_temp) {
+    float z_max = -INFINITY;
+    for (int32_t i = 0; i < n_vocab; ++i) {
+        if (std::isfinite(logits[i])) {
+            z_max = std::max(z_max, logits[i]);
+        }
+    }
+    double sum = 0.0;
+    for (int32_t i = 0; i < n_vocab; ++i) {
+        if (std::isfinite(logits[i])) {
+            sum += std::exp(static_cast<double>(logits[i]) - z_max);
+        }
+    }
+    const double log_z = static_cast<double>(z_max) + std::log(sum);
+    auto model_lp = [&](int32_t i) {
+        return std::isfinite(logits[i]) ? static_cast<double>(logits[i]) - log_z : -INFINITY;
+    };
+    std::vector<int32_t> order(n_vocab);
+    for (int32_t i = 0; i < n_vocab; ++i) {
+        order[i] = i;
+    }
+    const int32_t k = std::min(n, n_vocab);
+    std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t b) {
+        if (sampled[a] != sampled[b]) {
+            return sampled[a] > sampled[b];
+        }
+        const double za = model_lp(a), zb = model_lp(b);
+        if (za != zb) {
+            return negative_temp ? za < zb : za > zb;
+        }
+        return a < b;
+    });
+    py::array_t<int32_t> ids(k);
+    py::array_t<double> lp_sampled(k), lp_model(k);
+    for (int32_t j = 0; j < k; ++j) {
+        ids.mutable_at(j) = order[j];
+        lp_sampled.mutable_at(j) = std::log(sampled[order[j]]);
+        lp_model.mutable_at(j) = model_lp(order[j]);
+    }
+    return py::make_tuple(ids, lp_sampled, lp_model);
+}
+
+// One generation, advanced a token at a time (Model.stream, and complete()
+// through it): its context, sampler and position live here between calls, so
+// the caller can stop early and the context is freed at once by close().
+// Methods are called with the GIL held; next() releases it for the decode.
+class Generation {
+public:
+    Generation(Model & model, py::array_t<int32_t, py::array::c_style | py::array::forcecast> prompt,
+               int32_t n_predict, const ChainConfig & config, const std::string & path_name, bool keep_logits,
+               int32_t n_probs)
+        : model_(&model), path_(parse_path(path_name)), n_predict_(n_predict), keep_logits_(keep_logits),
+          n_probs_(n_probs), negative_temp_(config.temp < 0.0f) {
+        const bool backend = path_ == SamplerPath::Backend;
+        if (backend && (keep_logits || n_probs > 0)) {
+            throw std::invalid_argument("keep_logits and n_probs need a CPU path ('auto', 'fused' or 'chain'): the "
+                                        "backend path samples inside the graph");
+        }
+        if (n_predict < 1 || n_probs < 0) {
+            throw std::invalid_argument("n_predict must be at least 1 and n_probs at least 0");
+        }
+        prompt_.assign(prompt.data(), prompt.data() + prompt.size());
+        model.check_tokens(prompt_);
+        if (prompt_.empty()) {
+            throw std::invalid_argument("the prompt has no tokens");
+        }
+        const uint64_t need = prompt_.size() + static_cast<uint64_t>(n_predict);
+        if (need > model.n_ctx_) {
+            throw std::invalid_argument("prompt (" + std::to_string(prompt_.size()) + " tokens) plus n_predict (" +
+                                        std::to_string(n_predict) + ") exceeds the context size n_ctx=" +
+                                        std::to_string(model.n_ctx_) + "; raise n_ctx or lower n_predict");
+        }
+        n_vocab_ = model.n_vocab();
+        {
+            py::gil_scoped_release release;
+            chain_ = backend ? negtemp::make_chain(config, n_vocab_) : nullptr;
+            ctx_ = model.make_context(static_cast<uint32_t>(need), 1, chain_.get());
+            cpu_ = backend ? CpuSampler{} : make_cpu_sampler(config, path_, n_vocab_);
+        }
+        model.attach(this);
+    }
+
+    ~Generation() { close(); }
+
+    Generation(const Generation &) = delete;
+    Generation & operator=(const Generation &) = delete;
+
+    void cancel() { cancel_ = true; }
+
+    // Frees the context; the next call to next() returns None. From Model.close(),
+    // next() raises Cancelled instead: the generation did not end, it was stopped.
+    void close() {
+        release();
+        done_ = true;
+    }
+
+    void release() {
+        if (model_) {
+            model_->detach(this);
+            model_ = nullptr;
+        }
+        cpu_ = CpuSampler{};
+        ctx_ = Context{};
+        chain_.reset();
+    }
+
+    // The next token: (token, log p sampled, piece bytes, finish reason ("", "eog"
+    // or "length"), raw logits or None, (ids, log p sampled, log p model) or None);
+    // None once the generation has finished or was closed.
+    py::object next() {
+        if (done_) {
+            return py::none();
+        }
+        if (!model_) {
+            throw Cancelled("the Model was closed while this generation was open");
+        }
+        if (cancel_.exchange(false)) {
+            close();
+            throw Cancelled("generation cancelled by Model.cancel() or Model.close() from another thread");
+        }
+        llama_token token = 0;
+        double logprob = NAN;
+        std::vector<float> row_copy;
+        std::vector<double> sampled;
+        std::string piece;
+        try {
+            py::gil_scoped_release release;
+            llama_batch batch = produced_ == 0
+                                    ? llama_batch_get_one(prompt_.data(), static_cast<int32_t>(prompt_.size()))
+                                    : llama_batch_get_one(&last_, 1);
+            if (llama_decode(ctx_.get(), batch) != 0) {
+                throw std::runtime_error("llama_decode failed: " + take_log());
+            }
+            if (path_ == SamplerPath::Backend) {
+                token = llama_sampler_sample(chain_.get(), ctx_.get(), -1);
+                logprob = backend_logprob(ctx_.get(), token);
+            } else {
+                const float * row = llama_get_logits_ith(ctx_.get(), -1);
+                token = cpu_.sample(row, n_vocab_, logprob, n_probs_ > 0 ? &sampled : nullptr);
+                if (keep_logits_ || n_probs_ > 0) {
+                    row_copy.assign(row, row + n_vocab_);
+                }
+            }
+            piece = model_->piece(token);
+        } catch (...) {
+            close();
+            throw;
+        }
+        last_ = token;
+        ++produced_;
+        const char * finish = "";
+        if (llama_vocab_is_eog(model_->vocab(), token)) {
+            finish = "eog";
+        } else if (produced_ >= n_predict_) {
+            finish = "length";
+        }
+        if (*finish) {
+            close();
+        }
+        if (PyErr_CheckSignals() != 0) {
+            close();
+            throw py::error_already_set();
+        }
+        py::object logits = py::none();
+        if (keep_logits_) {
+            logits = py::array_t<float>(row_copy.size(), row_copy.data());
+        }
+        py::object top = py::none();
+        if (n_probs_ > 0) {
+            top = top_tokens(row_copy.data(), sampled, n_vocab_, n_probs_, negative_temp_);
+        }
+        return py::make_tuple(token, logprob, py::bytes(piece), finish, logits, top);
+    }
+
+private:
+    Model * model_;
+    SamplerPath path_;
+    int32_t n_predict_;
+    bool keep_logits_;
+    int32_t n_probs_;
+    bool negative_temp_;
+    int32_t n_vocab_ = 0;
+    std::vector<llama_token> prompt_;
+    SamplerPtr chain_;
+    Context ctx_;  // declared after the chain the context samples with: freed before it
+    CpuSampler cpu_;
+    llama_token last_ = 0;
+    int32_t produced_ = 0;
+    bool done_ = false;
+    std::atomic<bool> cancel_{false};
+};
+
+void Model::close() {
+    while (!live_.empty()) {
+        (*live_.begin())->release();
+    }
+    free_model();
+}
+
+void Model::cancel() {
+    cancel_ = true;
+    for (Generation * g : live_) {
+        g->cancel();
+    }
+}
 
 using Logits = py::array_t<float, py::array::c_style | py::array::forcecast>;
 
@@ -785,8 +956,8 @@ PYBIND11_MODULE(_native, m) {
         .def_readwrite("logit_bias", &ChainConfig::logit_bias);
 
     py::class_<Model>(m, "Model")
-        .def(py::init<const std::string &, uint32_t, int32_t, int32_t>(), py::arg("path"), py::arg("n_ctx"),
-             py::arg("n_threads"), py::arg("n_gpu_layers"))
+        .def(py::init<const std::string &, uint32_t, int32_t, int32_t, int32_t>(), py::arg("path"),
+             py::arg("n_ctx"), py::arg("n_threads"), py::arg("n_gpu_layers"), py::arg("main_gpu"))
         .def("close", &Model::close)
         .def_property_readonly("closed", &Model::closed)
         .def("cancel", &Model::cancel)
@@ -797,12 +968,18 @@ PYBIND11_MODULE(_native, m) {
         .def("tokenize", &Model::tokenize, py::arg("text"), py::arg("add_special"), py::arg("parse_special"))
         .def_property_readonly("kv_bytes_per_token", &Model::kv_bytes_per_token)
         .def("token_to_piece", &Model::token_to_piece, py::arg("token"))
-        .def("chat_prompt", &Model::chat_prompt, py::arg("user"))
+        .def("chat_prompt", &Model::chat_prompt, py::arg("messages"))
         .def("eval_logits", &Model::eval_logits, py::arg("tokens"))
         .def("op_backends", &Model::op_backends, py::arg("prompt"), py::arg("config"), py::arg("backend"))
-        .def("generate", &Model::generate, py::arg("prompt"), py::arg("n_predict"), py::arg("config"),
-             py::arg("path"), py::arg("on_piece"), py::arg("keep_logits"))
         .def("sweep", &Model::sweep, py::arg("prompt"), py::arg("n_predict"), py::arg("configs"), py::arg("paths"));
+
+    py::class_<Generation>(m, "Generation")
+        .def(py::init<Model &, py::array_t<int32_t, py::array::c_style | py::array::forcecast>, int32_t,
+                      const ChainConfig &, const std::string &, bool, int32_t>(),
+             py::arg("model"), py::arg("prompt"), py::arg("n_predict"), py::arg("config"), py::arg("path"),
+             py::arg("keep_logits"), py::arg("n_probs"), py::keep_alive<1, 2>())
+        .def("next", &Generation::next)
+        .def("close", &Generation::close);
 
     m.def("sampler_probs", &sampler_probs, py::arg("logits"), py::arg("config"), py::arg("path"), py::arg("history"),
           py::arg("device"));

@@ -147,9 +147,12 @@ inline SamplerPtr make_chain(const ChainConfig & c, int32_t n_vocab) {
 }
 
 // One draw through the chain on the CPU: the chosen token, with the probability
-// it had in *prob. Throws SamplingError when every token is masked.
+// it had in *prob. probs, when given, gets every token's probability in the
+// distribution drawn from (0 for tokens a filter removed). Throws
+// SamplingError when every token is masked.
 inline llama_token chain_sample(llama_sampler * chain, const float * logits, int32_t n_vocab,
-                                std::vector<llama_token_data> & cur, double * prob) {
+                                std::vector<llama_token_data> & cur, double * prob,
+                                std::vector<double> * probs = nullptr) {
     cur.resize(n_vocab);
     for (llama_token t = 0; t < n_vocab; ++t) {
         cur[t] = llama_token_data{t, logits[t], 0.0f};
@@ -162,6 +165,12 @@ inline llama_token chain_sample(llama_sampler * chain, const float * logits, int
     }
     const llama_token_data & chosen = cur_p.data[cur_p.selected];
     *prob = chosen.p;
+    if (probs) {
+        probs->assign(n_vocab, 0.0);
+        for (size_t i = 0; i < cur_p.size; ++i) {
+            (*probs)[cur_p.data[i].id] = cur_p.data[i].p;
+        }
+    }
     llama_sampler_accept(chain, chosen.id);
     return chosen.id;
 }

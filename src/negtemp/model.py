@@ -7,7 +7,7 @@ import math
 import os
 import threading
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,15 +18,19 @@ import numpy.typing as npt
 
 from . import _native
 from .config import SamplingConfig, SamplingOptions, make_config, strict_int
-from .errors import ModelLoadError
+from .errors import Cancelled, ContextOverflowError, ModelLoadError
 from .gguf_check import check_gguf
 from .models import is_verified, resolve
+from .streaming import Chunk, FinishReason, StopFilter, TokenProb, stop_strings
 from .vetting import vet as vet_model
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["Model", "Completion", "generate", "MAX_THREADS"]
+__all__ = ["Model", "Completion", "generate", "MAX_THREADS", "CHAT_ROLES"]
+
+# the roles OpenAI-style chat messages take, as llama.cpp's templates know them
+CHAT_ROLES = ("system", "user", "assistant")
 
 # More threads than this are refused: ggml gains nothing past the cores, and
 # libgomp segfaults or exits the process when it cannot start that many.
@@ -80,7 +84,12 @@ class Completion:
     """One generated continuation and the settings that produced it.
 
     ``config`` is the resolved SamplingConfig (the seed drawn, the path that
-    ran); ``settings`` is the model, ``config.to_dict()`` and ``n_predict``.
+    ran); ``settings`` is the model, ``config.to_dict()``, ``n_predict`` and
+    the stop strings. ``tokens`` and ``logprobs`` cover every token sampled,
+    the one that completed a stop string included; ``text`` ends before the
+    stop string. ``finish_reason``: "length" (n_predict tokens), "stop" (a
+    stop string) or "eog" (an end-of-generation token). ``top_logprobs``:
+    with ``n_probs``, each step's most likely tokens (negtemp.TokenProb).
     """
 
     text: str
@@ -90,6 +99,8 @@ class Completion:
     config: SamplingConfig
     settings: dict[str, Any] = field(default_factory=dict)
     step_logits: np.ndarray | None = None
+    finish_reason: FinishReason = "length"
+    top_logprobs: tuple[tuple[TokenProb, ...], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A strict-JSON-ready dict: non-finite log-probabilities become None,
@@ -97,13 +108,17 @@ class Completion:
         settings = {
             k: str(v) if isinstance(v, float) and not math.isfinite(v) else v for k, v in self.settings.items()
         }
-        return {
+        out = {
             "text": self.text,
+            "finish_reason": self.finish_reason,
             "tokens": self.tokens.tolist(),
             "prompt_tokens": self.prompt_tokens.tolist(),
             "logprobs": [float(x) if math.isfinite(x) else None for x in self.logprobs],
             **settings,
         }
+        if self.top_logprobs:
+            out["top_logprobs"] = [[t.to_dict() for t in step] for step in self.top_logprobs]
+        return out
 
 
 class Model:
@@ -117,15 +132,20 @@ class Model:
     the training context. ``n_threads`` is 1 to MAX_THREADS (256), warned
     about past the CPUs the process may use, and by default those CPUs, at
     most 8. ``n_gpu_layers``: in a GPU build, how many layers go to the GPU
-    devices (negtemp.devices()); -1, the default, all of them, 0 none. An
+    devices (negtemp.devices()); -1, the default, all of them, 0 none.
+    ``main_gpu``: in a GPU build, the index of the one GPU device that holds
+    the whole model (llama.cpp's split mode "none"); None, the default,
+    splits the layers over every GPU device. A CPU build has no GPU device:
+    both are accepted there, recorded in each Completion's settings, and
+    change nothing. An
     unfamiliar file is first tried in a child process (negtemp.vetting), so
     one that would crash llama.cpp raises ModelLoadError instead; ``vet=False``
     skips that for files you trust.
-    Calls on one Model are serialized; each call gets a fresh llama.cpp
-    context, so a call never sees another's state. ``cancel()`` and
-    ``close()`` work from any thread and stop a running generation within one
-    token; calling the Model from its own ``on_text`` callback raises
-    RuntimeError (the call in progress holds it).
+    Calls on one Model are serialized a step at a time; each generation gets
+    a fresh llama.cpp context, so a call never sees another's state, and an
+    ``on_text`` callback or a ``stream()`` loop may call the Model itself.
+    ``cancel()`` and ``close()`` work from any thread and stop the running
+    generations within one token (they raise negtemp.Cancelled).
     """
 
     def __init__(
@@ -135,6 +155,7 @@ class Model:
         n_ctx: int | None = None,
         n_threads: int | None = None,
         n_gpu_layers: int = -1,
+        main_gpu: int | None = None,
         vet: bool = True,
     ) -> None:
         cpus = usable_cpus()
@@ -152,15 +173,17 @@ class Model:
             )
         asked_ctx = 0 if n_ctx is None else _int_in("n_ctx", n_ctx, 16, 2**31 - 1)
         self.n_gpu_layers = _int_in("n_gpu_layers", n_gpu_layers, -1, 2**31 - 1)
+        self.main_gpu = None if main_gpu is None else _int_in("main_gpu", main_gpu, 0, 2**31 - 1)
         self.path: Path = resolve(path)
         check_gguf(self.path)
         if vet and not is_verified(self.path):
             vet_model(self.path)
         self._lock = threading.Lock()
-        self._owner: int | None = None  # the thread inside a native call, while one runs
         try:
-            self._native: _native.Model | None = _native.Model(os.fsencode(self.path), asked_ctx, self.n_threads,
-                                                               self.n_gpu_layers)
+            self._native: _native.Model | None = _native.Model(
+                os.fsencode(self.path), asked_ctx, self.n_threads, self.n_gpu_layers,
+                -1 if self.main_gpu is None else self.main_gpu,
+            )
         except RuntimeError as e:
             raise ModelLoadError(f"{self.path}: {e}") from None
         self.n_vocab: int = self._native.n_vocab
@@ -197,10 +220,9 @@ class Model:
     def close(self) -> None:
         """Free the model's memory; later calls raise RuntimeError.
 
-        From another thread while a generation runs, that generation stops at
-        its next token (raising negtemp.Cancelled there) before the memory is freed.
+        A generation running in another thread stops at its next token, and
+        an open stream() at its next step, raising negtemp.Cancelled there.
         """
-        self._refuse_reentry("close")
         while not self._lock.acquire(timeout=0.05):
             self.cancel()  # again each time: a generation that was just starting clears the request
         try:
@@ -211,35 +233,24 @@ class Model:
             self._lock.release()
 
     def cancel(self) -> None:
-        """Stop the generation running on this Model, from any thread: it raises
-        negtemp.Cancelled at its next token. Does nothing when none runs."""
+        """Stop the generations running on this Model (complete(), open
+        stream()s, a sweep), from any thread: each raises negtemp.Cancelled at
+        its next token. Generations started later are not affected."""
         native = self._native
-        if native is not None and self._lock.locked():
+        if native is not None:
             native.cancel()
 
     @property
     def closed(self) -> bool:
         return self._native is None
 
-    def _refuse_reentry(self, what: str) -> None:
-        if self._owner == threading.get_ident():
-            raise RuntimeError(
-                f"Model.{what}() was called from this Model's own on_text callback, while the generation "
-                "that called it holds the Model; collect the text and call the Model after complete() returns"
-            )
-
     @contextmanager
-    def _call(self, what: str) -> Iterator[_native.Model]:
-        """The native model, held for one call by this thread."""
-        self._refuse_reentry(what)
+    def _call(self) -> Iterator[_native.Model]:
+        """The native model, held for one call (or one step of a generation) by this thread."""
         with self._lock:
             if self._native is None:
                 raise RuntimeError(f"Model({self.path.name}) is closed; create a new negtemp.Model")
-            self._owner = threading.get_ident()
-            try:
-                yield self._native
-            finally:
-                self._owner = None
+            yield self._native
 
     def tokenize(self, text: str | bytes, *, add_special: bool = True, parse_special: bool = True) -> np.ndarray:
         """Token ids (int32) of text, with BOS where the model wants one.
@@ -255,24 +266,29 @@ class Model:
                 raise ValueError(f"prompt bytes are not valid UTF-8: {e}") from None
         if not isinstance(text, str):
             raise TypeError(f"prompt must be str or bytes, not {type(text).__name__}")
-        with self._call("tokenize") as native:
+        with self._call() as native:
             return native.tokenize(text, bool(add_special), bool(parse_special))
 
-    def chat_prompt(self, user: str) -> str | None:
-        """user wrapped in the model's chat template (assistant turn open), or None if it has none."""
-        with self._call("chat_prompt") as native:
-            return native.chat_prompt(user)
+    def chat_prompt(self, messages: str | Sequence[Mapping[str, str]]) -> str | None:
+        """The prompt the model's own chat template makes of ``messages`` (OpenAI
+        style, ``[{"role": "user", "content": "..."}]``; a str is one user
+        message), with the assistant's turn opened; None if the GGUF has no
+        template. ValueError for a malformed message, or a template llama.cpp
+        does not recognise."""
+        pairs = _chat_messages(messages)
+        with self._call() as native:
+            return native.chat_prompt(pairs)
 
     def token_bytes(self, token: int) -> bytes:
         """The raw bytes of one token (may be part of a UTF-8 sequence)."""
         token = _token_ids([token])[0]
-        with self._call("token_bytes") as native:
+        with self._call() as native:
             return native.token_to_piece(int(token))
 
     def detokenize(self, tokens: np.ndarray | list[int]) -> str:
         """Text of a token sequence; invalid UTF-8 becomes U+FFFD."""
         tokens = _token_ids(tokens)
-        with self._call("detokenize") as h:
+        with self._call() as h:
             return b"".join(h.token_to_piece(int(t)) for t in tokens).decode("utf-8", errors="replace")
 
     def logits(self, tokens: np.ndarray | list[int]) -> np.ndarray:
@@ -286,7 +302,7 @@ class Model:
         if free is not None and arr.size * self.n_vocab * 4 > free:
             raise ValueError(f"the logits of {arr.size} tokens ({arr.size * self.n_vocab * 4 / 2**30:.1f} GiB) "
                              "do not fit in the memory available; ask for fewer tokens at a time")
-        with self._call("logits") as native:
+        with self._call() as native:
             return native.eval_logits(arr)
 
     def op_backends(self, prompt: str | bytes = "Temperature", config: SamplingConfig | None = None
@@ -305,9 +321,80 @@ class Model:
         """
         cfg = (config or SamplingConfig(temp=-1.0, path="backend")).resolved()
         tokens = self.tokenize(prompt)
-        with self._call("op_backends") as native:
+        with self._call() as native:
             return [tuple(node) for node in native.op_backends(tokens, cfg.native(self.eog_tokens),
                                                                cfg.path == "backend")]
+
+    def stream(
+        self,
+        prompt: str | bytes,
+        temp: float | None = None,
+        *,
+        config: SamplingConfig | None = None,
+        n_predict: int = 128,
+        stop: str | Iterable[str] | None = None,
+        n_probs: int = 0,
+        keep_logits: bool = False,
+        parse_special: bool = True,
+        **options: Unpack[SamplingOptions],
+    ) -> Iterator[Chunk]:
+        """Sample a continuation of prompt a token at a time: one negtemp.Chunk per token.
+
+        Takes complete()'s arguments. The generation runs as the iterator is
+        read; closing it (``close()``, leaving a ``with closing(...)`` block,
+        or dropping it) stops the generation and frees its context at once.
+        The settings are checked and the context made when stream() is
+        called, so errors in them raise here, not at the first token.
+        """
+        cfg = make_config(temp, config, dict(options)).resolved()
+        gen, _ = self._start(prompt, cfg, n_predict, n_probs, keep_logits, parse_special)
+        return self._chunks(gen, stop_strings(stop))
+
+    def _start(self, prompt: str | bytes, cfg: SamplingConfig, n_predict: int, n_probs: int, keep_logits: bool,
+               parse_special: bool) -> tuple[_native.Generation, np.ndarray]:
+        """A native generation of prompt, ready for its first token, and the prompt's tokens."""
+        native_cfg = cfg.native(self.eog_tokens)
+        self._check_bias(cfg)
+        n_probs = _int_in("n_probs", n_probs, 0, 2**31 - 1)
+        prompt_tokens = self._prompt_tokens(prompt, n_predict, parse_special)
+        with self._call() as native:
+            gen = _native.Generation(native, prompt_tokens, int(n_predict), native_cfg, cfg.path,
+                                     bool(keep_logits), n_probs)
+        return gen, prompt_tokens
+
+    def _chunks(self, gen: _native.Generation, stops: tuple[str, ...]) -> Iterator[Chunk]:
+        """The generation's tokens as Chunks: text decoded across tokens, cut at the first stop string."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        text = StopFilter(stops)
+        try:
+            while True:
+                with self._lock:
+                    if self._native is None:
+                        raise Cancelled(f"Model({self.path.name}) was closed while this generation was open")
+                    step = gen.next()
+                if step is None:
+                    return
+                token, logprob, piece, finish, logits, top = step
+                new = text.feed(decoder.decode(piece, final=bool(finish)))
+                if finish:
+                    new += text.flush()
+                reason: FinishReason | None = "stop" if text.stopped else (finish or None)  # type: ignore[assignment]
+                yield Chunk(new, int(token), float(logprob), reason, self._top(top), logits)
+                if reason is not None:
+                    return
+        finally:
+            gen.close()
+
+    def _top(self, top: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> tuple[TokenProb, ...]:
+        if top is None:
+            return ()
+        ids, sampled, model = top
+        with self._call() as native:
+            pieces = [native.token_to_piece(int(t)) for t in ids]
+        return tuple(
+            TokenProb(int(t), p.decode("utf-8", errors="replace"), float(ls), float(lm))
+            for t, p, ls, lm in zip(ids, pieces, sampled, model)
+        )
 
     def complete(
         self,
@@ -316,6 +403,8 @@ class Model:
         *,
         config: SamplingConfig | None = None,
         n_predict: int = 128,
+        stop: str | Iterable[str] | None = None,
+        n_probs: int = 0,
         on_text: Callable[[str], None] | None = None,
         keep_logits: bool = False,
         parse_special: bool = True,
@@ -330,40 +419,68 @@ class Model:
         ``repeat_penalty``, ``penalty_last_n``, ``logit_bias``, ``ignore_eos``
         and ``path`` ("auto", "fused", "chain", "backend"; the older
         ``backend_sampling=True`` and ``fused=False`` still work). README
-        "Semantics" defines every chain at every T. ``on_text`` receives the
-        text as it is generated. ``keep_logits`` (CPU paths) keeps the raw
-        logits each token was sampled from in ``Completion.step_logits``.
-        ``parse_special`` as in tokenize(). Raises negtemp.SamplingError (a
-        ValueError) if a step has every token masked.
+        "Semantics" defines every chain at every T. Generation ends after
+        ``n_predict`` tokens, at an end-of-generation token, or at the first of
+        the ``stop`` strings (one or several, matched across token boundaries
+        and left out of the text); ``finish_reason`` says which. ``n_probs``
+        (CPU paths) keeps each step's ``n_probs`` most likely tokens in
+        ``top_logprobs``. ``on_text`` receives the text as it is generated.
+        ``keep_logits`` (CPU paths) keeps the raw logits each token was
+        sampled from in ``Completion.step_logits``. ``parse_special`` as in
+        tokenize(). Raises negtemp.SamplingError (a ValueError) if a step has
+        every token masked, negtemp.ContextOverflowError (a ValueError) if the
+        prompt and n_predict do not fit n_ctx.
         """
         cfg = make_config(temp, config, dict(options)).resolved()
-        native = cfg.native(self.eog_tokens)
-        self._check_bias(cfg)
-        prompt_tokens = self._prompt_tokens(prompt, n_predict, parse_special)
-
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        pieces: list[str] = []
-
-        def on_piece(raw: bytes) -> None:
-            s = decoder.decode(raw)
-            if s:
-                pieces.append(s)
+        stops = stop_strings(stop)
+        gen, prompt_tokens = self._start(prompt, cfg, n_predict, n_probs, keep_logits, parse_special)
+        texts: list[str] = []
+        tokens: list[int] = []
+        logprobs: list[float] = []
+        tops: list[tuple[TokenProb, ...]] = []
+        rows: list[np.ndarray] = []
+        reason: FinishReason = "length"
+        for c in self._chunks(gen, stops):
+            tokens.append(c.token)
+            logprobs.append(c.logprob)
+            tops.append(c.top)
+            if c.logits is not None:
+                rows.append(c.logits)
+            if c.text:
+                texts.append(c.text)
                 if on_text is not None:
-                    on_text(s)
-
-        with self._call("complete") as handle:
-            tokens, logprobs, step_logits = handle.generate(
-                prompt_tokens, int(n_predict), native, cfg.path, on_piece, bool(keep_logits)
-            )
-        tail = decoder.decode(b"", final=True)
-        if tail:
-            pieces.append(tail)
-            if on_text is not None:
-                on_text(tail)
-
+                    on_text(c.text)
+            reason = c.finish_reason or reason
+        step_logits = np.stack(rows) if keep_logits and rows else (
+            np.zeros((0, self.n_vocab), np.float32) if keep_logits else None)
         return Completion(
-            "".join(pieces), tokens, prompt_tokens, logprobs, cfg, self._settings(cfg, n_predict), step_logits
+            "".join(texts), np.asarray(tokens, np.int32), prompt_tokens, np.asarray(logprobs, np.float64), cfg,
+            self._settings(cfg, n_predict, stops), step_logits, reason,
+            tuple(tops) if n_probs else (),
         )
+
+    def chat(
+        self,
+        messages: str | Sequence[Mapping[str, str]],
+        temp: float | None = None,
+        **kwargs: Any,
+    ) -> Completion:
+        """The assistant's reply to an OpenAI-style conversation, with the model's own chat template.
+
+        ``messages``: ``[{"role": "system" | "user" | "assistant", "content":
+        "..."}, ...]``, or a str for one user message. Takes complete()'s
+        other arguments; the reply ends at the model's end-of-turn token
+        (finish_reason "eog") unless a stop string or n_predict comes first.
+        ValueError for a model without a chat template (a base model): use
+        complete() with a prompt of your own.
+        """
+        prompt = self.chat_prompt(messages)
+        if prompt is None:
+            raise ValueError(
+                f"{self.path.name} has no chat template (a base model, or a GGUF without "
+                "tokenizer.chat_template): it was not trained on conversations; use complete() with a prompt"
+            )
+        return self.complete(prompt, temp, **kwargs)
 
     def sweep(
         self,
@@ -373,6 +490,7 @@ class Model:
         betas: Sequence[float] | None = None,
         n_predict: int = 128,
         config: SamplingConfig | None = None,
+        stop: str | Iterable[str] | None = None,
         parse_special: bool = True,
         **options: Unpack[SamplingOptions],
     ) -> list[Completion]:
@@ -382,7 +500,9 @@ class Model:
         sampled at its own temperature with the same seed and the other settings
         of ``config`` or the keyword arguments (CPU paths). Logits of a batched
         decode can differ from a single-sequence decode in the last bits, so a
-        sweep matches complete() exactly only where sampling is sharp.
+        sweep matches complete() exactly only where sampling is sharp. A
+        sequence that reaches a ``stop`` string is cut there as complete()
+        cuts it (the batch runs on until every sequence has ended).
         """
         if (temps is None) == (betas is None):
             raise TypeError("give exactly one of temps= and betas=")
@@ -398,23 +518,44 @@ class Model:
             for v in values
         ]
         self._check_bias(base)
+        stops = stop_strings(stop)
         prompt_tokens = self._prompt_tokens(prompt, n_predict, parse_special)
-        with self._call("sweep") as handle:
+        with self._call() as handle:
             results = handle.sweep(
                 prompt_tokens, int(n_predict), [c.native(self.eog_tokens) for c in configs], [c.path for c in configs]
             )
-        return [
-            Completion(self.detokenize(tokens), tokens, prompt_tokens, logprobs, c, self._settings(c, n_predict))
-            for (tokens, logprobs), c in zip(results, configs)
-        ]
+        out = []
+        for (tokens, logprobs), c in zip(results, configs):
+            text, n, reason = self._finish(tokens, stops)
+            out.append(Completion(text, tokens[:n], prompt_tokens, logprobs[:n], c,
+                                  self._settings(c, n_predict, stops), finish_reason=reason))
+        return out
+
+    def _finish(self, tokens: np.ndarray, stops: tuple[str, ...]) -> tuple[str, int, FinishReason]:
+        """A finished token sequence's text, how many of its tokens count, and why it ended,
+        found as stream() finds them: the text cut at the first stop string."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        text = StopFilter(stops)
+        parts = []
+        for i, t in enumerate(tokens):
+            last = i + 1 == len(tokens)
+            parts.append(text.feed(decoder.decode(self.token_bytes(int(t)), final=last)))
+            if text.stopped:
+                return "".join(parts), i + 1, "stop"
+        parts.append(text.flush())
+        reason: FinishReason = "eog" if len(tokens) and int(tokens[-1]) in self.eog_tokens else "length"
+        return "".join(parts), len(tokens), reason
 
     def _check_bias(self, config: SamplingConfig) -> None:
         for tok in config.logit_bias:
             if not 0 <= tok < self.n_vocab:
                 raise ValueError(f"logit_bias token {tok} is outside the vocabulary [0, {self.n_vocab})")
 
-    def _settings(self, config: SamplingConfig, n_predict: int) -> dict[str, Any]:
-        return {"model": str(self.path), **config.to_dict(), "n_predict": int(n_predict)}
+    def _settings(self, config: SamplingConfig, n_predict: int, stops: tuple[str, ...]) -> dict[str, Any]:
+        return {
+            "model": str(self.path), **config.to_dict(), "n_predict": int(n_predict), "stop": list(stops),
+            "n_gpu_layers": self.n_gpu_layers, "main_gpu": self.main_gpu,
+        }
 
     def _prompt_tokens(self, prompt: str | bytes, n_predict: int, parse_special: bool) -> np.ndarray:
         _int_in("n_predict", n_predict, 1, 2**31 - 1)
@@ -422,15 +563,28 @@ class Model:
         if tokens.size == 0:
             raise ValueError("the prompt is empty")
         if tokens.size + int(n_predict) > self.n_ctx:
-            raise ValueError(
-                f"prompt ({tokens.size} tokens) plus n_predict ({n_predict}) exceeds n_ctx={self.n_ctx}; "
-                "create the Model with a larger n_ctx or lower n_predict"
-            )
+            raise ContextOverflowError(int(tokens.size), int(n_predict), self.n_ctx, self.n_ctx_train)
         return tokens
 
     def generate(self, prompt: str | bytes, temp: float | None = None, **kwargs: Any) -> str:
         """Like complete() (same arguments), returning only the text."""
         return self.complete(prompt, temp, **kwargs).text
+
+
+def _chat_messages(messages: str | Sequence[Mapping[str, str]]) -> list[tuple[str, str]]:
+    """(role, content) pairs of OpenAI-style chat messages, checked."""
+    if isinstance(messages, str):
+        return [("user", messages)]
+    pairs = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, Mapping) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+            raise ValueError(f"chat message {i} must be a dict with str 'role' and 'content', got {m!r}")
+        if m["role"] not in CHAT_ROLES:
+            raise ValueError(f"chat message {i} has role {m['role']!r}; expected one of {', '.join(CHAT_ROLES)}")
+        pairs.append((m["role"], m["content"]))
+    if not pairs:
+        raise ValueError("the chat has no messages")
+    return pairs
 
 
 _cache_lock = threading.Lock()
