@@ -1,74 +1,62 @@
-"""The `negtemp` command: sample a model from the shell, or fetch one."""
+"""The `negtemp` command: sample a model from the shell, chat with it, or manage the model cache.
+
+Standard output carries only what was asked for (the text, or the JSON);
+every diagnostic, warning and progress line goes to standard error.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import TextIO
 
-from . import models
-from .config import DEFAULT_TEMP, SamplingConfig
-from .errors import ModelFetchError, ModelLoadError, SamplingError
-from .model import Model
+from . import _native, models
+from .config import DEFAULT_TEMP, MAX_SEED, SamplerPath, SamplingConfig
+from .errors import ContextOverflowError, ModelFetchError, ModelLoadError, SamplingError
+from .model import Completion, Model
 
 __all__ = ["main"]
 
-
-def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
-        prog="negtemp",
-        description="Sample a GGUF model at any temperature, negative included (T = -0.001 picks the least likely "
-        "tokens). `negtemp pull NAME` fetches a named model; `negtemp sweep PROMPT --temps ...` "
-        "samples several temperatures in one batch.",
-    )
-    ap.add_argument("prompt_pos", nargs="?", metavar="PROMPT", help="prompt text (or use -p)")
-    ap.add_argument("-p", "--prompt", help="prompt text")
-    ap.add_argument("-m", "--model", help=f"GGUF path or model name ({', '.join(models.MODELS)}); "
-                    "default $NEGTEMP_MODEL, else smollm2-135m")
-    temp = ap.add_mutually_exclusive_group()
-    temp.add_argument("--temp", type=float, help=f"temperature T (default {DEFAULT_TEMP}); 0 is greedy")
-    temp.add_argument("--beta", type=float, help="inverse temperature 1/T instead of --temp (-inf: anti-greedy)")
-    ap.add_argument("-n", "--n-predict", type=int, default=128, help="tokens to generate (default 128)")
-    _chain_options(ap)
-    ap.add_argument("--backend-sampling", action="store_true",
-                    help="sample in the ggml graph (the GPU path in a GPU build); same as --sampler-path backend")
-    ap.add_argument("-t", "--threads", type=int, help="CPU threads (default: up to 8)")
-    ap.add_argument("-c", "--ctx-size", type=int,
-                    help="context size in tokens (default: the model's training context, at most 2048)")
-    ap.add_argument("--json", action="store_true", help="print the completion as one JSON object instead of text")
-    return ap
+_SUBCOMMANDS = ("chat", "sweep", "pull", "list", "rm", "experiment", "help")
 
 
-def _chain_options(ap: argparse.ArgumentParser) -> None:
-    """The sampling options shared by generation and the sweep (SamplingConfig's fields)."""
-    ap.add_argument("--seed", type=int, help="random seed (default: random, reported with --json)")
-    ap.add_argument("--top-k", type=int, default=0, help="top-k (default 0: off)")
-    ap.add_argument("--top-p", type=float, default=1.0, help="top-p (default 1.0: off)")
-    ap.add_argument("--min-p", type=float, default=0.0, help="min-p (default 0.0: off)")
-    ap.add_argument("--repeat-penalty", type=float, default=1.0,
-                    help="repeat penalty (default 1.0: off); discourages repeats at T < 0 too")
-    ap.add_argument("--repeat-last-n", type=int, default=64, help="tokens the repeat penalty looks back on (64)")
-    ap.add_argument("--ignore-eos", action="store_true", help="never stop at an end-of-generation token")
-    ap.add_argument("--sampler-path", choices=["auto", "fused", "chain", "backend"], default="auto",
-                    help="where the chain runs (default auto: the fused sampler for the plain chain, else "
-                    "llama.cpp's chain)")
+def _version() -> str:
+    from . import __version__
+
+    return f"negtemp {__version__} (llama.cpp {_native.llama_commit[:12]} with {_native.patch_count} negtemp patches)"
 
 
-def _config(args: argparse.Namespace, **temperature: float | None) -> SamplingConfig:
-    path = "backend" if getattr(args, "backend_sampling", False) else args.sampler_path
-    return SamplingConfig(
-        **temperature, seed=args.seed, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
-        repeat_penalty=args.repeat_penalty, penalty_last_n=args.repeat_last_n, ignore_eos=args.ignore_eos,
-        path=path,
-    )
+def _bind_negative_values(ap: argparse.ArgumentParser, argv: Sequence[str]) -> list[str]:
+    """argv with each option that takes a value joined to a value that starts with "-" and is a number
+    ("--temp=-1e-30", "--beta=-inf", "--temps=-1,-0.5"): argparse would read those values as options."""
+    takes_value = {s for a in ap._actions if a.nargs is None for s in a.option_strings}
+    out: list[str] = []
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            out.extend(args[i:])
+            break
+        if arg in takes_value and i + 1 < len(args) and args[i + 1].startswith("-") and _is_numbers(args[i + 1]):
+            out.append(f"{arg}={args[i + 1]}")
+            i += 2
+            continue
+        out.append(arg)
+        i += 1
+    return out
 
 
-def _pull(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="negtemp pull", description="Fetch and verify a named model.")
-    ap.add_argument("name", choices=sorted(models.MODELS))
-    args = ap.parse_args(argv)
-    print(models.pull(args.name))
-    return 0
+def _is_numbers(text: str) -> bool:
+    try:
+        return all(float(part) is not None for part in text.split(","))
+    except ValueError:
+        return False
 
 
 def _floats(text: str) -> list[float]:
@@ -78,41 +66,272 @@ def _floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
-def _sweep(argv: list[str]) -> int:
+_BIAS = re.compile(r"^\s*(\d+)\s*([+-].*)$")
+
+
+def _logit_bias(text: str) -> tuple[int, float]:
+    """TOKEN(+|-)BIAS, as llama-cli's --logit-bias: 15043+1, 15043-1, 15043-inf."""
+    m = _BIAS.match(text)
+    try:
+        if m:
+            return int(m.group(1)), float(m.group(2))
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(
+        f"expected TOKEN_ID(+|-)BIAS, such as 15043+1 or 15043-inf, got {text!r}"
+    ) from None
+
+
+def _model_options(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("-m", "--model", help=f"GGUF path or model name ({', '.join(models.MODELS)}); "
+                    "default $NEGTEMP_MODEL, else smollm2-135m")
+    ap.add_argument("-t", "--threads", type=int, help="CPU threads (default: the CPUs this process may use, at most 8)")
+    ap.add_argument("-c", "--ctx-size", type=int,
+                    help="context size in tokens (default: the model's training context, at most 2048; "
+                    "past the training context it warns)")
+    ap.add_argument("-ngl", "--n-gpu-layers", "--gpu-layers", type=int, default=-1, dest="n_gpu_layers",
+                    help="layers on the GPU devices of a GPU build (default -1: all; 0: none); a CPU build "
+                    "has none and ignores it")
+    ap.add_argument("-mg", "--main-gpu", type=int, help="put the whole model on this GPU device alone (GPU builds)")
+
+
+def _sampling_options(ap: argparse.ArgumentParser, n_predict: int) -> None:
+    """The options every generating subcommand takes: SamplingConfig's fields, length and stop strings."""
+    ap.add_argument("-n", "--n-predict", type=int, default=n_predict,
+                    help=f"tokens to generate at most (default {n_predict})")
+    ap.add_argument("--seed", type=int, help="random seed (default: random, reported with --json)")
+    ap.add_argument("--top-k", type=int, default=0, help="top-k (default 0: off)")
+    ap.add_argument("--top-p", type=float, default=1.0, help="top-p (default 1.0: off)")
+    ap.add_argument("--min-p", type=float, default=0.0, help="min-p (default 0.0: off)")
+    ap.add_argument("--repeat-penalty", type=float, default=1.0,
+                    help="repeat penalty (default 1.0: off); discourages repeats at T < 0 too")
+    ap.add_argument("--repeat-last-n", type=int, default=64, help="tokens the repeat penalty looks back on (64)")
+    ap.add_argument("-l", "--logit-bias", type=_logit_bias, action="append", default=[], metavar="TOKEN(+|-)BIAS",
+                    help="add BIAS to TOKEN's logit, e.g. 15043+1 or 15043-inf to ban it (repeatable)")
+    ap.add_argument("--ignore-eos", action="store_true", help="never stop at an end-of-generation token")
+    ap.add_argument("-r", "--reverse-prompt", action="append", default=[], metavar="TEXT", dest="stop",
+                    help="stop before TEXT when it is generated (repeatable; matched across tokens, left out)")
+    ap.add_argument("--sampler-path", choices=["auto", "fused", "chain", "backend"], default="auto",
+                    help="where the chain runs (default auto: the fused sampler for the plain chain, else "
+                    "llama.cpp's chain)")
+    ap.add_argument("--backend-sampling", action="store_true",
+                    help="sample in the ggml graph (the GPU path in a GPU build); same as --sampler-path backend")
+
+
+def _temperature_options(ap: argparse.ArgumentParser) -> None:
+    temp = ap.add_mutually_exclusive_group()
+    temp.add_argument("--temp", type=float, help=f"temperature T (default {DEFAULT_TEMP}); 0 is greedy, "
+                      "-0.001 picks the least likely tokens")
+    temp.add_argument("--beta", type=float, help="inverse temperature 1/T instead of --temp (-inf: anti-greedy)")
+
+
+def _config(args: argparse.Namespace, **temperature: float | None) -> SamplingConfig:
+    path: SamplerPath = "backend" if args.backend_sampling else args.sampler_path
+    return SamplingConfig(
+        **temperature, seed=args.seed, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
+        repeat_penalty=args.repeat_penalty, penalty_last_n=args.repeat_last_n, ignore_eos=args.ignore_eos,
+        logit_bias=dict(args.logit_bias), path=path,
+    )
+
+
+def _temperature(args: argparse.Namespace) -> dict[str, float | None]:
+    return {"temp": args.temp} if args.beta is None else {"beta": args.beta}
+
+
+def _open_model(args: argparse.Namespace) -> Model:
+    return Model(args.model, n_ctx=args.ctx_size, n_threads=args.threads, n_gpu_layers=args.n_gpu_layers,
+                 main_gpu=args.main_gpu)
+
+
+def _parse(ap: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    return ap.parse_args(_bind_negative_values(ap, argv))
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+# --- negtemp PROMPT ---------------------------------------------------------
+
+
+def _generate_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="negtemp",
+        description="Sample a GGUF model at any temperature, negative included (T = -0.001 picks the least likely "
+        "tokens). The prompt is an argument, -p TEXT, -f FILE, or standard input (- or a pipe).",
+        epilog="subcommands: negtemp chat (a conversation), negtemp sweep (several temperatures in one batch), "
+        "negtemp pull NAME, negtemp list, negtemp rm NAME, negtemp experiment; `negtemp help COMMAND` for each. "
+        "A prompt that is one of these words needs -p.",
+    )
+    ap.add_argument("prompt_pos", nargs="?", metavar="PROMPT", help="prompt text; - reads standard input")
+    source = ap.add_mutually_exclusive_group()
+    source.add_argument("-p", "--prompt", help="prompt text")
+    source.add_argument("-f", "--file", help="read the prompt from FILE (- for standard input)")
+    _model_options(ap)
+    _temperature_options(ap)
+    _sampling_options(ap, 128)
+    ap.add_argument("--n-probs", type=int, default=0, metavar="N",
+                    help="also report each step's N most likely tokens, with their log-probabilities in the "
+                    "sampled distribution and under the model at T = 1 (in --json; as a table on stderr otherwise)")
+    ap.add_argument("--json", action="store_true", help="print the completion as one JSON object instead of text")
+    ap.add_argument("--version", action="version", version=_version())
+    return ap
+
+
+def _read_prompt(ap: argparse.ArgumentParser, args: argparse.Namespace, stdin: TextIO) -> str:
+    given = [x for x in (args.prompt_pos, args.prompt, args.file) if x is not None]
+    if len(given) > 1:
+        ap.error("give the prompt once: as an argument, with -p, or with -f")
+    if args.file is not None and args.file != "-":
+        try:
+            with open(args.file, encoding="utf-8") as f:
+                return f.read()
+        except (OSError, UnicodeDecodeError) as e:
+            ap.error(f"cannot read the prompt file: {e}")
+    if given and not (args.file == "-" or args.prompt_pos == "-"):
+        return str(given[0])
+    if not given and stdin.isatty():
+        ap.error("give a prompt: as the first argument, with -p TEXT or -f FILE, or on standard input")
+    text = stdin.read()
+    if not text:
+        ap.error("the prompt from standard input is empty")
+    return text
+
+
+def _print_top(c: Completion, out: TextIO) -> None:
+    """Each step's token and the most likely tokens of the distribution it was drawn from."""
+    print("step  token  logprob | most likely when sampled: text logprob (model logprob at T = 1)", file=out)
+    for i, (tok, lp, top) in enumerate(zip(c.tokens, c.logprobs, c.top_logprobs, strict=True)):
+        alts = "  ".join(f"{t.text!r} {t.logprob:.3g} ({t.model_logprob:.3g})" for t in top)
+        print(f"{i:4d} {int(tok):6d} {lp:8.3g} | {alts}", file=out)
+
+
+def _generate(argv: Sequence[str]) -> int:
+    ap = _generate_parser()
+    args = _parse(ap, argv)
+    prompt = _read_prompt(ap, args, sys.stdin)
+    with _open_model(args) as model:
+        c = model.complete(
+            prompt, config=_config(args, **_temperature(args)), n_predict=args.n_predict, stop=args.stop,
+            n_probs=args.n_probs, on_text=None if args.json else _write,
+        )
+    if args.json:
+        print(json.dumps(c.to_dict(), ensure_ascii=False))
+    else:
+        print()
+        if args.n_probs:
+            _print_top(c, sys.stderr)
+    return 0
+
+
+# --- negtemp chat -------------------------------------------------------------
+
+
+def _chat(argv: Sequence[str]) -> int:
+    ap = argparse.ArgumentParser(
+        prog="negtemp chat",
+        description="Talk with a chat model in its own template, a line a turn, as llama-cli's conversation mode. "
+        "/exit or end of input (Ctrl-D) ends the chat. Each reply streams as it is sampled.",
+    )
+    ap.add_argument("-sys", "--system-prompt", help="the system message that opens the conversation")
+    _model_options(ap)
+    _temperature_options(ap)
+    _sampling_options(ap, 256)
+    args = _parse(ap, argv)
+    config = _config(args, **_temperature(args)).resolved()
+    assert config.seed is not None  # resolved() draws one
+    messages: list[dict[str, str]] = []
+    if args.system_prompt:
+        messages.append({"role": "system", "content": args.system_prompt})
+    interactive = sys.stdin.isatty()
+    with _open_model(args) as model:
+        if model.chat_prompt("hi") is None:
+            raise ValueError(f"{model.path.name} has no chat template (a base model): it cannot chat; "
+                             "sample it with `negtemp PROMPT` instead")
+        for turn in range(2**31):
+            if interactive:
+                print("> ", end="", file=sys.stderr, flush=True)
+            line = sys.stdin.readline()
+            if not line or line.strip() == "/exit":
+                break
+            if not line.strip():
+                continue
+            messages.append({"role": "user", "content": line.rstrip("\n")})
+            # each turn its own draws: the same seed every turn would repeat its random numbers
+            turn_config = replace(config, seed=(config.seed + turn) % (MAX_SEED + 1))
+            c = model.chat(messages, config=turn_config, n_predict=args.n_predict, stop=args.stop, on_text=_write)
+            print()
+            messages.append({"role": "assistant", "content": c.text})
+    return 0
+
+
+# --- negtemp sweep ------------------------------------------------------------
+
+
+def _sweep(argv: Sequence[str]) -> int:
     ap = argparse.ArgumentParser(
         prog="negtemp sweep", description="One continuation per temperature, decoded together in one batch."
     )
     ap.add_argument("prompt")
-    ap.add_argument("-m", "--model", help="GGUF path or model name")
+    _model_options(ap)
     values = ap.add_mutually_exclusive_group(required=True)
     values.add_argument("--temps", type=_floats, help="comma-separated temperatures, e.g. -1,-0.001,0.001,1")
     values.add_argument("--betas", type=_floats, help="comma-separated inverse temperatures")
-    ap.add_argument("-n", "--n-predict", type=int, default=64, help="tokens per temperature (default 64)")
-    _chain_options(ap)
-    ap.add_argument("-t", "--threads", type=int)
-    ap.add_argument("-c", "--ctx-size", type=int, help="context size (default: as for generation)")
+    _sampling_options(ap, 64)
     ap.add_argument("--json", action="store_true", help="print one JSON object per line")
-    # argparse would take "-1,-0.001" for an option; bind it to its flag first
-    joined: list[str] = []
-    for arg in argv:
-        if joined and joined[-1] in ("--temps", "--betas"):
-            joined[-1] += "=" + arg
-        else:
-            joined.append(arg)
-    args = ap.parse_args(joined)
-    with Model(args.model, n_ctx=args.ctx_size, n_threads=args.threads) as model:
+    args = _parse(ap, argv)
+    with _open_model(args) as model:
         runs = model.sweep(args.prompt, args.temps, betas=args.betas, n_predict=args.n_predict,
-                           config=_config(args))  # each temperature replaces the default
+                           config=_config(args), stop=args.stop)  # each temperature replaces the default
     for c in runs:
         if args.json:
             print(json.dumps(c.to_dict(), ensure_ascii=False))
         else:
             label = f"T={c.config.temp:g}" if c.config.temp is not None else f"beta={c.config.beta:g}"
-            print(f"{label}\t{c.text!r}")
+            print(f"{label}\t{c.finish_reason}\t{c.text!r}")
     return 0
 
 
-def _experiment(argv: list[str]) -> int:
+# --- the model cache ----------------------------------------------------------
+
+
+def _pull(argv: Sequence[str]) -> int:
+    ap = argparse.ArgumentParser(prog="negtemp pull", description="Fetch and verify a named model; print its path.")
+    ap.add_argument("name", choices=sorted(models.MODELS))
+    args = ap.parse_args(argv)
+    print(models.pull(args.name))
+    return 0
+
+
+def _list(argv: Sequence[str]) -> int:
+    ap = argparse.ArgumentParser(prog="negtemp list",
+                                 description="The named models, whether each is cached, and where.")
+    ap.parse_args(argv)
+    print(f"{'NAME':<14} {'CACHED':>9}  {'LICENSE':<18} DESCRIPTION / PATH")
+    for spec in models.MODELS.values():
+        path = models.cache_dir() / spec.filename
+        size = f"{path.stat().st_size / 1e6:.0f} MB" if path.exists() else "no"
+        print(f"{spec.name:<14} {size:>9}  {spec.license:<18} {spec.description}")
+        if path.exists():
+            print(f"{'':<14} {'':>9}  {'':<18} {path}")
+    return 0
+
+
+def _rm(argv: Sequence[str]) -> int:
+    ap = argparse.ArgumentParser(prog="negtemp rm", description="Remove a named model from the cache.")
+    ap.add_argument("name", choices=sorted(models.MODELS))
+    args = ap.parse_args(argv)
+    path = models.cache_dir() / models.MODELS[args.name].filename
+    if not path.exists():
+        print(f"negtemp: {args.name} is not cached (looked for {path})", file=sys.stderr)
+        return 1
+    path.unlink()
+    print(f"negtemp: removed {path}", file=sys.stderr)
+    return 0
+
+
+def _experiment(argv: Sequence[str]) -> int:
     ap = argparse.ArgumentParser(
         prog="negtemp experiment",
         description="Run the negative-temperature experiment and write a report (report.md, plots, raw numbers).",
@@ -128,38 +347,47 @@ def _experiment(argv: list[str]) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        if argv[:1] == ["experiment"]:
-            return _experiment(argv[1:])
-        if argv[:1] == ["pull"]:
-            return _pull(argv[1:])
-        if argv[:1] == ["sweep"]:
-            return _sweep(argv[1:])
-        ap = _parser()
-        args = ap.parse_args(argv)
-        prompt = args.prompt if args.prompt is not None else args.prompt_pos
-        if prompt is None:
-            ap.error("give a prompt, as the first argument or with -p")
-        with Model(args.model, n_ctx=args.ctx_size, n_threads=args.threads) as model:
-            def stream(s: str) -> None:
-                sys.stdout.write(s)
-                sys.stdout.flush()
+def _help(argv: Sequence[str]) -> int:
+    if argv and argv[0] in _COMMANDS and argv[0] != "help":
+        return _COMMANDS[argv[0]](["--help"])
+    _generate_parser().print_help()
+    return 0
 
-            temperature = {"temp": args.temp} if args.beta is None else {"beta": args.beta}
-            c = model.complete(
-                prompt, config=_config(args, **temperature), n_predict=args.n_predict,
-                on_text=None if args.json else stream,
-            )
-        if args.json:
-            print(json.dumps(c.to_dict(), ensure_ascii=False))
-        else:
-            print()
-        return 0
+
+_COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    "chat": _chat, "sweep": _sweep, "pull": _pull, "list": _list, "rm": _rm, "experiment": _experiment,
+    "help": _help,
+}
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: TextIO | None = None, line: str | None = None) -> None:
+    print(f"negtemp: warning: {message}", file=sys.stderr)
+
+
+def _context_message(e: ContextOverflowError) -> str:
+    return (f"the prompt ({e.prompt_tokens} tokens) plus -n {e.n_predict} does not fit the context size "
+            f"(-c {e.n_ctx}); raise -c (the model was trained on {e.n_ctx_train} tokens) or lower -n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; returns the exit status (0, 1 for nothing done, 2 for an error, 130 for Ctrl-C)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    command: Callable[[Sequence[str]], int] = _generate
+    if args and args[0] in _COMMANDS:
+        command, args = _COMMANDS[args[0]], args[1:]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.showwarning = _show_warning
+            return command(args)
     except KeyboardInterrupt:
         print("\nnegtemp: interrupted", file=sys.stderr)
         return 130
+    except ContextOverflowError as e:
+        print(f"negtemp: error: {_context_message(e)}", file=sys.stderr)
+        return 2
     except (ValueError, TypeError, OSError, ModelLoadError, ModelFetchError, SamplingError) as e:
         print(f"negtemp: error: {e}", file=sys.stderr)
         return 2
+

