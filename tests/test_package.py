@@ -1,41 +1,36 @@
-"""The package's shape: the stub matches the extension, and the patch series is documented."""
+"""The package's shape: the stub is the extension's own, and the patch series is documented."""
 
-import ast
 import inspect
+import subprocess
+import sys
 import typing
 from pathlib import Path
 
 import negtemp
-from negtemp import _native
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def stub_names() -> tuple[set[str], dict[str, set[str]]]:
-    """(module-level functions, {class: members}) declared in _native.pyi."""
-    tree = ast.parse((ROOT / "src" / "negtemp" / "_native.pyi").read_text())
-    functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
-    classes = {
-        node.name: {
-            n.target.id if isinstance(n, ast.AnnAssign) else n.name
-            for n in node.body
-            if isinstance(n, (ast.FunctionDef, ast.AnnAssign))
-        } - {"__init__"}
-        for node in tree.body
-        if isinstance(node, ast.ClassDef)
-    }
-    return functions, classes
+def test_type_stub_is_exactly_what_the_module_generates():
+    """_native.pyi is pybind11-stubgen's output for the built module, compared whole (scripts/stubgen.py)."""
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "stubgen.py"), "--check"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, (
+        "src/negtemp/_native.pyi is not what the extension generates; run `python scripts/stubgen.py` after "
+        f"rebuilding:\n{r.stdout[-3000:]}{r.stderr[-2000:]}")
 
 
-def test_type_stub_lists_exactly_what_the_extension_defines():
-    functions, classes = stub_names()
-    public = {n for n in dir(_native) if not n.startswith("_")}
-    assert functions | classes.keys() == public, f"stub and module disagree: {(functions | classes.keys()) ^ public}"
-    for cls, declared in classes.items():
-        obj = getattr(_native, cls)
-        inherited = set(dir(BaseException)) if issubclass(obj, BaseException) else set()
-        members = {n for n in dir(obj) if not n.startswith("_")} - inherited
-        assert declared == members, f"{cls}: stub and module disagree on {declared ^ members}"
+def test_the_stub_check_catches_a_stub_that_drifted(tmp_path, monkeypatch):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import stubgen
+    finally:
+        sys.path.pop(0)
+    drifted = tmp_path / "_native.pyi"
+    drifted.write_text(stubgen.STUB.read_text().replace("-> bytes", "-> str", 1))
+    monkeypatch.setattr(stubgen, "STUB", drifted)
+    monkeypatch.setattr(sys, "argv", ["stubgen.py", "--check"])
+    assert stubgen.main() == 1, "a stub with one return type changed passed the check"
 
 
 def test_package_ships_py_typed_and_exports_its_api():

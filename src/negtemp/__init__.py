@@ -38,6 +38,7 @@ __all__ = [
     "ModelLoadError",
     "SamplingConfig",
     "SamplingError",
+    "TokenProb",
     "devices",
     "generate",
     "models",
@@ -45,6 +46,5 @@ __all__ = [
     "sample_tokens",
     "sampler_probs",
     "system_info",
-    "TokenProb",
 ]
 __version__ = "0.1.0"

@@ -4,7 +4,7 @@
 // here with the GIL released; Python sees numpy arrays and bytes only. The GIL
 // is taken back once per token, to stream the piece and to let Ctrl-C through.
 
-#include <pybind11/functional.h>
+#include <pybind11/typing.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -34,8 +34,20 @@
 #include <vector>
 
 namespace py = pybind11;
+namespace pt = pybind11::typing;
 
 namespace {
+
+// The Python types the module's functions return, spelled out so that the
+// generated stub (_native.pyi, scripts/stubgen.py) types them exactly.
+using Tokens = py::array_t<int32_t>;
+using Floats = py::array_t<float>;
+using Doubles = py::array_t<double>;
+using TopTokens = pt::Tuple<Tokens, Doubles, Doubles>;
+using Step = pt::Tuple<py::int_, py::float_, py::bytes, py::str, pt::Optional<Floats>, pt::Optional<TopTokens>>;
+using NodeList = pt::List<pt::Tuple<py::str, py::str, py::str, py::str>>;
+using SweepRuns = pt::List<pt::Tuple<Tokens, Doubles>>;
+using DeviceList = pt::List<pt::Tuple<py::str, py::str, py::str, py::int_>>;
 
 // llama.cpp reports failures through its log; keep the last error lines so an
 // exception can say what went wrong instead of "failed to load".
@@ -228,8 +240,10 @@ public:
     // n_gpu_layers: layers offloaded to the GPU devices of a GPU build (-1: all).
     // main_gpu >= 0: the whole model on that GPU device alone (llama.cpp's
     // split mode "none"); -1: layers split over every GPU device.
-    Model(const std::string & path, uint32_t n_ctx, int32_t n_threads, int32_t n_gpu_layers, int32_t main_gpu)
+    // path: the file name's bytes, as the OS takes them (need not be UTF-8)
+    Model(const py::bytes & path_bytes, uint32_t n_ctx, int32_t n_threads, int32_t n_gpu_layers, int32_t main_gpu)
         : n_ctx_(n_ctx), n_threads_(n_threads) {
+        const std::string path(path_bytes);
         take_log();
         llama_model_params mp = llama_model_default_params();
         mp.n_gpu_layers = n_gpu_layers;
@@ -378,7 +392,7 @@ public:
     // The model's own chat template applied to (role, content) messages, with
     // the assistant turn opened; None when the GGUF carries no template.
     // ValueError when llama.cpp does not recognise the template.
-    py::object chat_prompt(const std::vector<std::pair<std::string, std::string>> & messages) const {
+    pt::Optional<py::str> chat_prompt(const std::vector<std::pair<std::string, std::string>> & messages) const {
         const char * tmpl = llama_model_chat_template(checked(), nullptr);
         if (!tmpl) {
             return py::none();
@@ -438,7 +452,7 @@ public:
 
     // Where one decode of `prompt` ran each node of its graph, in order; with a
     // backend chain the sampler's nodes follow the model's "result_output".
-    py::list op_backends(py::array_t<int32_t, py::array::c_style | py::array::forcecast> prompt,
+    NodeList op_backends(py::array_t<int32_t, py::array::c_style | py::array::forcecast> prompt,
                          const ChainConfig & config, bool backend) {
         std::vector<llama_token> toks(prompt.data(), prompt.data() + prompt.size());
         check_tokens(toks);
@@ -455,7 +469,7 @@ public:
                 throw std::runtime_error("llama_decode failed (" + std::to_string(rc) + "): " + take_log());
             }
         }
-        py::list out;
+        NodeList out;
         for (const auto & [name, op, device, buffer] : trace.nodes) {
             out.append(py::make_tuple(name, op, device, buffer));
         }
@@ -465,7 +479,7 @@ public:
     // One sequence per chain config, decoded together in one batch a step: the
     // prompt is evaluated once and its cache cells shared by every sequence.
     // Returns [(tokens, logprobs)] in the order of configs.
-    py::list sweep(py::array_t<int32_t, py::array::c_style | py::array::forcecast> prompt, int32_t n_predict,
+    SweepRuns sweep(py::array_t<int32_t, py::array::c_style | py::array::forcecast> prompt, int32_t n_predict,
                    const std::vector<ChainConfig> & configs, const std::vector<std::string> & paths) {
         std::vector<llama_token> toks(prompt.data(), prompt.data() + prompt.size());
         check_tokens(toks);
@@ -562,7 +576,7 @@ public:
                 check_interrupts();
             }
         }
-        py::list out;
+        SweepRuns out;
         for (size_t k = 0; k < k_seqs; ++k) {
             out.append(py::make_tuple(py::array_t<int32_t>(out_tokens[k].size(), out_tokens[k].data()),
                                       py::array_t<double>(out_logprobs[k].size(), out_logprobs[k].data())));
@@ -662,7 +676,7 @@ private:
 // logits. Ties (tokens whose sampled probability underflowed to the same
 // value) are ordered as the temperature orders the logits: higher first for
 // T >= 0, lower first for T < 0. Non-finite logits count as masked (log p = -inf).
-py::tuple top_tokens(const float * logits, const std::vector<double> & sampled, int32_t n_vocab, int32_t n,
+TopTokens top_tokens(const float * logits, const std::vector<double> & sampled, int32_t n_vocab, int32_t n,
                      bool negative_temp) {
     float z_max = -INFINITY;
     for (int32_t i = 0; i < n_vocab; ++i) {
@@ -772,7 +786,7 @@ public:
     // The next token: (token, log p sampled, piece bytes, finish reason ("", "eog"
     // or "length"), raw logits or None, (ids, log p sampled, log p model) or None);
     // None once the generation has finished or was closed.
-    py::object next() {
+    pt::Optional<Step> next() {
         if (done_) {
             return py::none();
         }
@@ -941,6 +955,9 @@ PYBIND11_MODULE(_native, m) {
     llama_log_set(log_callback, nullptr);
     llama_backend_init();
 
+    m.attr("llama_commit") = NEGTEMP_LLAMA_COMMIT;  // the pinned upstream commit this build patched
+    m.attr("patch_count") = NEGTEMP_PATCH_COUNT;    // patches of negtemp's series applied to it
+
     py::register_exception<negtemp::SamplingError>(m, "SamplingError", PyExc_ValueError);
     py::register_exception<Cancelled>(m, "Cancelled", PyExc_RuntimeError);
 
@@ -956,7 +973,7 @@ PYBIND11_MODULE(_native, m) {
         .def_readwrite("logit_bias", &ChainConfig::logit_bias);
 
     py::class_<Model>(m, "Model")
-        .def(py::init<const std::string &, uint32_t, int32_t, int32_t, int32_t>(), py::arg("path"),
+        .def(py::init<const py::bytes &, uint32_t, int32_t, int32_t, int32_t>(), py::arg("path"),
              py::arg("n_ctx"), py::arg("n_threads"), py::arg("n_gpu_layers"), py::arg("main_gpu"))
         .def("close", &Model::close)
         .def_property_readonly("closed", &Model::closed)
@@ -988,7 +1005,7 @@ PYBIND11_MODULE(_native, m) {
     m.def(
         "devices",
         [] {
-            py::list out;
+            DeviceList out;
             for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
                 ggml_backend_dev_t dev = ggml_backend_dev_get(i);
                 const char * kind = "other";
@@ -1008,7 +1025,7 @@ PYBIND11_MODULE(_native, m) {
         "(name, description, kind, memory bytes) of every ggml device this build can use");
     m.def(
         "ggml_type_info",
-        [](int64_t t) -> py::object {
+        [](int64_t t) -> pt::Optional<pt::Tuple<py::int_, py::int_>> {
             if (t < 0 || t >= GGML_TYPE_COUNT) {
                 return py::none();
             }

@@ -13,12 +13,12 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, SupportsFloat, SupportsIndex, SupportsInt, TypedDict
 
 from . import _native
 from .reference import resolve_beta
 
-__all__ = ["SamplingConfig", "SamplingOptions", "SamplerPath", "DEFAULT_TEMP", "MAX_SEED", "make_config", "strict_int"]
+__all__ = ["DEFAULT_TEMP", "MAX_SEED", "SamplerPath", "SamplingConfig", "SamplingOptions", "make_config", "strict_int"]
 
 DEFAULT_TEMP = 0.8
 MAX_SEED = 2**32 - 2  # 2**32 - 1 is llama.cpp's "pick a random seed"
@@ -189,7 +189,10 @@ class SamplingConfig:
         c.min_p = self.min_p
         c.repeat_penalty = self.repeat_penalty
         c.penalty_last_n = self.penalty_last_n
-        bias = dict(self.logit_bias)
+        # the key and value types pybind11 accepts for std::map<int32_t, float>
+        bias: dict[SupportsInt | SupportsIndex, SupportsFloat | SupportsIndex] = {
+            t: b for t, b in self.logit_bias.items()
+        }
         if self.ignore_eos:
             bias.update({t: -math.inf for t in eog_tokens})
         c.logit_bias = bias

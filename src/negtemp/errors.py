@@ -5,7 +5,7 @@ from __future__ import annotations
 from ._native import Cancelled, SamplingError
 from .models import ModelFetchError
 
-__all__ = ["Cancelled", "ContextOverflowError", "ModelLoadError", "ModelFetchError", "SamplingError"]
+__all__ = ["Cancelled", "ContextOverflowError", "ModelFetchError", "ModelLoadError", "SamplingError"]
 
 
 class ModelLoadError(RuntimeError):

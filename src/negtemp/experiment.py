@@ -31,7 +31,7 @@ import numpy as np
 from .model import Model
 from .reference import probs
 
-__all__ = ["run_experiment", "varied_prompts", "embedding_matrix", "centroid_distances"]
+__all__ = ["centroid_distances", "embedding_matrix", "run_experiment", "varied_prompts"]
 
 SIDE_PROMPTS = ["Temperature is a concept", "The capital of France is", "Once upon a time", "def fibonacci(n):"]
 SIDE_TEMPS = [0.001, -0.001, 1.0, -1.0]
@@ -96,7 +96,7 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float:
 def _step_stats(step_logits: np.ndarray, tokens: np.ndarray) -> list[tuple[float, int]]:
     """(probability at T = 1, rank 1 = most likely) of each chosen token."""
     out = []
-    for z, tok in zip(step_logits, tokens):
+    for z, tok in zip(step_logits, tokens, strict=True):
         p = probs(z, 1.0)
         out.append((float(p[tok]), int((z > z[tok]).sum()) + 1))
     return out
@@ -125,7 +125,7 @@ def run_experiment(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     own = not isinstance(model, Model)
-    m = Model(model, n_ctx=1024) if own else model
+    m = model if isinstance(model, Model) else Model(model, n_ctx=1024)
     t_start = time.perf_counter()
     results: dict[str, Any] = {"model": str(m.path), "n_vocab": m.n_vocab}
     try:
@@ -139,7 +139,7 @@ def run_experiment(
                 for t in SIDE_TEMPS:
                     c = m.complete(prompt, t, seed=seed, n_predict=24, keep_logits=True)
                     stats = _step_stats(c.step_logits, c.tokens)  # type: ignore[arg-type]
-                    for i, (tok, (p, r)) in enumerate(zip(c.tokens.tolist(), stats)):
+                    for i, (tok, (p, r)) in enumerate(zip(c.tokens.tolist(), stats, strict=True)):
                         w.writerow([prompt, t, i, tok, _token_text(m, tok), p, r])
                     side.append({"prompt": prompt, "temp": t, "text": c.text,
                                  "median_rank": float(np.median([r for _, r in stats])) if stats else None,
@@ -190,7 +190,9 @@ def run_experiment(
         cent["spearman_count_vs_euclid"] = _spearman(np.array([neg[t] for t in neg_ids]), euclid[neg_ids])
         cent["spearman_count_vs_cosine"] = _spearman(np.array([neg[t] for t in neg_ids]), cosine[neg_ids])
         nearest = np.argsort(euclid)[:10].tolist()
-        cent["nearest_centroid"] = [{"token": t, "text": _token_text(m, t), "euclid": float(euclid[t])} for t in nearest]
+        cent["nearest_centroid"] = [
+            {"token": t, "text": _token_text(m, t), "euclid": float(euclid[t])} for t in nearest
+        ]
         cent["top_neg_percentiles"] = [
             {"token": t, "euclid_pct": float(pct_euclid[t]), "cosine_pct": float(pct_cosine[t])}
             for t, _ in top
@@ -216,9 +218,9 @@ def run_experiment(
         # only tokens with visible text can be asked for (control and unused tokens print as nothing)
         anomalous = [t for t, _ in neg.most_common() if _token_text(m, t).strip()][:n_probe]
         controls = []
-        for t in anomalous:
-            for d in range(1, 200):
-                cand = t + d if t + d < m.n_vocab else t - d
+        for tok in anomalous:
+            for step in range(1, 200):
+                cand = tok + step if tok + step < m.n_vocab else tok - step
                 text = _token_text(m, cand).strip()
                 if cand not in neg and text.isalpha() and cand not in controls:
                     controls.append(cand)
@@ -256,10 +258,10 @@ def run_experiment(
         betas = np.concatenate([-pos_betas[::-1], [0.0], pos_betas])
         entropy, exp_logp = [], []
         for b in betas:
-            p = probs(z, beta=float(b))
-            nz = p > 0
-            entropy.append(float(-(p[nz] * np.log(p[nz])).sum()))
-            exp_logp.append(float((p[nz] * logp1[nz]).sum()))
+            pb = probs(z, beta=float(b))
+            nz = pb > 0
+            entropy.append(float(-(pb[nz] * np.log(pb[nz])).sum()))
+            exp_logp.append(float((pb[nz] * logp1[nz]).sum()))
         results["beta_sweep"] = {"beta": betas.tolist(), "entropy": entropy, "expected_logprob_T1": exp_logp}
         fig, ax = plt.subplots(1, 2, figsize=(11, 4))
         ax[0].plot(betas, entropy, label="entropy (nats)")
@@ -325,18 +327,23 @@ def _markdown(r: dict[str, Any]) -> str:
               "Percentile 0 = nearest the centroid, 100 = farthest.", "",
               "| group | tokens | median percentile (Euclidean) | median percentile (cosine) |", "|---|---|---|---|"]
     for name, g in c["groups"].items():
-        lines.append(f"| {name} | {g['n']} | {g['median_percentile_euclid']:.1f} | {g['median_percentile_cosine']:.1f} |")
+        lines.append(
+            f"| {name} | {g['n']} | {g['median_percentile_euclid']:.1f} | {g['median_percentile_cosine']:.1f} |"
+        )
     lines += ["", f"Spearman rank correlation between a token's count at T = -0.001 and its distance: "
               f"{c['spearman_count_vs_euclid']:.3f} (Euclidean), {c['spearman_count_vs_cosine']:.3f} (cosine).", "",
               "Nearest the centroid: " + ", ".join(f"`{n['text']!r}`" for n in c["nearest_centroid"]), "",
               "![distances](centroid_hist.png)", "", "## 4. Can the model repeat them?", "",
-              "Controls are tokens with neighbouring ids (BPE ids roughly follow frequency) that T < 0 never chose.", "",
+              "Controls are tokens with neighbouring ids (BPE ids roughly follow frequency) that T < 0 never "
+              "chose.", "",
               "| tokens | mean p(first token of the word) at the answer | greedy answer contains the word |",
               "|---|---|---|"]
     for kind in ("anomalous", "control"):
         rep = r["repetition"][kind]
         if rep["mean_p_first_token"] is not None:
-            lines.append(f"| {rep['tokens']} {kind} | {rep['mean_p_first_token']:.4f} | {100 * rep['repeat_rate']:.0f}% |")
+            lines.append(
+                f"| {rep['tokens']} {kind} | {rep['mean_p_first_token']:.4f} | {100 * rep['repeat_rate']:.0f}% |"
+            )
     lines += ["", "Trials with each template and answer: `results.json`.", "", "## 5. beta = 1/T is continuous", "",
               "![beta sweep](beta_sweep.png)", ""]
     return "\n".join(lines)

@@ -36,8 +36,16 @@ class _Reader:
         self.pos += n
         return bytes(out)
 
+    def scalar(self, fmt: str, what: str) -> object:
+        """One little-endian value: an int, a float (even inf or NaN) or a bool, as fmt says."""
+        value: object = struct.unpack("<" + fmt, self.take(struct.calcsize(fmt), what))[0]
+        return value
+
     def unpack(self, fmt: str, what: str) -> int:
-        return struct.unpack("<" + fmt, self.take(struct.calcsize(fmt), what))[0]
+        """One unsigned count, id or type code."""
+        value = self.scalar(fmt, what)
+        assert isinstance(value, int), f"{fmt} is not an integer format"
+        return value
 
     def string(self, what: str) -> str:
         n = self.unpack("Q", f"{what} length")
@@ -47,7 +55,7 @@ class _Reader:
 
     def value(self, vtype: int, what: str, depth: int = 0) -> object:
         if vtype in _SCALAR:
-            return self.unpack(_SCALAR[vtype], what)
+            return self.scalar(_SCALAR[vtype], what)
         if vtype == _STRING:
             return self.string(what)
         if vtype == _ARRAY and depth == 0:

@@ -27,7 +27,7 @@ from .vetting import vet as vet_model
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["Model", "Completion", "generate", "MAX_THREADS", "CHAT_ROLES"]
+__all__ = ["CHAT_ROLES", "MAX_THREADS", "Completion", "Model", "generate"]
 
 # the roles OpenAI-style chat messages take, as llama.cpp's templates know them
 CHAT_ROLES = ("system", "user", "assistant")
@@ -51,7 +51,7 @@ def _token_ids(tokens: npt.ArrayLike) -> np.ndarray:
         raise ValueError(f"token ids must be a 1-D sequence, got shape {arr.shape}")
     if arr.size and (arr.dtype == np.bool_ or arr.dtype.kind not in "iu"):
         raise TypeError(f"token ids must be integers, got {arr.dtype} values such as {arr[0]!r}")
-    if arr.size and not (0 <= arr.min() and arr.max() < 2**31):
+    if arr.size and not (arr.min() >= 0 and arr.max() < 2**31):
         raise ValueError(f"token ids must be in [0, 2**31), got {arr.min()} .. {arr.max()}")
     return arr.astype(np.int32)
 
@@ -104,10 +104,8 @@ class Completion:
 
     def to_dict(self) -> dict[str, Any]:
         """A strict-JSON-ready dict: non-finite log-probabilities become None,
-        and a non-finite setting (beta = +-inf) its string "inf" / "-inf"."""
-        settings = {
-            k: str(v) if isinstance(v, float) and not math.isfinite(v) else v for k, v in self.settings.items()
-        }
+        and a non-finite setting (beta = +-inf, a logit bias of -inf) its string "inf" / "-inf"."""
+        settings = _strict_json(self.settings)
         out = {
             "text": self.text,
             "finish_reason": self.finish_reason,
@@ -119,6 +117,17 @@ class Completion:
         if self.top_logprobs:
             out["top_logprobs"] = [[t.to_dict() for t in step] for step in self.top_logprobs]
         return out
+
+
+def _strict_json(value: Any) -> Any:
+    """value with each non-finite float, however deep, as its string: strict JSON has no inf or NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict_json(v) for v in value]
+    return value
 
 
 class Model:
@@ -322,8 +331,7 @@ class Model:
         cfg = (config or SamplingConfig(temp=-1.0, path="backend")).resolved()
         tokens = self.tokenize(prompt)
         with self._call() as native:
-            return [tuple(node) for node in native.op_backends(tokens, cfg.native(self.eog_tokens),
-                                                               cfg.path == "backend")]
+            return native.op_backends(tokens, cfg.native(self.eog_tokens), cfg.path == "backend")
 
     def stream(
         self,
@@ -393,7 +401,7 @@ class Model:
             pieces = [native.token_to_piece(int(t)) for t in ids]
         return tuple(
             TokenProb(int(t), p.decode("utf-8", errors="replace"), float(ls), float(lm))
-            for t, p, ls, lm in zip(ids, pieces, sampled, model)
+            for t, p, ls, lm in zip(ids, pieces, sampled, model, strict=True)
         )
 
     def complete(
@@ -525,7 +533,7 @@ class Model:
                 prompt_tokens, int(n_predict), [c.native(self.eog_tokens) for c in configs], [c.path for c in configs]
             )
         out = []
-        for (tokens, logprobs), c in zip(results, configs):
+        for (tokens, logprobs), c in zip(results, configs, strict=True):
             text, n, reason = self._finish(tokens, stops)
             out.append(Completion(text, tokens[:n], prompt_tokens, logprobs[:n], c,
                                   self._settings(c, n_predict, stops), finish_reason=reason))

@@ -37,7 +37,7 @@ import numpy.typing as npt
 if TYPE_CHECKING:
     from .config import SamplingConfig
 
-__all__ = ["probs", "resolve_beta", "adjusted_logits"]
+__all__ = ["adjusted_logits", "probs", "resolve_beta"]
 
 
 def resolve_beta(temp: float | None, beta: float | None) -> float:
@@ -87,7 +87,7 @@ def _survivors(z: np.ndarray, config: SamplingConfig) -> np.ndarray:
     """Step 4: a mask of the tokens the filters keep."""
     live = np.isfinite(z)
     if not live.any() or (config.top_k == 0 and config.top_p == 1.0 and config.min_p == 0.0):
-        return live
+        return np.asarray(live)
     # descending by logit, ties by token id
     order = np.lexsort((np.arange(z.size), -z))
     order = order[live[order]]

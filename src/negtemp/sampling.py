@@ -13,7 +13,7 @@ import numpy.typing as npt
 from . import _native
 from .config import SamplingConfig, make_config
 
-__all__ = ["sampler_probs", "sample_tokens"]
+__all__ = ["sample_tokens", "sampler_probs"]
 
 
 def _logits(logits: npt.ArrayLike) -> np.ndarray:

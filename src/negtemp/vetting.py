@@ -26,7 +26,7 @@ from pathlib import Path
 from .errors import ModelLoadError
 from .models import cache_dir
 
-__all__ = ["vet", "PROBE_TIMEOUT_S"]
+__all__ = ["PROBE_TIMEOUT_S", "vet"]
 
 PROBE_TIMEOUT_S = 120
 
