@@ -20,6 +20,7 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -47,7 +48,7 @@ def cmake_flags(openmp: bool) -> list[str]:
 
 
 def build(targets: list[str], *, version: str = llama_tree.SDIST_VERSION, openmp: bool | None = None,
-          log=print) -> dict[str, Path]:
+          log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> dict[str, Path]:
     """Build the named tools from the patched tree of llama-cpp-python `version`'s llama.cpp.
 
     openmp: ggml's threads from OpenMP (True) or its own pool (False); default
@@ -58,7 +59,9 @@ def build(targets: list[str], *, version: str = llama_tree.SDIST_VERSION, openmp
     src = llama_tree.prepare(BUILD / version / "llama.cpp", version)
     out = BUILD / (f"{version}-openmp" if openmp else version) / "build"
     started = time.perf_counter()
-    log(f"building {', '.join(targets)} from the patched llama.cpp in {out} (first time: about 3 min)...")
+    first = not (out / "build.ninja").exists()
+    log(f"llama_tools: {', '.join(targets)} from the patched llama.cpp in {out}"
+        + (": configuring and building, about 3 min the first time..." if first else ": bringing up to date..."))
     steps = [
         ["cmake", "-S", str(src), "-B", str(out), "-G", "Ninja", *cmake_flags(openmp)],
         ["cmake", "--build", str(out), "--target", *targets],
@@ -67,7 +70,10 @@ def build(targets: list[str], *, version: str = llama_tree.SDIST_VERSION, openmp
         res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if res.returncode != 0:
             raise RuntimeError(f"`{' '.join(cmd[:3])} ...` failed:\n{res.stdout[-3000:]}")
-    log(f"built in {time.perf_counter() - started:.0f} s")
+    if "no work to do" in res.stdout:
+        log("llama_tools: already up to date")
+    else:
+        log(f"llama_tools: built in {time.perf_counter() - started:.0f} s")
     return {t: out / "bin" / t for t in targets}
 
 
