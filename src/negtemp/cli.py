@@ -7,6 +7,7 @@ every diagnostic, warning and progress line goes to standard error.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import re
 import sys
@@ -21,9 +22,6 @@ from .errors import ContextOverflowError, ModelFetchError, ModelLoadError, Sampl
 from .model import Completion, Model
 
 __all__ = ["main"]
-
-_SUBCOMMANDS = ("chat", "sweep", "pull", "list", "rm", "experiment", "help")
-
 
 def _version() -> str:
     from . import __version__
@@ -53,10 +51,13 @@ def _bind_negative_values(ap: argparse.ArgumentParser, argv: Sequence[str]) -> l
 
 
 def _is_numbers(text: str) -> bool:
+    """Whether text is a number or comma-separated numbers, inf and nan included."""
     try:
-        return all(float(part) is not None for part in text.split(","))
+        for part in text.split(","):
+            float(part)
     except ValueError:
         return False
+    return True
 
 
 def _floats(text: str) -> list[float]:
@@ -249,7 +250,7 @@ def _chat(argv: Sequence[str]) -> int:
         if model.chat_prompt("hi") is None:
             raise ValueError(f"{model.path.name} has no chat template (a base model): it cannot chat; "
                              "sample it with `negtemp PROMPT` instead")
-        for turn in range(2**31):
+        for turn in itertools.count():
             if interactive:
                 print("> ", end="", file=sys.stderr, flush=True)
             line = sys.stdin.readline()

@@ -32,6 +32,9 @@ __all__ = ["CHAT_ROLES", "MAX_THREADS", "Completion", "Model", "generate"]
 # the roles OpenAI-style chat messages take, as llama.cpp's templates know them
 CHAT_ROLES = ("system", "user", "assistant")
 
+# why the native generator ended ("" while it runs)
+_NATIVE_FINISH: dict[str, FinishReason] = {"eog": "eog", "length": "length"}
+
 # More threads than this are refused: ggml gains nothing past the cores, and
 # libgomp segfaults or exits the process when it cannot start that many.
 MAX_THREADS = 256
@@ -355,8 +358,9 @@ class Model:
         called, so errors in them raise here, not at the first token.
         """
         cfg = make_config(temp, config, dict(options)).resolved()
+        stops = stop_strings(stop)
         gen, _ = self._start(prompt, cfg, n_predict, n_probs, keep_logits, parse_special)
-        return self._chunks(gen, stop_strings(stop))
+        return self._chunks(gen, stops)
 
     def _start(self, prompt: str | bytes, cfg: SamplingConfig, n_predict: int, n_probs: int, keep_logits: bool,
                parse_special: bool) -> tuple[_native.Generation, np.ndarray]:
@@ -386,7 +390,7 @@ class Model:
                 new = text.feed(decoder.decode(piece, final=bool(finish)))
                 if finish:
                     new += text.flush()
-                reason: FinishReason | None = "stop" if text.stopped else (finish or None)  # type: ignore[assignment]
+                reason = "stop" if text.stopped else _NATIVE_FINISH.get(finish)
                 yield Chunk(new, int(token), float(logprob), reason, self._top(top), logits)
                 if reason is not None:
                     return
@@ -394,6 +398,7 @@ class Model:
             gen.close()
 
     def _top(self, top: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> tuple[TokenProb, ...]:
+        """A step's most likely tokens, as the native generator reports them, with their text."""
         if top is None:
             return ()
         ids, sampled, model = top
@@ -459,11 +464,9 @@ class Model:
                 if on_text is not None:
                     on_text(c.text)
             reason = c.finish_reason or reason
-        step_logits = np.stack(rows) if keep_logits and rows else (
-            np.zeros((0, self.n_vocab), np.float32) if keep_logits else None)
         return Completion(
             "".join(texts), np.asarray(tokens, np.int32), prompt_tokens, np.asarray(logprobs, np.float64), cfg,
-            self._settings(cfg, n_predict, stops), step_logits, reason,
+            self._settings(cfg, n_predict, stops), np.stack(rows) if keep_logits else None, reason,
             tuple(tops) if n_probs else (),
         )
 
