@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -113,7 +114,8 @@ def test_help_for_a_subcommand_shows_its_options():
 def test_version_names_the_package_and_the_pinned_llama_cpp():
     r = run_cli("--version")
     assert r.returncode == 0
-    assert r.stdout.strip() == f"negtemp {negtemp.__version__} (llama.cpp 0c1e57098bba with 7 negtemp patches)"
+    patches = len(list((Path(__file__).resolve().parent.parent / "patches").glob("*.patch")))
+    assert r.stdout.strip() == f"negtemp {negtemp.__version__} (llama.cpp 0c1e57098bba with {patches} negtemp patches)"
 
 
 def test_logit_bias_as_llama_cli_writes_it(tiny_path):

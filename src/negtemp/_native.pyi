@@ -122,4 +122,4 @@ def system_info() -> str:
     llama.cpp's build and CPU features (SIMD extensions, backends), for bug reports and benchmarks
     """
 llama_commit: str = '0c1e57098bba43ac29e6e3b677cdceebdd22334f'
-patch_count: int = 7
+patch_count: int = 8
