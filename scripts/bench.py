@@ -21,7 +21,10 @@ build/tools/), then prints, with medians of --reps runs on this machine:
   5. the targets of issue 5, met or missed;
   6. what vetting (negtemp.vetting) adds to loading an unfamiliar copy of each
      model: the first load runs the child-process probe, later loads read its
-     cached verdict.
+     cached verdict;
+  7. `negtemp serve` (llama-server from the patched tree) on the first model:
+     requests/s and tokens/s for 1, 4 and 8 concurrent clients at T = -0.001
+     against as many sequential negtemp.generate calls (--no-serve skips it).
 
 Needs cmake, ninja and a compiler (as the install does), the models (fetched
 on first use) and the `gguf` package (in the test extra). About 6 minutes on a
@@ -32,15 +35,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import os
+import platform
 import re
 import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -337,6 +344,52 @@ def vetting_table(models: list[str], reps: int) -> None:
             os.environ["NEGTEMP_CACHE"] = saved
 
 
+def serve_table(model: str, threads: int, reps: int, n: int) -> None:
+    """`negtemp serve` with K concurrent clients against K sequential Model.complete calls."""
+    print(f"7. negtemp serve on {model}: K clients, one request each of {n} tokens at T = -0.001, "
+          f"{threads} threads, median of {reps}")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "negtemp", "serve", "-m", model, "--port", str(port),
+                             "-np", "8", "-c", str(n + 64), "-t", str(threads)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = proc.stdout.readline().strip()
+        if not url:
+            raise SystemExit(f"bench: negtemp serve did not start (exit {proc.wait()})")
+
+        def request(i: int) -> int:
+            body = json.dumps({"prompt": f"Temperature is a concept {i}", "temperature": -0.001, "max_tokens": n,
+                               "ignore_eos": True, "seed": i}).encode()
+            req = urllib.request.Request(f"{url}/completions", data=body, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=600) as r:
+                return int(json.load(r)["usage"]["completion_tokens"])
+
+        print(f"{'K':>3} {'served req/s':>13} {'tok/s':>8}   {'sequential req/s':>17} {'tok/s':>8}   {'ratio':>6}")
+        with negtemp.Model(model, n_ctx=n + 64, n_threads=threads) as m:
+            for k in (1, 4, 8):
+                served, sequential = [], []
+                for _ in range(reps):
+                    started = time.perf_counter()
+                    with ThreadPoolExecutor(k) as pool:
+                        tokens = sum(pool.map(request, range(k)))
+                    served.append(time.perf_counter() - started)
+                    started = time.perf_counter()
+                    for i in range(k):
+                        m.complete(f"Temperature is a concept {i}", -0.001, n_predict=n, ignore_eos=True, seed=i)
+                    sequential.append(time.perf_counter() - started)
+                t_srv, t_seq = statistics.median(served), statistics.median(sequential)
+                print(f"{k:>3} {k / t_srv:>13.2f} {tokens / t_srv:>8.1f}   {k / t_seq:>17.2f} {k * n / t_seq:>8.1f}"
+                      f"   {t_seq / t_srv:>6.2f}")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        proc.stdout.close()
+    print("   served: llama-server's parallel slots batch the K requests into one decode a step; sequential:\n"
+          "   the same K requests one after another through negtemp.Model in this process.")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=5)
@@ -344,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-n", "--n-predict", type=int, default=128)
     ap.add_argument("--models", default="smollm2-135m,gemma3-270m")
     ap.add_argument("--no-threads", action="store_true", help="skip the thread-pool against OpenMP table")
+    ap.add_argument("--no-serve", action="store_true", help="skip the negtemp serve table")
     args = ap.parse_args(argv)
     models = args.models.split(",")
     started = time.perf_counter()
@@ -362,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
         targets(samplers, rows, sweep, ceiling)
     print()
     vetting_table(models, args.reps)
+    if not args.no_serve:
+        print()
+        serve_table(models[0], args.threads, args.reps, args.n_predict)
     print(f"\nbench took {time.perf_counter() - started:.0f} s")
     return 0
 

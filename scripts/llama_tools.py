@@ -43,6 +43,8 @@ def cmake_flags(openmp: bool) -> list[str]:
         "-DLLAMA_BUILD_COMMON=ON", "-DLLAMA_BUILD_TOOLS=ON",
         "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF",
         "-DLLAMA_BUILD_APP=OFF", "-DLLAMA_OPENSSL=OFF",
+        # never fetch the server web UI from a model hub (no server built here anyway)
+        "-DLLAMA_BUILD_UI=OFF", "-DLLAMA_USE_PREBUILT_UI=OFF",
     ]
     return flags + shlex.split(os.environ.get("CMAKE_ARGS", ""))
 

@@ -162,6 +162,7 @@ def _generate_parser() -> argparse.ArgumentParser:
         description="Sample a GGUF model at any temperature, negative included (T = -0.001 picks the least likely "
         "tokens). The prompt is an argument, -p TEXT, -f FILE, or standard input (- or a pipe).",
         epilog="subcommands: negtemp chat (a conversation), negtemp sweep (several temperatures in one batch), "
+        "negtemp serve (the OpenAI-compatible API), "
         "negtemp pull NAME, negtemp list, negtemp rm NAME, negtemp experiment; `negtemp help COMMAND` for each. "
         "A prompt that is one of these words needs -p.",
     )
@@ -297,6 +298,39 @@ def _sweep(argv: Sequence[str]) -> int:
 # --- the model cache ----------------------------------------------------------
 
 
+def _serve(argv: Sequence[str]) -> int:
+    from .serve import ServeOptions, serve
+
+    args, extra = list(argv), []
+    if "--" in args:
+        i = args.index("--")
+        args, extra = args[:i], args[i + 1:]
+    ap = argparse.ArgumentParser(
+        prog="negtemp serve",
+        description="Serve a model over the OpenAI-compatible API with llama.cpp's own server, built from negtemp's "
+        "patched tree: a request's temperature may be negative. Prints the base URL on stdout once the model "
+        "has loaded; Ctrl-C or SIGTERM stops it.",
+        epilog="Other llama-server flags go after --, e.g. negtemp serve -- --metrics. No authentication: "
+        "it binds loopback unless --host says otherwise.",
+    )
+    ap.add_argument("-m", "--model", help=f"GGUF path or model name ({', '.join(models.MODELS)}); "
+                    "default $NEGTEMP_MODEL, else smollm2-135m")
+    ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    ap.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    ap.add_argument("-c", "--ctx-size", type=int, help="context per slot in tokens (default 2048)")
+    ap.add_argument("-np", "--parallel", type=int, default=4, help="requests decoded together (slots; default 4)")
+    ap.add_argument("-t", "--threads", type=int, help="CPU threads (default: the CPUs this process may use, at most 8)")
+    ap.add_argument("-ngl", "--n-gpu-layers", type=int, default=-1, dest="n_gpu_layers",
+                    help="layers on the GPU devices of a GPU build (default -1: all)")
+    ap.add_argument("--rpc", help="comma-separated llama.cpp RPC servers (host:port) to offload to")
+    args_ns = ap.parse_args(args)
+    return serve(ServeOptions(
+        model=args_ns.model, host=args_ns.host, port=args_ns.port, n_ctx=args_ns.ctx_size,
+        parallel=args_ns.parallel, threads=args_ns.threads, n_gpu_layers=args_ns.n_gpu_layers, rpc=args_ns.rpc,
+        extra=tuple(extra),
+    ))
+
+
 def _pull(argv: Sequence[str]) -> int:
     ap = argparse.ArgumentParser(prog="negtemp pull", description="Fetch and verify a named model; print its path.")
     ap.add_argument("name", choices=sorted(models.MODELS))
@@ -356,8 +390,8 @@ def _help(argv: Sequence[str]) -> int:
 
 
 _COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
-    "chat": _chat, "sweep": _sweep, "pull": _pull, "list": _list, "rm": _rm, "experiment": _experiment,
-    "help": _help,
+    "chat": _chat, "sweep": _sweep, "serve": _serve, "pull": _pull, "list": _list, "rm": _rm,
+    "experiment": _experiment, "help": _help,
 }
 
 

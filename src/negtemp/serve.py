@@ -1,0 +1,165 @@
+"""`negtemp serve`: llama.cpp's own OpenAI-compatible server, built from negtemp's patched tree.
+
+The wheel carries llama-server (CMakeLists.txt, NEGTEMP_SERVER); patch 0008
+lets a request's temperature be negative. This module resolves the model as
+negtemp does, starts the server with the experiment's sampler chain as its
+default, waits for it to load, and stops it cleanly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from .config import DEFAULT_TEMP
+from .gguf_check import check_gguf
+from .models import DEFAULT_MODEL, MODELS, is_verified, resolve
+from .vetting import vet
+
+__all__ = ["DEFAULT_SAMPLERS", "ServeOptions", "serve", "server_binary", "server_command"]
+
+# temperature then the draw, as the experiment; top-k/top-p/min-p sit in the
+# chain at neutral values so a request that sets them gets them, in negtemp's order
+DEFAULT_SAMPLERS = "top_k;top_p;min_p;temperature"
+
+LOAD_TIMEOUT_S = 300
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """What `negtemp serve` was asked for; the defaults are the CLI's."""
+
+    model: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    n_ctx: int | None = None  # per slot; default 2048
+    parallel: int = 4
+    threads: int | None = None
+    n_gpu_layers: int = -1
+    rpc: str | None = None
+    extra: tuple[str, ...] = field(default_factory=tuple)
+
+
+def server_binary() -> Path:
+    """The llama-server this negtemp was built with."""
+    path = Path(__file__).resolve().parent / "bin" / "llama-server"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} is missing: this negtemp was built without its server (NEGTEMP_SERVER=OFF); "
+            "reinstall with `pip install .` (NEGTEMP_SERVER defaults to ON)"
+        )
+    return path
+
+
+def _model_name(opts: ServeOptions, path: Path) -> str:
+    """What the API calls the model: its negtemp name (the default's included), else the file's stem."""
+    name = opts.model or os.environ.get("NEGTEMP_MODEL") or DEFAULT_MODEL
+    return name if name in MODELS else path.stem
+
+
+def server_command(opts: ServeOptions, model_path: Path) -> list[str]:
+    """llama-server's argv for these options (the flags after `--` last, so they win)."""
+    from .model import usable_cpus
+
+    threads = opts.threads or min(usable_cpus(), 8)
+    per_slot = opts.n_ctx or 2048
+    cmd = [
+        str(server_binary()), "-m", str(model_path), "--alias", _model_name(opts, model_path),
+        "--host", opts.host, "--port", str(opts.port),
+        "-c", str(per_slot * opts.parallel), "-np", str(opts.parallel), "-t", str(threads),
+        "-ngl", str(opts.n_gpu_layers),
+        "--samplers", DEFAULT_SAMPLERS, "--temp", str(DEFAULT_TEMP),
+        "--top-k", "0", "--top-p", "1.0", "--min-p", "0.0", "--repeat-penalty", "1.0",
+        "--no-webui",  # the web UI's assets are not built (README, "Serve")
+    ]
+    if opts.rpc:
+        cmd += ["--rpc", opts.rpc]
+    return cmd + list(opts.extra)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+            return bool(r.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+class _Stop(Exception):
+    """SIGTERM arrived: stop the server and exit cleanly."""
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop
+
+
+def serve(opts: ServeOptions) -> int:
+    """Run llama-server until Ctrl-C or SIGTERM; print its base URL on stdout once it answers."""
+    path = resolve(opts.model)
+    check_gguf(path)
+    if not is_verified(path):
+        vet(path)
+    cmd = server_command(opts, path)
+    if opts.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"negtemp: warning: serving on {opts.host}: the server has no authentication; anyone who can "
+              f"reach port {opts.port} can use it", file=sys.stderr)
+    base = f"http://{'127.0.0.1' if opts.host in ('0.0.0.0', '::') else opts.host}:{opts.port}"
+    print(f"negtemp: starting llama-server for {path.name} ({' '.join(cmd[1:])})", file=sys.stderr)
+    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    # the server's own log goes to stderr; stdout is the URL only
+    proc = subprocess.Popen(cmd, stdout=sys.stderr.fileno(), stderr=sys.stderr.fileno())
+    interrupted = False
+    try:
+        deadline = time.monotonic() + LOAD_TIMEOUT_S
+        while not _healthy(base):
+            if proc.poll() is not None:
+                print(f"negtemp: error: llama-server exited with status {proc.returncode} while starting "
+                      "(its messages are above)", file=sys.stderr)
+                return 2
+            if time.monotonic() > deadline:
+                print(f"negtemp: error: llama-server did not answer {base}/health within {LOAD_TIMEOUT_S} s",
+                      file=sys.stderr)
+                return 2
+            time.sleep(0.2)
+        print(f"{base}/v1", flush=True)
+        print(f"negtemp: serving {_model_name(opts, path)} at {base}/v1 (OpenAI-compatible); Ctrl-C stops it",
+              file=sys.stderr)
+        proc.wait()
+        print(f"negtemp: error: llama-server exited with status {proc.returncode}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        interrupted = True
+        return 0
+    except _Stop:
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        _stop(proc, interrupted)
+
+
+def _stop(proc: subprocess.Popen[bytes], interrupted: bool) -> None:
+    """Stop the server gracefully. Ctrl-C in a terminal reaches the server too (its process group), and
+    a second signal makes it quit at once, so after Ctrl-C it is given time to stop on its own first."""
+    if interrupted:
+        _wait(proc, 10.0)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        _wait(proc, 10.0)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    print("negtemp: server stopped", file=sys.stderr)
+
+
+def _wait(proc: subprocess.Popen[bytes], seconds: float) -> None:
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=seconds)

@@ -1,0 +1,201 @@
+"""`negtemp serve`: llama.cpp's server from the patched tree, driven by the real openai client."""
+
+import json
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import openai
+import pytest
+
+import negtemp
+
+pytestmark = pytest.mark.real_model
+
+PROMPT = "Temperature is a concept"
+TIE = 0.05  # logits this close count as a tie: the server's batched decode rounds differently
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(*args: str, log) -> tuple[subprocess.Popen, str]:
+    """`negtemp serve` on a free loopback port; its base URL once it answers (at most 120 s)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "negtemp", "serve", "--port", str(port), *args],
+                            stdout=subprocess.PIPE, stderr=log, text=True)
+    ready, _, _ = select.select([proc.stdout], [], [], 120)
+    line = proc.stdout.readline().strip() if ready else ""
+    if not line.startswith("http://127.0.0.1:"):
+        proc.kill()
+        proc.wait()
+        pytest.fail(f"negtemp serve did not print its URL within 120 s (exit {proc.returncode}); see {log.name}")
+    return proc, line
+
+
+def stop_server(proc: subprocess.Popen) -> int:
+    """SIGTERM, as a service manager stops it; its exit status (-9 if it had to be killed)."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return -9
+    finally:
+        proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory, smollm2_path):
+    log = open(tmp_path_factory.mktemp("serve") / "server.log", "w")  # noqa: SIM115 - open for the module
+    proc, url = start_server("-m", "smollm2-135m", "-np", "8", "-c", "256", "-t", "2", log=log)
+    try:
+        yield url
+    finally:
+        stop_server(proc)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def client(base_url):
+    return openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def model(smollm2_path):
+    with negtemp.Model(smollm2_path, n_ctx=256, n_threads=2) as m:
+        yield m
+
+
+def token_ids(choice) -> list[int]:
+    """The generated token ids, from llama-server's logprobs ("content": [{"id": ...}])."""
+    return [int(t["id"]) for t in choice.logprobs.content]
+
+
+def check_each_token_is_extreme(model, prompt_ids, ids, lowest: bool, what: str) -> None:
+    logits = model.logits(np.concatenate([prompt_ids, ids]))[len(prompt_ids) - 1 : -1]
+    for i, (z, t) in enumerate(zip(logits, ids, strict=True)):
+        gap = z[t] - z.min() if lowest else z.max() - z[t]
+        assert gap <= TIE, f"{what}: token {i} ({t}) is {gap:.3f} logits from the {'least' if lowest else 'most'} likely"
+
+
+def clear_prefix(model, prompt_ids, ids, lowest: bool) -> int:
+    """How many leading tokens were decided by a margin above TIE (where two samplers must agree)."""
+    logits = model.logits(np.concatenate([prompt_ids, ids]))[len(prompt_ids) - 1 : -1]
+    for i, z in enumerate(logits):
+        two = np.sort(z)[:2] if lowest else -np.sort(-z)[:2]
+        if abs(two[1] - two[0]) <= TIE:
+            return i
+    return len(ids)
+
+
+def complete(client, temperature: float, prompt: str = PROMPT, max_tokens: int = 24):
+    return client.completions.create(model="smollm2-135m", prompt=prompt, temperature=temperature,
+                                     max_tokens=max_tokens, seed=1, logprobs=1)
+
+
+def test_a_negative_temperature_request_gets_the_least_likely_tokens(client, model):
+    r = complete(client, -0.001)
+    ids = token_ids(r.choices[0])
+    prompt_ids = model.tokenize(PROMPT)
+    assert len(ids) == 24 and r.usage.prompt_tokens == len(prompt_ids)
+    check_each_token_is_extreme(model, prompt_ids, ids, lowest=True, what="T = -0.001 over the server")
+    ours = model.complete(PROMPT, -0.001, seed=1, n_predict=24).tokens.tolist()
+    n = min(clear_prefix(model, prompt_ids, ids, True), clear_prefix(model, prompt_ids, np.array(ours), True))
+    assert n >= 4 and ids[:n] == ours[:n], "the server and negtemp.Model disagree where both are anti-greedy"
+
+
+def test_a_small_positive_temperature_request_is_greedy(client, model):
+    ids = token_ids(complete(client, 0.001).choices[0])
+    check_each_token_is_extreme(model, model.tokenize(PROMPT), ids, lowest=False, what="T = +0.001 over the server")
+
+
+def test_the_anti_greedy_check_rejects_what_an_unpatched_server_returns(client, model):
+    """Upstream's server clamps T = -0.001 to 0: greedy text, which the check above must reject."""
+    greedy = token_ids(complete(client, 0.0).choices[0])
+    with pytest.raises(AssertionError, match="least likely"):
+        check_each_token_is_extreme(model, model.tokenize(PROMPT), greedy, lowest=True, what="greedy text")
+
+
+def test_the_default_chain_is_the_experiments_temperature_then_the_draw(base_url):
+    params = json.load(urllib.request.urlopen(f"{base_url[: -len('/v1')]}/props"))["default_generation_settings"]
+    p = params["params"]
+    assert p["samplers"] == ["top_k", "top_p", "min_p", "temperature"]
+    assert (p["top_k"], p["top_p"], p["min_p"], p["repeat_penalty"]) == (0, 1.0, 0.0, 1.0), "filters are not neutral"
+
+
+def test_chat_streams_the_same_text_it_returns_whole(client):
+    messages = [{"role": "user", "content": "Say something about temperature."}]
+    whole = client.chat.completions.create(model="smollm2-135m", messages=messages, temperature=-0.001,
+                                           max_tokens=16, seed=3)
+    parts = [c.choices[0].delta.content or "" for c in client.chat.completions.create(
+        model="smollm2-135m", messages=messages, temperature=-0.001, max_tokens=16, seed=3, stream=True)
+        if c.choices]
+    assert whole.choices[0].message.content and "".join(parts) == whole.choices[0].message.content
+
+
+def test_concurrent_requests_at_mixed_temperatures_each_sample_their_own(client, model):
+    jobs = [(f"{PROMPT} number {i}", -0.001 if i % 2 else 0.001) for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda job: complete(client, job[1], job[0], 12), jobs))
+    for (prompt, temp), r in zip(jobs, results, strict=True):
+        check_each_token_is_extreme(model, model.tokenize(prompt), token_ids(r.choices[0]), lowest=temp < 0,
+                                    what=f"{prompt!r} at T = {temp} among 8 concurrent requests")
+
+
+def post(base_url: str, path: str, body: bytes) -> tuple[int, str]:
+    req = urllib.request.Request(f"{base_url}{path}", data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+@pytest.mark.parametrize(
+    "path, body, message",
+    [
+        ("/completions", b'{"prompt": "x", "temperature": "abc"}', "temperature"),
+        ("/completions", b'{"prompt": "x", "temperature": NaN}', "parse error"),
+        ("/completions", b'{"prompt": "x", "temperature": 1e999}', "overflow"),
+        ("/completions", b'{"prompt": "x",', "parse error"),
+        ("/completions", json.dumps({"prompt": "word " * 200_000, "max_tokens": 4}).encode(), "context size"),
+        ("/no-such-route", b"{}", "Not Found"),
+    ],
+    ids=["string-temperature", "nan-temperature", "overflowing-temperature", "malformed-json", "1mb-prompt",
+         "unknown-route"],
+)
+def test_a_bad_request_gets_a_4xx_with_a_message_and_the_server_keeps_serving(base_url, client, path, body, message):
+    status, text = post(base_url, path, body)
+    assert 400 <= status < 500 and message in text, f"expected a 4xx saying {message!r}, got {status}: {text[:300]}"
+    assert complete(client, -0.001, max_tokens=2).choices[0].text, "the server stopped serving after a bad request"
+
+
+def test_the_openai_client_sees_a_bad_temperature_as_a_bad_request(client):
+    with pytest.raises(openai.BadRequestError, match="temperature"):
+        client.completions.create(model="smollm2-135m", prompt=PROMPT, temperature="abc", max_tokens=2)
+
+
+def test_sigterm_stops_the_server_cleanly_and_frees_its_port(tmp_path, smollm2_path):
+    with open(tmp_path / "server.log", "w") as log:
+        proc, url = start_server("-m", str(smollm2_path), "-np", "1", "-c", "128", log=log)
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        started = time.monotonic()
+        assert stop_server(proc) == 0, f"negtemp serve exited {proc.returncode} on SIGTERM"
+    assert time.monotonic() - started < 20
+    assert "server stopped" in (tmp_path / "server.log").read_text()
+    with socket.socket() as s:
+        # no listener left (SO_REUSEADDR: closed connections may linger in TIME_WAIT)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
