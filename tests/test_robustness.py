@@ -12,7 +12,15 @@ import negtemp
 PROMPT = "the temperature is a concept"
 
 
-def test_ctrl_c_stops_generation_within_one_token_and_the_model_stays_usable(tiny):
+@pytest.fixture
+def ctrl_c_raises():
+    """Python's own SIGINT handler, whatever this process inherited (a shell's background job ignores SIGINT)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_stops_generation_within_one_token_and_the_model_stays_usable(tiny, ctrl_c_raises):
     streamed: list[str] = []
 
     def on_text(s: str) -> None:

@@ -68,10 +68,12 @@ def test_two_streams_on_one_model_interleave_and_each_draws_its_own_tokens(tiny)
 def test_cancel_from_another_thread_stops_an_open_stream(tiny):
     chunks = tiny.stream(PROMPT, -1.0, n_predict=100, ignore_eos=True)
     next(chunks)
-    threading.Thread(target=tiny.cancel).start()
-    threading.Event().wait(0.2)
+    canceller = threading.Thread(target=tiny.cancel)
+    canceller.start()
+    canceller.join()
     with pytest.raises(negtemp.Cancelled):
         next(chunks)
+    assert tiny.complete(PROMPT, -1.0, n_predict=2, ignore_eos=True).tokens.size == 2, "a later generation was cancelled"
 
 
 def test_closing_the_model_stops_an_open_stream(tiny_path):

@@ -107,6 +107,8 @@ INTERRUPT_TOKENIZATION = """
 import os, signal, sys, threading
 import negtemp
 
+signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
+
 m = negtemp.Model(sys.argv[1], n_threads=1)
 threads = lambda: len(os.listdir("/proc/self/task"))
 before = threads()

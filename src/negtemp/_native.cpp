@@ -277,18 +277,6 @@ public:
     void attach(Generation * g) { live_.insert(g); }
     void detach(Generation * g) { live_.erase(g); }
 
-    void free_model() {
-        if (model_) {
-            std::unique_lock<std::mutex> lock(workers_mutex_);
-            if (workers_ > 0) {
-                py::gil_scoped_release release;
-                workers_cv_.wait(lock, [&] { return workers_ == 0; });
-            }
-            llama_model_free(model_);
-            model_ = nullptr;
-        }
-    }
-
     bool closed() const { return model_ == nullptr; }
 
     // Any thread: the generations open on this Model stop at their next token
@@ -586,6 +574,19 @@ public:
 
 private:
     friend class Generation;
+
+    // after the generations: waits for tokenize() workers still reading the vocabulary
+    void free_model() {
+        if (model_) {
+            std::unique_lock<std::mutex> lock(workers_mutex_);
+            if (workers_ > 0) {
+                py::gil_scoped_release release;
+                workers_cv_.wait(lock, [&] { return workers_ == 0; });
+            }
+            llama_model_free(model_);
+            model_ = nullptr;
+        }
+    }
 
     // With the GIL held, once a token: Ctrl-C (main thread only: Python runs
     // signal handlers there) and cancel() from any thread.
