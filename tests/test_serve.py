@@ -199,3 +199,10 @@ def test_sigterm_stops_the_server_cleanly_and_frees_its_port(tmp_path, smollm2_p
         # no listener left (SO_REUSEADDR: closed connections may linger in TIME_WAIT)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
+
+
+@pytest.mark.parametrize("args, message", [(("--port", "0"), "port"), (("-np", "0"), "parallel"),
+                                           (("-c", "8"), "n_ctx")], ids=["port", "parallel", "context"])
+def test_bad_serve_options_are_refused_before_a_server_starts(args, message):
+    r = subprocess.run([sys.executable, "-m", "negtemp", "serve", *args], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and message in r.stderr and r.stdout == "", r.stderr

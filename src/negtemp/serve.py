@@ -22,6 +22,7 @@ from types import FrameType
 
 from .config import DEFAULT_TEMP
 from .gguf_check import check_gguf
+from .model import usable_cpus
 from .models import DEFAULT_MODEL, MODELS, is_verified, resolve
 from .vetting import vet
 
@@ -48,6 +49,13 @@ class ServeOptions:
     rpc: str | None = None
     extra: tuple[str, ...] = field(default_factory=tuple)
 
+    def __post_init__(self) -> None:
+        for name, value, lo, hi in (("port", self.port, 1, 65535), ("parallel", self.parallel, 1, 256),
+                                    ("n_ctx", self.n_ctx or 16, 16, 2**31 - 1),
+                                    ("threads", self.threads or 1, 1, 256)):
+            if not lo <= value <= hi:
+                raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
+
 
 def server_binary() -> Path:
     """The llama-server this negtemp was built with."""
@@ -68,8 +76,6 @@ def _model_name(opts: ServeOptions, path: Path) -> str:
 
 def server_command(opts: ServeOptions, model_path: Path) -> list[str]:
     """llama-server's argv for these options (the flags after `--` last, so they win)."""
-    from .model import usable_cpus
-
     threads = opts.threads or min(usable_cpus(), 8)
     per_slot = opts.n_ctx or 2048
     cmd = [
@@ -84,6 +90,28 @@ def server_command(opts: ServeOptions, model_path: Path) -> list[str]:
     if opts.rpc:
         cmd += ["--rpc", opts.rpc]
     return cmd + list(opts.extra)
+
+
+def _base_url(opts: ServeOptions) -> str:
+    """Where a client on this machine reaches the server."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(opts.host, opts.host)
+    return f"http://[{host}]:{opts.port}" if ":" in host else f"http://{host}:{opts.port}"
+
+
+def _wait_until_ready(proc: subprocess.Popen[bytes], base: str) -> bool:
+    """Whether the server answered /health before it exited or LOAD_TIMEOUT_S passed (saying why not)."""
+    deadline = time.monotonic() + LOAD_TIMEOUT_S
+    while not _healthy(base):
+        if proc.poll() is not None:
+            print(f"negtemp: error: llama-server exited with status {proc.returncode} while starting "
+                  "(its messages are above)", file=sys.stderr)
+            return False
+        if time.monotonic() > deadline:
+            print(f"negtemp: error: llama-server did not answer {base}/health within {LOAD_TIMEOUT_S} s",
+                  file=sys.stderr)
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def _healthy(url: str) -> bool:
@@ -112,24 +140,15 @@ def serve(opts: ServeOptions) -> int:
     if opts.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"negtemp: warning: serving on {opts.host}: the server has no authentication; anyone who can "
               f"reach port {opts.port} can use it", file=sys.stderr)
-    base = f"http://{'127.0.0.1' if opts.host in ('0.0.0.0', '::') else opts.host}:{opts.port}"
+    base = _base_url(opts)
     print(f"negtemp: starting llama-server for {path.name} ({' '.join(cmd[1:])})", file=sys.stderr)
     previous = signal.signal(signal.SIGTERM, _raise_stop)
     # the server's own log goes to stderr; stdout is the URL only
     proc = subprocess.Popen(cmd, stdout=sys.stderr.fileno(), stderr=sys.stderr.fileno())
     interrupted = False
     try:
-        deadline = time.monotonic() + LOAD_TIMEOUT_S
-        while not _healthy(base):
-            if proc.poll() is not None:
-                print(f"negtemp: error: llama-server exited with status {proc.returncode} while starting "
-                      "(its messages are above)", file=sys.stderr)
-                return 2
-            if time.monotonic() > deadline:
-                print(f"negtemp: error: llama-server did not answer {base}/health within {LOAD_TIMEOUT_S} s",
-                      file=sys.stderr)
-                return 2
-            time.sleep(0.2)
+        if not _wait_until_ready(proc, base):
+            return 2
         print(f"{base}/v1", flush=True)
         print(f"negtemp: serving {_model_name(opts, path)} at {base}/v1 (OpenAI-compatible); Ctrl-C stops it",
               file=sys.stderr)
