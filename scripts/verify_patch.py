@@ -11,11 +11,17 @@
       upstream's backend path is greedy at T < 0 there (built with only the
       patch that lets ggml-vulkan compile against older Vulkan headers), and
       the patched backend path of negtemp's own Vulkan build (which must be
-      the negtemp imported) matches negtemp.reference, plain and with filters.
+      the negtemp imported) matches negtemp.reference, plain and with filters;
+  (g) llama-server: unpatched, a request at temperature -0.001 is answered
+      with the greedy text (the clamp patch 0008 removes) and malformed JSON
+      with a 500; patched, the same request draws negtemp's text for the same
+      seed and chain, and malformed JSON gets a 400.
 
 Each tree is built (the llama/ggml libraries and a small driver only) under
-build/verify/; llama-completion is built by scripts/llama_tools.py. With --llama-cpp-python-version X it checks the llama.cpp that
-that llama-cpp-python sdist vendors, so moving the pin starts with one command.
+build/verify/; llama-completion is built by scripts/llama_tools.py; (g) builds
+llama-server from both trees (about 4 minutes each on 2 cores). With
+--llama-cpp-python-version X it checks the llama.cpp that that
+llama-cpp-python sdist vendors, so moving the pin starts with one command.
 Needs negtemp installed (for negtemp.reference) and cmake.
 """
 
@@ -23,9 +29,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +146,86 @@ def check_cli(version: str) -> bool:
     return True
 
 
+def build_server(src: Path, build_dir: Path) -> Path:
+    """llama-server from a tree, with the extension's flags and no web UI."""
+    cmds = [["cmake", "-S", str(src), "-B", str(build_dir), "-G", "Ninja", *llama_tools.cmake_flags(False),
+             "-DLLAMA_BUILD_SERVER=ON"],
+            ["cmake", "--build", str(build_dir), "--target", "llama-server"]]
+    for cmd in cmds:
+        res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if res.returncode != 0:
+            raise SystemExit(f"verify_patch: {' '.join(cmd[:3])} failed:\n{res.stdout[-3000:]}")
+    return build_dir / "bin" / "llama-server"
+
+
+def post(url: str, body: bytes) -> tuple[int, dict]:
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=300) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+
+
+def ask_server(exe: Path, model: Path, requests: list[bytes]) -> list[tuple[int, dict]]:
+    """Start exe on a free loopback port with the experiment's chain, send each request, stop it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [str(exe), "-m", str(model), "--port", str(port), "-np", "1", "-c", "256", "-t", "2",
+           "--samplers", "temperature", "--no-webui"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(600):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                    break
+            except (urllib.error.URLError, OSError):
+                if proc.poll() is not None:
+                    raise SystemExit(f"verify_patch: {exe} exited with {proc.returncode} while starting") from None
+                time.sleep(0.2)
+        return [post(f"http://127.0.0.1:{port}/v1/completions", body) for body in requests]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def check_server(work: Path, upstream_src: Path, patched_src: Path) -> bool:
+    """(g): upstream's server clamps T < 0 to greedy and calls malformed JSON a server error; patched, neither."""
+    print("    building llama-server from the unpatched and patched trees...", flush=True)
+    upstream = build_server(upstream_src, work / "upstream-server")
+    patched = build_server(patched_src, work / "patched-server")
+    model = negtemp.models.pull("smollm2-135m")
+    prompt, n = "Temperature is a concept", 24
+
+    def body(temp: float) -> bytes:
+        return json.dumps({"prompt": prompt, "temperature": temp, "max_tokens": n, "seed": 1,
+                           "ignore_eos": True}).encode()
+
+    requests = [body(-0.001), body(0.0), b'{"prompt": "x",']
+    (up_neg, up_greedy, up_bad), (pa_neg, _, pa_bad) = ask_server(upstream, model, requests), ask_server(
+        patched, model, requests)
+    with negtemp.Model(model) as m:
+        ours = m.complete(prompt, -0.001, seed=1, n_predict=n, ignore_eos=True, path="chain").text
+    text = [r[1]["choices"][0]["text"] if r[0] == 200 else None for r in (up_neg, up_greedy, pa_neg)]
+    ok = True
+    if text[0] != text[1] or up_bad[0] != 500:
+        print(f"(g) FAIL: unpatched llama-server at T = -0.001 gave {text[0]!r} (greedy: {text[1]!r}) and "
+              f"malformed JSON a {up_bad[0]} (did upstream change?)")
+        ok = False
+    else:
+        print(f"(g) unpatched llama-server: temperature -0.001 gives the greedy text {text[1][:40]!r}..., "
+              "malformed JSON a 500")
+    if text[2] != ours or pa_bad[0] != 400:
+        print(f"(g) FAIL: patched llama-server at T = -0.001 gave {text[2]!r}, negtemp draws {ours!r}; malformed "
+              f"JSON got a {pa_bad[0]}")
+        ok = False
+    else:
+        print(f"(g) patched llama-server: temperature -0.001 draws negtemp's text {ours[:40]!r}..., "
+              "malformed JSON a 400")
+    return ok
+
+
 def check_vulkan(version: str, work: Path, device: str = "Vulkan0") -> bool:
     """(f): upstream greedy and negtemp's patched build exact, on a Vulkan device."""
     if not any(d[0] == device for d in negtemp.devices()):
@@ -213,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ok = check_cli(version) and ok
     ok = check_chains(upstream, patched) and ok
+    ok = check_server(work, pristine, patched_src) and ok
     print("verify_patch: " + ("the series still applies and passes" if ok else "FAILED"))
     return 0 if ok else 1
 
