@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import math
 import os
 import threading
@@ -21,7 +20,7 @@ from .config import SamplingConfig, SamplingOptions, make_config, strict_int
 from .errors import Cancelled, ContextOverflowError, ModelLoadError
 from .gguf_check import check_gguf
 from .models import is_verified, resolve
-from .streaming import Chunk, FinishReason, StopFilter, TokenProb, stop_strings
+from .streaming import Chunk, FinishReason, TokenProb, TokenText, stop_strings
 from .vetting import vet as vet_model
 
 if TYPE_CHECKING:
@@ -376,8 +375,7 @@ class Model:
 
     def _chunks(self, gen: _native.Generation, stops: tuple[str, ...]) -> Iterator[Chunk]:
         """The generation's tokens as Chunks: text decoded across tokens, cut at the first stop string."""
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        text = StopFilter(stops)
+        text = TokenText(stops)
         try:
             while True:
                 with self._lock:
@@ -387,9 +385,7 @@ class Model:
                 if step is None:
                     return
                 token, logprob, piece, finish, logits, top = step
-                new = text.feed(decoder.decode(piece, final=bool(finish)))
-                if finish:
-                    new += text.flush()
+                new = text.feed(piece, last=bool(finish))
                 reason = "stop" if text.stopped else _NATIVE_FINISH.get(finish)
                 yield Chunk(new, int(token), float(logprob), reason, self._top(top), logits)
                 if reason is not None:
@@ -545,15 +541,14 @@ class Model:
     def _finish(self, tokens: np.ndarray, stops: tuple[str, ...]) -> tuple[str, int, FinishReason]:
         """A finished token sequence's text, how many of its tokens count, and why it ended,
         found as stream() finds them: the text cut at the first stop string."""
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        text = StopFilter(stops)
+        with self._call() as native:
+            pieces = [native.token_to_piece(int(t)) for t in tokens]
+        text = TokenText(stops)
         parts = []
-        for i, t in enumerate(tokens):
-            last = i + 1 == len(tokens)
-            parts.append(text.feed(decoder.decode(self.token_bytes(int(t)), final=last)))
+        for i, piece in enumerate(pieces):
+            parts.append(text.feed(piece, last=i + 1 == len(pieces)))
             if text.stopped:
                 return "".join(parts), i + 1, "stop"
-        parts.append(text.flush())
         reason: FinishReason = "eog" if len(tokens) and int(tokens[-1]) in self.eog_tokens else "length"
         return "".join(parts), len(tokens), reason
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["Chunk", "FinishReason", "StopFilter", "TokenProb", "stop_strings"]
+__all__ = ["Chunk", "FinishReason", "StopFilter", "TokenProb", "TokenText", "stop_strings"]
 
 FinishReason = Literal["length", "stop", "eog"]
 """Why a generation ended: n_predict tokens ("length"), a stop string ("stop"),
@@ -121,3 +122,23 @@ class StopFilter:
             if any(s.startswith(tail) for s in self._stops):
                 return k
         return 0
+
+
+class TokenText:
+    """Tokens' bytes in, text out: UTF-8 decoded across tokens, cut at the first stop string.
+
+    The one place a generation's text is made, for stream() and for the sweep.
+    """
+
+    def __init__(self, stops: tuple[str, ...]) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._stop = StopFilter(stops)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.stopped
+
+    def feed(self, piece: bytes, last: bool) -> str:
+        """The text that is now certain, after this token's bytes; all that is left when ``last``."""
+        text = self._stop.feed(self._decoder.decode(piece, final=last))
+        return text + self._stop.flush() if last else text
