@@ -17,5 +17,11 @@ function(negtemp_add_llama llama_dir)
   foreach(opt LLAMA_BUILD_COMMON LLAMA_BUILD_TOOLS LLAMA_BUILD_SERVER)
     set(${opt} ${arg_SERVER} CACHE BOOL "" FORCE)
   endforeach()
+  # the RPC backend, for models split over other machines (README, "Past one
+  # machine"); on unless CMAKE_ARGS says -DGGML_RPC=OFF
+  set(GGML_RPC ON CACHE BOOL "ggml's RPC backend")
+  # Patch 0009 makes an RPC fault a C++ exception, which unwinds through
+  # ggml's C allocator (ggml-alloc.c) on its way to llama.cpp's handlers.
+  string(APPEND CMAKE_C_FLAGS " -fexceptions")
   add_subdirectory("${llama_dir}" llama EXCLUDE_FROM_ALL SYSTEM)
 endfunction()

@@ -16,17 +16,12 @@ import openai
 import pytest
 
 import negtemp
+from ports import free_port
 
 pytestmark = pytest.mark.real_model
 
 PROMPT = "Temperature is a concept"
 TIE = 0.05  # logits this close count as a tie: the server's batched decode rounds differently
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_server(*args: str, log) -> tuple[subprocess.Popen, str]:

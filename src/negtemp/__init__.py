@@ -12,7 +12,15 @@ from __future__ import annotations
 from . import _native, models, reference
 from ._native import system_info
 from .config import SamplingConfig
-from .errors import Cancelled, ContextOverflowError, ModelFetchError, ModelLoadError, SamplingError
+from .errors import (
+    Cancelled,
+    ContextOverflowError,
+    ModelFetchError,
+    ModelLoadError,
+    RemoteError,
+    RemoteLoadError,
+    SamplingError,
+)
 from .model import Completion, Model, generate
 from .sampling import sample_tokens, sampler_probs
 from .streaming import Chunk, FinishReason, TokenProb
@@ -36,6 +44,8 @@ __all__ = [
     "Model",
     "ModelFetchError",
     "ModelLoadError",
+    "RemoteError",
+    "RemoteLoadError",
     "SamplingConfig",
     "SamplingError",
     "TokenProb",

@@ -14,6 +14,9 @@
 #include "ggml-cpu.h"
 #include "llama.h"
 #include "sampler_probe.hpp"
+#ifdef GGML_USE_RPC
+#include "ggml-rpc.h"
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -72,8 +75,24 @@ std::string take_log() {
     return out;
 }
 
+// A model split over RPC servers (Model(rpc=...)) lost one: what the server
+// side said, with its endpoint. The Model cannot be used after it.
+struct RemoteFault : std::runtime_error {
+    RemoteFault(std::string endpoint, const std::string & what)
+        : std::runtime_error(what), endpoint(std::move(endpoint)) {}
+    std::string endpoint;
+};
+
 struct ContextDeleter {
-    void operator()(llama_context * c) const { llama_free(c); }
+    void operator()(llama_context * c) const {
+        // llama_free synchronizes in a destructor, where an RPC fault would end
+        // the process; met here first, it is already reported (patch 0009)
+        try {
+            llama_synchronize(c);
+        } catch (const std::exception &) {
+        }
+        llama_free(c);
+    }
 };
 using ContextPtr = std::unique_ptr<llama_context, ContextDeleter>;
 struct ThreadpoolDeleter {
@@ -230,6 +249,46 @@ struct Cancelled : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+#ifdef GGML_USE_RPC
+// The devices of a model split over RPC servers: every device of each server,
+// then this machine's GPUs as llama.cpp would choose them (the CPU takes the
+// layers not offloaded). The servers are not registered with ggml, so a Model
+// made without rpc= never sees them.
+std::vector<ggml_backend_dev_t> rpc_devices(const std::vector<std::string> & endpoints) {
+    std::vector<ggml_backend_dev_t> out;
+    for (const auto & endpoint : endpoints) {
+        ggml_backend_reg_t reg = nullptr;
+        try {
+            reg = ggml_backend_rpc_add_server(endpoint.c_str());
+        } catch (const ggml_backend_rpc_error & e) {
+            throw RemoteFault(e.endpoint, e.what());
+        }
+        if (!reg) {
+            throw RemoteFault(endpoint, "RPC server " + endpoint + ": it offers no devices");
+        }
+        for (size_t i = 0; i < ggml_backend_reg_dev_count(reg); ++i) {
+            out.push_back(ggml_backend_reg_dev_get(reg, i));
+        }
+    }
+    std::vector<ggml_backend_dev_t> igpus;
+    bool gpu = false;
+    for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+        ggml_backend_dev_t dev = ggml_backend_dev_get(i);
+        if (ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_GPU) {
+            out.push_back(dev);
+            gpu = true;
+        } else if (ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_IGPU) {
+            igpus.push_back(dev);
+        }
+    }
+    if (!gpu) {
+        out.insert(out.end(), igpus.begin(), igpus.end());
+    }
+    out.push_back(nullptr);
+    return out;
+}
+#endif
+
 class Generation;
 
 class Model {
@@ -240,9 +299,12 @@ public:
     // n_gpu_layers: layers offloaded to the GPU devices of a GPU build (-1: all).
     // main_gpu >= 0: the whole model on that GPU device alone (llama.cpp's
     // split mode "none"); -1: layers split over every GPU device.
+    // rpc: "host:port" of llama.cpp RPC servers the offloaded layers are split
+    // over, with rpc_timeout_ms bounding each wait on one of them (0: none).
     // path: the file name's bytes, as the OS takes them (need not be UTF-8)
-    Model(const py::bytes & path_bytes, uint32_t n_ctx, int32_t n_threads, int32_t n_gpu_layers, int32_t main_gpu)
-        : n_ctx_(n_ctx), n_threads_(n_threads) {
+    Model(const py::bytes & path_bytes, uint32_t n_ctx, int32_t n_threads, int32_t n_gpu_layers, int32_t main_gpu,
+          const std::vector<std::string> & rpc, uint32_t rpc_timeout_ms)
+        : endpoints_(rpc), n_ctx_(n_ctx), n_threads_(n_threads) {
         const std::string path(path_bytes);
         take_log();
         llama_model_params mp = llama_model_default_params();
@@ -251,11 +313,24 @@ public:
             mp.split_mode = LLAMA_SPLIT_MODE_NONE;
             mp.main_gpu = main_gpu;
         }
+        std::vector<ggml_backend_dev_t> devices;
         {
             py::gil_scoped_release release;
+            if (!rpc.empty()) {
+#ifdef GGML_USE_RPC
+                ggml_backend_rpc_set_timeout(rpc_timeout_ms);
+                devices = rpc_devices(rpc);
+                mp.devices = devices.data();
+#else
+                (void) rpc_timeout_ms;
+                throw std::invalid_argument("this build of negtemp has no RPC backend (it was built with "
+                                            "-DGGML_RPC=OFF); rebuild it without that option");
+#endif
+            }
             model_ = llama_model_load_from_file(path.c_str(), mp);
         }
         if (!model_) {
+            check_remote();
             // the caller names the file: its path need not be UTF-8
             throw std::runtime_error("llama.cpp could not load it: " + take_log());
         }
@@ -415,27 +490,39 @@ public:
         float * dst = out.mutable_data();
         {
             py::gil_scoped_release release;
-            Context ctx = make_context(static_cast<uint32_t>(toks.size()), 1, nullptr);
-            llama_batch batch = llama_batch_init(static_cast<int32_t>(toks.size()), 0, 1);
-            for (size_t i = 0; i < toks.size(); ++i) {
-                batch.token[i] = toks[i];
-                batch.pos[i] = static_cast<llama_pos>(i);
-                batch.n_seq_id[i] = 1;
-                batch.seq_id[i][0] = 0;
-                batch.logits[i] = 1;
-            }
-            batch.n_tokens = static_cast<int32_t>(toks.size());
-            const int rc = llama_decode(ctx.get(), batch);
-            llama_batch_free(batch);
-            if (rc != 0) {
-                throw std::runtime_error("llama_decode failed (" + std::to_string(rc) + "): " + take_log());
-            }
-            for (size_t i = 0; i < toks.size(); ++i) {
-                const float * row = llama_get_logits_ith(ctx.get(), static_cast<int32_t>(i));
-                std::copy(row, row + nv, dst + i * nv);
-            }
+            remote_guard([&] { fill_logits(toks, dst); });
         }
         return out;
+    }
+
+    // The logits after each prefix of toks, written row by row to dst.
+    void fill_logits(const std::vector<llama_token> & toks, float * dst) {
+        const int32_t nv = n_vocab();
+        Context ctx = make_context(static_cast<uint32_t>(toks.size()), 1, nullptr);
+        llama_batch batch = llama_batch_init(static_cast<int32_t>(toks.size()), 0, 1);
+        for (size_t i = 0; i < toks.size(); ++i) {
+            batch.token[i] = toks[i];
+            batch.pos[i] = static_cast<llama_pos>(i);
+            batch.n_seq_id[i] = 1;
+            batch.seq_id[i][0] = 0;
+            batch.logits[i] = 1;
+        }
+        batch.n_tokens = static_cast<int32_t>(toks.size());
+        int rc = 0;
+        try {
+            rc = llama_decode(ctx.get(), batch);
+        } catch (...) {
+            llama_batch_free(batch);
+            throw;
+        }
+        llama_batch_free(batch);
+        if (rc != 0) {
+            throw std::runtime_error("llama_decode failed (" + std::to_string(rc) + "): " + take_log());
+        }
+        for (size_t i = 0; i < toks.size(); ++i) {
+            const float * row = llama_get_logits_ith(ctx.get(), static_cast<int32_t>(i));
+            std::copy(row, row + nv, dst + i * nv);
+        }
     }
 
     // Where one decode of `prompt` ran each node of its graph, in order; with a
@@ -450,12 +537,15 @@ public:
         NodeTrace trace;
         {
             py::gil_scoped_release release;
-            SamplerPtr chain = backend ? negtemp::make_chain(config, n_vocab()) : nullptr;
-            Context ctx = make_context(static_cast<uint32_t>(toks.size()), 1, chain.get(), &trace);
-            const int rc = llama_decode(ctx.get(), llama_batch_get_one(toks.data(), static_cast<int32_t>(toks.size())));
-            if (rc != 0) {
-                throw std::runtime_error("llama_decode failed (" + std::to_string(rc) + "): " + take_log());
-            }
+            remote_guard([&] {
+                SamplerPtr chain = backend ? negtemp::make_chain(config, n_vocab()) : nullptr;
+                Context ctx = make_context(static_cast<uint32_t>(toks.size()), 1, chain.get(), &trace);
+                const int rc =
+                    llama_decode(ctx.get(), llama_batch_get_one(toks.data(), static_cast<int32_t>(toks.size())));
+                if (rc != 0) {
+                    throw std::runtime_error("llama_decode failed (" + std::to_string(rc) + "): " + take_log());
+                }
+            });
         }
         NodeList out;
         for (const auto & [name, op, device, buffer] : trace.nodes) {
@@ -494,75 +584,77 @@ public:
         std::vector<std::vector<double>> out_logprobs(k_seqs);
         {
             py::gil_scoped_release release;
-            Context ctx = make_context(static_cast<uint32_t>(toks.size() + k_seqs * n_predict),
-                                          static_cast<uint32_t>(k_seqs), nullptr);
-            std::vector<CpuSampler> samplers;
-            for (size_t k = 0; k < k_seqs; ++k) {
-                samplers.push_back(make_cpu_sampler(configs[k], seq_paths[k], nv));
-            }
-            const size_t batch_cap = std::max(toks.size(), k_seqs);
-            std::unique_ptr<llama_batch, void (*)(llama_batch *)> batch(new llama_batch(llama_batch_init(
-                                                                             static_cast<int32_t>(batch_cap), 0, 1)),
-                                                                         [](llama_batch * b) {
-                                                                             llama_batch_free(*b);
-                                                                             delete b;
-                                                                         });
-            auto add = [&](llama_token t, llama_pos pos, llama_seq_id seq, bool logits) {
-                const int32_t j = batch->n_tokens++;
-                batch->token[j] = t;
-                batch->pos[j] = pos;
-                batch->n_seq_id[j] = 1;
-                batch->seq_id[j][0] = seq;
-                batch->logits[j] = logits;
-            };
-            auto decode = [&] {
-                if (llama_decode(ctx.get(), *batch) != 0) {
-                    throw std::runtime_error("llama_decode failed: " + take_log());
-                }
-            };
-
-            batch->n_tokens = 0;
-            for (size_t i = 0; i < toks.size(); ++i) {
-                add(toks[i], static_cast<llama_pos>(i), 0, i + 1 == toks.size());
-            }
-            decode();
-            llama_memory_t mem = llama_get_memory(ctx.get());
-            for (size_t k = 1; k < k_seqs; ++k) {
-                llama_memory_seq_cp(mem, 0, static_cast<llama_seq_id>(k), -1, -1);
-            }
-
-            std::vector<llama_token> next(k_seqs);
-            std::vector<char> done(k_seqs, 0);
-            auto take = [&](size_t k, const float * row) {
-                double logprob = NAN;
-                next[k] = samplers[k].sample(row, nv, logprob);
-                out_tokens[k].push_back(next[k]);
-                out_logprobs[k].push_back(logprob);
-                done[k] = llama_vocab_is_eog(vocab(), next[k]) || out_tokens[k].size() >= static_cast<size_t>(n_predict);
-            };
-            const float * prompt_row = llama_get_logits_ith(ctx.get(), static_cast<int32_t>(toks.size() - 1));
-            for (size_t k = 0; k < k_seqs; ++k) {
-                take(k, prompt_row);
-            }
-            for (llama_pos pos = static_cast<llama_pos>(toks.size());; ++pos) {
-                std::vector<size_t> active;
-                batch->n_tokens = 0;
+            remote_guard([&] {
+                Context ctx = make_context(static_cast<uint32_t>(toks.size() + k_seqs * n_predict),
+                                              static_cast<uint32_t>(k_seqs), nullptr);
+                std::vector<CpuSampler> samplers;
                 for (size_t k = 0; k < k_seqs; ++k) {
-                    if (!done[k]) {
-                        active.push_back(k);
-                        add(next[k], pos, static_cast<llama_seq_id>(k), true);
-                    }
+                    samplers.push_back(make_cpu_sampler(configs[k], seq_paths[k], nv));
                 }
-                if (active.empty()) {
-                    break;
+                const size_t batch_cap = std::max(toks.size(), k_seqs);
+                std::unique_ptr<llama_batch, void (*)(llama_batch *)> batch(new llama_batch(llama_batch_init(
+                                                                                 static_cast<int32_t>(batch_cap), 0, 1)),
+                                                                             [](llama_batch * b) {
+                                                                                 llama_batch_free(*b);
+                                                                                 delete b;
+                                                                             });
+                auto add = [&](llama_token t, llama_pos pos, llama_seq_id seq, bool logits) {
+                    const int32_t j = batch->n_tokens++;
+                    batch->token[j] = t;
+                    batch->pos[j] = pos;
+                    batch->n_seq_id[j] = 1;
+                    batch->seq_id[j][0] = seq;
+                    batch->logits[j] = logits;
+                };
+                auto decode = [&] {
+                    if (llama_decode(ctx.get(), *batch) != 0) {
+                        throw std::runtime_error("llama_decode failed: " + take_log());
+                    }
+                };
+
+                batch->n_tokens = 0;
+                for (size_t i = 0; i < toks.size(); ++i) {
+                    add(toks[i], static_cast<llama_pos>(i), 0, i + 1 == toks.size());
                 }
                 decode();
-                for (size_t j = 0; j < active.size(); ++j) {
-                    take(active[j], llama_get_logits_ith(ctx.get(), static_cast<int32_t>(j)));
+                llama_memory_t mem = llama_get_memory(ctx.get());
+                for (size_t k = 1; k < k_seqs; ++k) {
+                    llama_memory_seq_cp(mem, 0, static_cast<llama_seq_id>(k), -1, -1);
                 }
-                py::gil_scoped_acquire acquire;
-                check_interrupts();
-            }
+
+                std::vector<llama_token> next(k_seqs);
+                std::vector<char> done(k_seqs, 0);
+                auto take = [&](size_t k, const float * row) {
+                    double logprob = NAN;
+                    next[k] = samplers[k].sample(row, nv, logprob);
+                    out_tokens[k].push_back(next[k]);
+                    out_logprobs[k].push_back(logprob);
+                    done[k] = llama_vocab_is_eog(vocab(), next[k]) || out_tokens[k].size() >= static_cast<size_t>(n_predict);
+                };
+                const float * prompt_row = llama_get_logits_ith(ctx.get(), static_cast<int32_t>(toks.size() - 1));
+                for (size_t k = 0; k < k_seqs; ++k) {
+                    take(k, prompt_row);
+                }
+                for (llama_pos pos = static_cast<llama_pos>(toks.size());; ++pos) {
+                    std::vector<size_t> active;
+                    batch->n_tokens = 0;
+                    for (size_t k = 0; k < k_seqs; ++k) {
+                        if (!done[k]) {
+                            active.push_back(k);
+                            add(next[k], pos, static_cast<llama_seq_id>(k), true);
+                        }
+                    }
+                    if (active.empty()) {
+                        break;
+                    }
+                    decode();
+                    for (size_t j = 0; j < active.size(); ++j) {
+                        take(active[j], llama_get_logits_ith(ctx.get(), static_cast<int32_t>(j)));
+                    }
+                    py::gil_scoped_acquire acquire;
+                    check_interrupts();
+                }
+            });
         }
         SweepRuns out;
         for (size_t k = 0; k < k_seqs; ++k) {
@@ -574,6 +666,39 @@ public:
 
 private:
     friend class Generation;
+
+    // f(), with an RPC fault in it made a RemoteFault that also marks this Model lost
+    template <class F> auto remote_guard(F && f) -> decltype(f()) {
+#ifdef GGML_USE_RPC
+        try {
+            return f();
+        } catch (const ggml_backend_rpc_error & e) {
+            lose(e.endpoint, e.what());
+        }
+#else
+        return f();
+#endif
+    }
+
+    [[noreturn]] void lose(const std::string & endpoint, const std::string & what) {
+        lost_endpoint_ = endpoint;
+        lost_ = what;
+        throw RemoteFault(endpoint, what);
+    }
+
+    // After llama.cpp returned NULL: the fault of a server of this Model, if
+    // one failed (llama.cpp caught what the RPC backend threw and logged it).
+    void check_remote() {
+#ifdef GGML_USE_RPC
+        char why[1024];
+        for (const auto & endpoint : endpoints_) {
+            if (ggml_backend_rpc_get_fault(endpoint.c_str(), why, sizeof(why))) {
+                take_log();
+                lose(endpoint, "RPC server " + endpoint + ": " + why);
+            }
+        }
+#endif
+    }
 
     // after the generations: waits for tokenize() workers still reading the vocabulary
     void free_model() {
@@ -603,6 +728,10 @@ private:
         if (!model_) {
             throw std::runtime_error("this Model is closed; create a new negtemp.Model");
         }
+        if (!lost_.empty()) {
+            throw RemoteFault(lost_endpoint_, lost_ + "; this Model cannot be used any more: close it, and create "
+                                                      "a new Model once the server is back");
+        }
         return model_;
     }
 
@@ -625,7 +754,7 @@ private:
     }
 
     Context make_context(uint32_t n_tokens, uint32_t n_seq, llama_sampler * backend_chain,
-                         NodeTrace * trace = nullptr) const {
+                         NodeTrace * trace = nullptr) {
         ggml_threadpool_params tpp = ggml_threadpool_params_default(n_threads_);
         ThreadpoolPtr pool(ggml_threadpool_new(&tpp));
         if (!pool) {
@@ -654,6 +783,7 @@ private:
         }
         llama_context * ctx = llama_init_from_model(checked(), cp);
         if (!ctx) {
+            check_remote();
             throw std::runtime_error("llama.cpp could not create a context: " + take_log());
         }
         llama_attach_threadpool(ctx, pool.get(), pool.get());
@@ -662,6 +792,9 @@ private:
 
     llama_model * model_ = nullptr;
     const llama_vocab * vocab_ = nullptr;
+    std::vector<std::string> endpoints_;  // its RPC servers
+    std::string lost_;                    // why a server of it was lost, once one was
+    std::string lost_endpoint_;
     std::atomic<bool> cancel_{false};
     std::set<Generation *> live_;  // changed and read with the GIL held
     // tokenize() workers still running; close() waits for them
@@ -754,7 +887,7 @@ public:
         {
             py::gil_scoped_release release;
             chain_ = backend ? negtemp::make_chain(config, n_vocab_) : nullptr;
-            ctx_ = model.make_context(static_cast<uint32_t>(need), 1, chain_.get());
+            ctx_ = model.remote_guard([&] { return model.make_context(static_cast<uint32_t>(need), 1, chain_.get()); });
             cpu_ = backend ? CpuSampler{} : make_cpu_sampler(config, path_, n_vocab_);
         }
         model.attach(this);
@@ -805,22 +938,24 @@ public:
         std::string piece;
         try {
             py::gil_scoped_release release;
-            llama_batch batch = produced_ == 0
-                                    ? llama_batch_get_one(prompt_.data(), static_cast<int32_t>(prompt_.size()))
-                                    : llama_batch_get_one(&last_, 1);
-            if (llama_decode(ctx_.get(), batch) != 0) {
-                throw std::runtime_error("llama_decode failed: " + take_log());
-            }
-            if (path_ == SamplerPath::Backend) {
-                token = llama_sampler_sample(chain_.get(), ctx_.get(), -1);
-                logprob = backend_logprob(ctx_.get(), token);
-            } else {
-                const float * row = llama_get_logits_ith(ctx_.get(), -1);
-                token = cpu_.sample(row, n_vocab_, logprob, n_probs_ > 0 ? &sampled : nullptr);
-                if (keep_logits_ || n_probs_ > 0) {
-                    row_copy.assign(row, row + n_vocab_);
+            model_->remote_guard([&] {
+                llama_batch batch = produced_ == 0
+                                        ? llama_batch_get_one(prompt_.data(), static_cast<int32_t>(prompt_.size()))
+                                        : llama_batch_get_one(&last_, 1);
+                if (llama_decode(ctx_.get(), batch) != 0) {
+                    throw std::runtime_error("llama_decode failed: " + take_log());
                 }
-            }
+                if (path_ == SamplerPath::Backend) {
+                    token = llama_sampler_sample(chain_.get(), ctx_.get(), -1);
+                    logprob = backend_logprob(ctx_.get(), token);
+                } else {
+                    const float * row = llama_get_logits_ith(ctx_.get(), -1);
+                    token = cpu_.sample(row, n_vocab_, logprob, n_probs_ > 0 ? &sampled : nullptr);
+                    if (keep_logits_ || n_probs_ > 0) {
+                        row_copy.assign(row, row + n_vocab_);
+                    }
+                }
+            });
             piece = model_->piece(token);
         } catch (...) {
             close();
@@ -948,6 +1083,37 @@ py::array_t<int32_t> sample_tokens(const Logits & logits, const ChainConfig & co
     return out;
 }
 
+// ggml's RPC server over this machine's GPU devices, or its CPU when it has
+// none (as llama.cpp's rpc-server chooses), with the GIL released for good:
+// the caller runs it on a thread of its own, and ends the process to stop it.
+void rpc_server(const std::string & endpoint, const std::string & cache_dir, size_t n_threads) {
+#ifdef GGML_USE_RPC
+    std::vector<ggml_backend_dev_t> devices;
+    for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+        ggml_backend_dev_t dev = ggml_backend_dev_get(i);
+        const auto type = ggml_backend_dev_type(dev);
+        if (type == GGML_BACKEND_DEVICE_TYPE_GPU || type == GGML_BACKEND_DEVICE_TYPE_IGPU) {
+            devices.push_back(dev);
+        }
+    }
+    if (devices.empty()) {
+        devices.push_back(ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU));
+    }
+    {
+        py::gil_scoped_release release;
+        ggml_backend_rpc_start_server(endpoint.c_str(), cache_dir.empty() ? nullptr : cache_dir.c_str(), n_threads,
+                                      devices.size(), devices.data());
+    }
+    throw std::runtime_error("the RPC server could not start at " + endpoint +
+                             " (is the address this machine's, and the port free?): " + take_log());
+#else
+    (void) endpoint;
+    (void) cache_dir;
+    (void) n_threads;
+    throw std::runtime_error("this build of negtemp has no RPC backend (it was built with -DGGML_RPC=OFF)");
+#endif
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
@@ -973,9 +1139,23 @@ PYBIND11_MODULE(_native, m) {
         .def_readwrite("penalty_last_n", &ChainConfig::penalty_last_n)
         .def_readwrite("logit_bias", &ChainConfig::logit_bias);
 
+    // negtemp.errors.RemoteError, looked up when one is raised (that module imports this one)
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) {
+                std::rethrow_exception(p);
+            }
+        } catch (const RemoteFault & e) {
+            py::object exc = py::module_::import("negtemp.errors").attr("RemoteError")(e.what(), e.endpoint);
+            PyErr_SetObject(reinterpret_cast<PyObject *>(Py_TYPE(exc.ptr())), exc.ptr());
+        }
+    });
+
     py::class_<Model>(m, "Model")
-        .def(py::init<const py::bytes &, uint32_t, int32_t, int32_t, int32_t>(), py::arg("path"),
-             py::arg("n_ctx"), py::arg("n_threads"), py::arg("n_gpu_layers"), py::arg("main_gpu"))
+        .def(py::init<const py::bytes &, uint32_t, int32_t, int32_t, int32_t, const std::vector<std::string> &,
+                      uint32_t>(),
+             py::arg("path"), py::arg("n_ctx"), py::arg("n_threads"), py::arg("n_gpu_layers"), py::arg("main_gpu"),
+             py::arg("rpc"), py::arg("rpc_timeout_ms"))
         .def("close", &Model::close)
         .def_property_readonly("closed", &Model::closed)
         .def("cancel", &Model::cancel)
@@ -1039,6 +1219,9 @@ PYBIND11_MODULE(_native, m) {
             return py::make_tuple(block, size);
         },
         py::arg("type"), "(block size, bytes per block) of a ggml tensor type, or None if ggml has no such type");
+    m.def("rpc_server", &rpc_server, py::arg("endpoint"), py::arg("cache_dir"), py::arg("n_threads"),
+          "Serve this machine's GPUs (else its CPU) to llama.cpp RPC clients at endpoint (host:port); returns only "
+          "if the server cannot start");
     m.def(
         "system_info", [] { return std::string(llama_print_system_info()); },
         "llama.cpp's build and CPU features (SIMD extensions, backends), for bug reports and benchmarks");

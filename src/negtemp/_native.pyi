@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['Cancelled', 'ChainConfig', 'Generation', 'Model', 'SamplingError', 'devices', 'ggml_type_info', 'llama_commit', 'patch_count', 'sample_tokens', 'sampler_probs', 'system_info']
+__all__: list[str] = ['Cancelled', 'ChainConfig', 'Generation', 'Model', 'SamplingError', 'devices', 'ggml_type_info', 'llama_commit', 'patch_count', 'rpc_server', 'sample_tokens', 'sampler_probs', 'system_info']
 class SamplingError(ValueError):
     pass
 class Cancelled(RuntimeError):
@@ -63,7 +63,7 @@ class ChainConfig:
     def top_p(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
         ...
 class Model:
-    def __init__(self, path: bytes, n_ctx: typing.SupportsInt | typing.SupportsIndex, n_threads: typing.SupportsInt | typing.SupportsIndex, n_gpu_layers: typing.SupportsInt | typing.SupportsIndex, main_gpu: typing.SupportsInt | typing.SupportsIndex) -> None:
+    def __init__(self, path: bytes, n_ctx: typing.SupportsInt | typing.SupportsIndex, n_threads: typing.SupportsInt | typing.SupportsIndex, n_gpu_layers: typing.SupportsInt | typing.SupportsIndex, main_gpu: typing.SupportsInt | typing.SupportsIndex, rpc: collections.abc.Sequence[str], rpc_timeout_ms: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
     def cancel(self) -> None:
         ...
@@ -113,6 +113,10 @@ def ggml_type_info(type: typing.SupportsInt | typing.SupportsIndex) -> tuple[int
     """
     (block size, bytes per block) of a ggml tensor type, or None if ggml has no such type
     """
+def rpc_server(endpoint: str, cache_dir: str, n_threads: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """
+    Serve this machine's GPUs (else its CPU) to llama.cpp RPC clients at endpoint (host:port); returns only if the server cannot start
+    """
 def sample_tokens(logits: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], config: ChainConfig, path: str, n: typing.SupportsInt | typing.SupportsIndex, device: str) -> numpy.typing.NDArray[numpy.int32]:
     ...
 def sampler_probs(logits: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], config: ChainConfig, path: str, history: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], device: str) -> numpy.typing.NDArray[numpy.float64]:
@@ -122,4 +126,4 @@ def system_info() -> str:
     llama.cpp's build and CPU features (SIMD extensions, backends), for bug reports and benchmarks
     """
 llama_commit: str = '0c1e57098bba43ac29e6e3b677cdceebdd22334f'
-patch_count: int = 8
+patch_count: int = 9

@@ -18,7 +18,7 @@ from typing import TextIO
 
 from . import _native, models
 from .config import DEFAULT_TEMP, MAX_SEED, SamplerPath, SamplingConfig
-from .errors import ContextOverflowError, ModelFetchError, ModelLoadError, SamplingError
+from .errors import ContextOverflowError, ModelFetchError, ModelLoadError, RemoteError, SamplingError
 from .model import Completion, Model
 
 __all__ = ["main"]
@@ -90,10 +90,17 @@ def _model_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("-c", "--ctx-size", type=int,
                     help="context size in tokens (default: the model's training context, at most 2048; "
                     "past the training context it warns)")
-    ap.add_argument("-ngl", "--n-gpu-layers", "--gpu-layers", type=int, default=-1, dest="n_gpu_layers",
-                    help="layers on the GPU devices of a GPU build (default -1: all; 0: none); a CPU build "
-                    "has none and ignores it")
+    ap.add_argument("-ngl", "--n-gpu-layers", "--gpu-layers", type=int, dest="n_gpu_layers",
+                    help="layers on the GPU devices of a GPU build, or on the --rpc servers (default -1, all; with "
+                    "--rpc, an equal share for this machine and each server; 0: none); a CPU build without "
+                    "--rpc has no such device and ignores it")
     ap.add_argument("-mg", "--main-gpu", type=int, help="put the whole model on this GPU device alone (GPU builds)")
+    _rpc_option(ap)
+
+
+def _rpc_option(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--rpc", default="", metavar="HOST:PORT[,HOST:PORT...]",
+                    help="split the model over these llama.cpp RPC servers (see negtemp rpc-server)")
 
 
 def _sampling_options(ap: argparse.ArgumentParser, n_predict: int) -> None:
@@ -141,7 +148,7 @@ def _temperature(args: argparse.Namespace) -> dict[str, float | None]:
 
 def _open_model(args: argparse.Namespace) -> Model:
     return Model(args.model, n_ctx=args.ctx_size, n_threads=args.threads, n_gpu_layers=args.n_gpu_layers,
-                 main_gpu=args.main_gpu)
+                 main_gpu=args.main_gpu, rpc=args.rpc or ())
 
 
 def _parse(ap: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
@@ -162,7 +169,7 @@ def _generate_parser() -> argparse.ArgumentParser:
         description="Sample a GGUF model at any temperature, negative included (T = -0.001 picks the least likely "
         "tokens). The prompt is an argument, -p TEXT, -f FILE, or standard input (- or a pipe).",
         epilog="subcommands: negtemp chat (a conversation), negtemp sweep (several temperatures in one batch), "
-        "negtemp serve (the OpenAI-compatible API), "
+        "negtemp serve (the OpenAI-compatible API), negtemp rpc-server (lend this machine to a split model), "
         "negtemp pull NAME, negtemp list, negtemp rm NAME, negtemp experiment; `negtemp help COMMAND` for each. "
         "A prompt that is one of these words needs -p.",
     )
@@ -375,11 +382,36 @@ def _experiment(argv: Sequence[str]) -> int:
     ap.add_argument("--out", default="negtemp-report", help="output directory (default negtemp-report)")
     ap.add_argument("--prompts", type=int, default=300, help="prompts sampled at T = -0.001 (default 300)")
     ap.add_argument("--seed", type=int, default=1)
+    _rpc_option(ap)
     args = ap.parse_args(argv)
     from .experiment import run_experiment
 
-    print(run_experiment(args.model, args.out, n_prompts=args.prompts, seed=args.seed))
+    with Model(args.model, n_ctx=1024, rpc=args.rpc or ()) as model:
+        print(run_experiment(model, args.out, n_prompts=args.prompts, seed=args.seed))
     return 0
+
+
+def _rpc_server(argv: Sequence[str]) -> int:
+    from .rpc import DEFAULT_PORT, RpcServerOptions, serve_rpc
+
+    ap = argparse.ArgumentParser(
+        prog="negtemp rpc-server",
+        description="Serve this machine's GPUs (else its CPU) to llama.cpp RPC clients, such as negtemp -m MODEL "
+        "--rpc HOST:PORT on another machine, which then keep part of the model's layers here. Ctrl-C or "
+        "SIGTERM stops it.",
+        epilog="The RPC protocol has no authentication or encryption: it binds 127.0.0.1 unless --host says "
+        "otherwise, and warns when it does. README, \"Past one machine\".",
+    )
+    ap.add_argument("--host", default="127.0.0.1",
+                    help="IPv4 address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every network)")
+    ap.add_argument("-p", "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    ap.add_argument("-t", "--threads", type=int,
+                    help="CPU threads for the layers served (default: the CPUs this process may use, at most 8)")
+    ap.add_argument("-c", "--cache", metavar="DIR",
+                    help="keep the weights clients send in DIR, so that loading the same model again skips "
+                    "sending them (llama.cpp's tensor cache)")
+    args = ap.parse_args(argv)
+    return serve_rpc(RpcServerOptions(host=args.host, port=args.port, threads=args.threads, cache=args.cache))
 
 
 def _help(argv: Sequence[str]) -> int:
@@ -390,8 +422,8 @@ def _help(argv: Sequence[str]) -> int:
 
 
 _COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
-    "chat": _chat, "sweep": _sweep, "serve": _serve, "pull": _pull, "list": _list, "rm": _rm,
-    "experiment": _experiment, "help": _help,
+    "chat": _chat, "sweep": _sweep, "serve": _serve, "rpc-server": _rpc_server, "pull": _pull, "list": _list,
+    "rm": _rm, "experiment": _experiment, "help": _help,
 }
 
 
@@ -422,7 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ContextOverflowError as e:
         print(f"negtemp: error: {_context_message(e)}", file=sys.stderr)
         return 2
-    except (ValueError, TypeError, OSError, ModelLoadError, ModelFetchError, SamplingError) as e:
+    except (ValueError, TypeError, OSError, ModelLoadError, ModelFetchError, RemoteError, SamplingError) as e:
         print(f"negtemp: error: {e}", file=sys.stderr)
         return 2
 

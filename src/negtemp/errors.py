@@ -5,11 +5,37 @@ from __future__ import annotations
 from ._native import Cancelled, SamplingError
 from .models import ModelFetchError
 
-__all__ = ["Cancelled", "ContextOverflowError", "ModelFetchError", "ModelLoadError", "SamplingError"]
+__all__ = [
+    "Cancelled", "ContextOverflowError", "ModelFetchError", "ModelLoadError", "RemoteError", "RemoteLoadError",
+    "SamplingError",
+]
 
 
 class ModelLoadError(RuntimeError):
     """A model file exists but llama.cpp cannot use it (not a GGUF, corrupt, unsupported)."""
+
+
+class RemoteError(RuntimeError):
+    """A model split over llama.cpp RPC servers (``Model(rpc=...)``) lost one.
+
+    The server could not be reached or resolved, speaks another RPC protocol
+    version, closed the connection (it stopped or crashed), sent or took
+    nothing for ``rpc_timeout`` seconds, or replied malformed. ``endpoint``
+    is the server's "host:port"; the message says what happened. The Model
+    cannot be used after it (each call raises it again): close it, and create
+    a new Model once the server is back.
+    """
+
+    def __init__(self, message: str, endpoint: str) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+
+    def __reduce__(self) -> tuple[type[RemoteError], tuple[str, str]]:
+        return type(self), (str(self), self.endpoint)
+
+
+class RemoteLoadError(RemoteError, ModelLoadError):
+    """A RemoteError while the model was loading: also a ModelLoadError."""
 
 
 class ContextOverflowError(ValueError):

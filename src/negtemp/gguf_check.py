@@ -73,20 +73,20 @@ class _Reader:
         raise ModelLoadError(f"GGUF {what}: unknown value type {vtype}")
 
 
-def check_gguf(path: str | Path) -> None:
-    """Raise ModelLoadError if the file at path is not a structurally sound GGUF."""
+def check_gguf(path: str | Path) -> dict[str, object]:
+    """The GGUF's metadata; ModelLoadError if the file at path is not a structurally sound GGUF."""
     p = Path(path)
     size = p.stat().st_size
     if size == 0:
         raise ModelLoadError(f"{p} is empty, not a GGUF model")
     with open(p, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
         try:
-            _check(_Reader(buf, size), size)
+            return _check(_Reader(buf, size), size)
         except ModelLoadError as e:
             raise ModelLoadError(f"{p}: {e}") from None
 
 
-def _check(r: _Reader, size: int) -> None:
+def _check(r: _Reader, size: int) -> dict[str, object]:
     if r.take(4, "magic") != b"GGUF":
         raise ModelLoadError("not a GGUF file (bad magic)")
     version = r.unpack("I", "version")
@@ -142,6 +142,7 @@ def _check(r: _Reader, size: int) -> None:
             raise ModelLoadError(
                 f"tensor {name!r} ({nbytes} bytes at offset {offset}) runs past the end of the file ({size} bytes)"
             )
+    return meta
 
 
 def _check_vocab(meta: dict[str, object]) -> None:

@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from . import _native
 from .config import SamplingConfig, SamplingOptions, make_config, strict_int
-from .errors import Cancelled, ContextOverflowError, ModelLoadError
+from .errors import Cancelled, ContextOverflowError, ModelLoadError, RemoteError, RemoteLoadError
 from .gguf_check import check_gguf
 from .models import is_verified, resolve
 from .streaming import Chunk, FinishReason, TokenProb, TokenText, stop_strings
@@ -56,6 +56,42 @@ def _token_ids(tokens: npt.ArrayLike) -> np.ndarray:
     if arr.size and not (arr.min() >= 0 and arr.max() < 2**31):
         raise ValueError(f"token ids must be in [0, 2**31), got {arr.min()} .. {arr.max()}")
     return arr.astype(np.int32)
+
+
+def rpc_endpoints(rpc: str | Sequence[str]) -> tuple[str, ...]:
+    """The "host:port" endpoints of rpc (a sequence, or one comma-separated str), checked for form."""
+    items = rpc.split(",") if isinstance(rpc, str) else list(rpc)
+    out: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise TypeError(f"an RPC server is a 'host:port' str, not {type(item).__name__}")
+        host, sep, port = item.strip().rpartition(":")
+        if not sep or not host or ":" in host or not port.isdecimal() or not 0 < int(port) < 65536:
+            raise ValueError(f"RPC server {item!r} is not of the form host:port (an IPv4 address or a host "
+                             "name, and a port from 1 to 65535)")
+        endpoint = f"{host}:{int(port)}"
+        if endpoint in out:
+            raise ValueError(f"RPC server {endpoint} is listed twice")
+        out.append(endpoint)
+    return tuple(out)
+
+
+def _timeout(seconds: float) -> float:
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0.001 <= seconds <= 86400:
+        raise ValueError(f"rpc_timeout must be a number of seconds from 0.001 to 86400, got {seconds!r}")
+    return float(seconds)
+
+
+def _remote_share(meta: dict[str, object], n_servers: int) -> int:
+    """Layers to offload so that this machine and each of n_servers RPC servers hold an equal share.
+
+    llama.cpp counts the output layer as one more layer, and offloads the last ones.
+    """
+    arch = meta.get("general.architecture")
+    n_layer = meta.get(f"{arch}.block_count")
+    if not isinstance(n_layer, int) or n_layer < 1:
+        return -1
+    return round((n_layer + 1) * n_servers / (n_servers + 1))
 
 
 def usable_cpus() -> int:
@@ -142,8 +178,17 @@ class Model:
     is refused when its KV cache would not fit in memory and warned about past
     the training context. ``n_threads`` is 1 to MAX_THREADS (256), warned
     about past the CPUs the process may use, and by default those CPUs, at
-    most 8. ``n_gpu_layers``: in a GPU build, how many layers go to the GPU
-    devices (negtemp.devices()); -1, the default, all of them, 0 none.
+    most 8. ``n_gpu_layers``: how many layers (the output layer counts as
+    one) go to the GPU devices of a GPU build (negtemp.devices()) and to the
+    ``rpc`` servers; -1 all of them, 0 none; None, the default, is -1 without
+    ``rpc``, and with it an equal share for this machine and each server.
+    ``rpc``: llama.cpp RPC servers ("host:port", e.g. started with
+    ``negtemp rpc-server``) to split the model over; the offloaded layers,
+    the last ones, are divided among them in proportion to their free memory.
+    ``rpc_timeout``: seconds a server may take to accept, take or answer one
+    request before it counts as lost. A server that cannot be reached, dies
+    or misbehaves raises negtemp.RemoteError (RemoteLoadError while loading)
+    and leaves the Model unusable (README, "Past one machine").
     ``main_gpu``: in a GPU build, the index of the one GPU device that holds
     the whole model (llama.cpp's split mode "none"); None, the default,
     splits the layers over every GPU device. A CPU build has no GPU device:
@@ -165,8 +210,10 @@ class Model:
         *,
         n_ctx: int | None = None,
         n_threads: int | None = None,
-        n_gpu_layers: int = -1,
+        n_gpu_layers: int | None = None,
         main_gpu: int | None = None,
+        rpc: str | Sequence[str] = (),
+        rpc_timeout: float = 60.0,
         vet: bool = True,
     ) -> None:
         cpus = usable_cpus()
@@ -183,18 +230,27 @@ class Model:
                 RuntimeWarning, stacklevel=2,
             )
         asked_ctx = 0 if n_ctx is None else _int_in("n_ctx", n_ctx, 16, 2**31 - 1)
-        self.n_gpu_layers = _int_in("n_gpu_layers", n_gpu_layers, -1, 2**31 - 1)
         self.main_gpu = None if main_gpu is None else _int_in("main_gpu", main_gpu, 0, 2**31 - 1)
+        self.rpc: tuple[str, ...] = rpc_endpoints(rpc)
+        self.rpc_timeout = _timeout(rpc_timeout)
+        if self.rpc and self.main_gpu is not None:
+            raise ValueError("main_gpu puts the whole model on one local GPU; it cannot be combined with rpc")
         self.path: Path = resolve(path)
-        check_gguf(self.path)
+        meta = check_gguf(self.path)
+        if n_gpu_layers is None:
+            n_gpu_layers = _remote_share(meta, len(self.rpc)) if self.rpc else -1
+        self.n_gpu_layers = _int_in("n_gpu_layers", n_gpu_layers, -1, 2**31 - 1)
         if vet and not is_verified(self.path):
-            vet_model(self.path)
+            split = {"rpc": list(self.rpc), "rpc_timeout": self.rpc_timeout, "n_gpu_layers": self.n_gpu_layers}
+            vet_model(self.path, split if self.rpc else None)
         self._lock = threading.Lock()
         try:
             self._native: _native.Model | None = _native.Model(
                 os.fsencode(self.path), asked_ctx, self.n_threads, self.n_gpu_layers,
-                -1 if self.main_gpu is None else self.main_gpu,
+                -1 if self.main_gpu is None else self.main_gpu, list(self.rpc), round(self.rpc_timeout * 1000),
             )
+        except RemoteError as e:
+            raise RemoteLoadError(f"{self.path}: {e}", e.endpoint) from None
         except RuntimeError as e:
             raise ModelLoadError(f"{self.path}: {e}") from None
         self.n_vocab: int = self._native.n_vocab
@@ -560,7 +616,7 @@ class Model:
     def _settings(self, config: SamplingConfig, n_predict: int, stops: tuple[str, ...]) -> dict[str, Any]:
         return {
             "model": str(self.path), **config.to_dict(), "n_predict": int(n_predict), "stop": list(stops),
-            "n_gpu_layers": self.n_gpu_layers, "main_gpu": self.main_gpu,
+            "n_gpu_layers": self.n_gpu_layers, "main_gpu": self.main_gpu, "rpc": list(self.rpc),
         }
 
     def _prompt_tokens(self, prompt: str | bytes, n_predict: int, parse_special: bool) -> np.ndarray:

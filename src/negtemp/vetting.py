@@ -31,7 +31,7 @@ __all__ = ["PROBE_TIMEOUT_S", "vet"]
 PROBE_TIMEOUT_S = 120
 
 _PROBE = """
-import os, sys
+import json, os, sys
 import negtemp
 
 def stage(name):
@@ -39,7 +39,7 @@ def stage(name):
 
 stage("loading it")
 try:
-    m = negtemp.Model(os.fsencode(sys.argv[1]), n_ctx=64, n_threads=1, vet=False)
+    m = negtemp.Model(os.fsencode(sys.argv[1]), n_ctx=64, n_threads=1, vet=False, **json.loads(sys.argv[2]))
     stage("tokenizing")
     m.tokenize("probe")
     for path in ("fused", "chain", "backend"):
@@ -64,12 +64,12 @@ def _limit_memory(limit: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def _probe(path: Path) -> str | None:
+def _probe(path: Path, split: dict[str, object]) -> str | None:
     """Run the probe; None if the child did not crash or hang, else what happened."""
     limit = max(4 << 30, 3 * path.stat().st_size + (2 << 30))
     try:
         res = subprocess.run(
-            [sys.executable, "-c", _PROBE, os.fsdecode(path)],
+            [sys.executable, "-c", _PROBE, os.fsdecode(path), json.dumps(split)],
             capture_output=True, timeout=PROBE_TIMEOUT_S, preexec_fn=lambda: _limit_memory(limit),
         )
     except subprocess.TimeoutExpired as e:
@@ -103,13 +103,19 @@ def _forget_missing(folder: Path) -> None:
             old.unlink(missing_ok=True)
 
 
-def vet(path: Path) -> None:
-    """Probe path in a child unless its verdict is cached; raise ModelLoadError if it would crash us."""
+def vet(path: Path, split: dict[str, object] | None = None) -> None:
+    """Probe path in a child unless its verdict is cached; raise ModelLoadError if it would crash us.
+
+    ``split``: the Model's rpc, rpc_timeout and n_gpu_layers when it is split
+    over RPC servers, so that the child loads it the same way (and a model too
+    big for this machine alone can be vetted); the servers take one client at
+    a time, and the child is done before this process connects.
+    """
     verdict = _verdict_file(path)
     try:
         crash = json.loads(verdict.read_text())["crash"]
     except (OSError, ValueError, KeyError):
-        crash = _probe(path)
+        crash = _probe(path, split or {})
         verdict.parent.mkdir(parents=True, exist_ok=True)
         _forget_missing(verdict.parent)
         tmp = verdict.with_suffix(f".{os.getpid()}.tmp")
