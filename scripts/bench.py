@@ -24,7 +24,10 @@ build/tools/), then prints, with medians of --reps runs on this machine:
      cached verdict;
   7. `negtemp serve` (llama-server from the patched tree) on the first model:
      requests/s and tokens/s for 1, 4 and 8 concurrent clients at T = -0.001
-     against as many sequential negtemp.generate calls (--no-serve skips it).
+     against as many sequential negtemp.generate calls (--no-serve skips it);
+  8. with --rpc: each model split over 1 and 2 `negtemp rpc-server`
+     processes on loopback (this machine keeping an equal share of the
+     layers), tokens/s against the local model, and the load time.
 
 Needs cmake, ninja and a compiler (as the install does), the models (fetched
 on first use) and the `gguf` package (in the test extra). About 6 minutes on a
@@ -57,6 +60,7 @@ import llama_tools  # noqa: E402
 
 import negtemp  # noqa: E402
 from negtemp import reference  # noqa: E402
+from negtemp.gguf_check import check_gguf  # noqa: E402
 
 PROMPT = "Temperature is a concept"
 TEMP = -0.001
@@ -390,6 +394,60 @@ def serve_table(model: str, threads: int, reps: int, n: int) -> None:
           "   the same K requests one after another through negtemp.Model in this process.")
 
 
+def start_rpc_server(threads: int) -> tuple[subprocess.Popen, str]:
+    """`negtemp rpc-server` on a free loopback port, once it listens: the process and its endpoint."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "negtemp", "rpc-server", "--port", str(port), "-t", str(threads)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, f"127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit(f"bench: negtemp rpc-server did not listen on port {port}")
+
+
+def rpc_table(models: list[str], threads: int, reps: int, n: int) -> None:
+    """Each model local and split over 1 and 2 RPC servers on loopback: decode tokens/s and load time."""
+    print(f"8. split over llama.cpp RPC servers on loopback: {n} tokens at T = -0.001, {threads} threads here and "
+          f"in each server, median of {reps}")
+    print(f"{'model':<14} {'servers':>7} {'layers here':>11} {'load s':>7} {'tok/s':>7} {'vs local':>9}")
+    servers = [start_rpc_server(threads) for _ in range(2)]
+    try:
+        for model in models:
+            meta = check_gguf(negtemp.models.resolve(model))
+            total = int(meta[f"{meta['general.architecture']}.block_count"]) + 1  # type: ignore[call-overload]
+            local_rate = None
+            for k in (0, 1, 2):
+                started = time.perf_counter()
+                with negtemp.Model(model, n_ctx=n + 64, n_threads=threads,
+                                   rpc=[e for _, e in servers[:k]]) as m:
+                    load = time.perf_counter() - started
+                    m.complete(PROMPT, TEMP, n_predict=8, seed=SEED)  # warm-up
+                    times = []
+                    for _ in range(reps):
+                        t0 = time.perf_counter()
+                        m.complete(PROMPT, TEMP, n_predict=n, seed=SEED, ignore_eos=True)
+                        times.append(time.perf_counter() - t0)
+                    rate = n / statistics.median(times)
+                    here = total if k == 0 else total - m.n_gpu_layers
+                local_rate = local_rate or rate
+                print(f"{model:<14} {k:>7} {f'{here}/{total}':>11} {load:>7.2f} {rate:>7.1f} "
+                      f"{rate / local_rate:>8.2f}x")
+    finally:
+        for proc, _ in servers:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    print("   layers here: of the model's layers plus its output layer, those this process computes; the rest\n"
+          "   are split evenly over the servers, each a separate process on this machine, so the figures show the\n"
+          "   protocol's cost (one round trip per server per token, plus the activations) and not a speed-up.")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=5)
@@ -398,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default="smollm2-135m,gemma3-270m")
     ap.add_argument("--no-threads", action="store_true", help="skip the thread-pool against OpenMP table")
     ap.add_argument("--no-serve", action="store_true", help="skip the negtemp serve table")
+    ap.add_argument("--rpc", action="store_true", help="add the table of models split over RPC servers")
     args = ap.parse_args(argv)
     models = args.models.split(",")
     started = time.perf_counter()
@@ -419,6 +478,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_serve:
         print()
         serve_table(models[0], args.threads, args.reps, args.n_predict)
+    if args.rpc:
+        print()
+        rpc_table(models, args.threads, args.reps, args.n_predict)
     print(f"\nbench took {time.perf_counter() - started:.0f} s")
     return 0
 
