@@ -374,6 +374,15 @@ def test_a_signal_stops_rpc_server_cleanly_and_frees_its_port(tmp_path, sig):
         s.bind(("127.0.0.1", server.port))
 
 
+def test_rpc_server_on_a_port_in_use_says_so_and_exits_1():
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        res = subprocess.run([sys.executable, "-m", "negtemp", "rpc-server", "--port", str(port), "-t", "1"],
+                             capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1, res.stderr
+    assert f"could not start at 127.0.0.1:{port}: is the address this machine's, and the port free?" in res.stderr
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--host", "localhost"], "IPv4 address"),
     (["--port", "0"], "--port must be from 1 to 65535"),

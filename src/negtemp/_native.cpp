@@ -1104,8 +1104,9 @@ void rpc_server(const std::string & endpoint, const std::string & cache_dir, siz
         ggml_backend_rpc_start_server(endpoint.c_str(), cache_dir.empty() ? nullptr : cache_dir.c_str(), n_threads,
                                       devices.size(), devices.data());
     }
+    // ggml printed its reason on stderr
     throw std::runtime_error("the RPC server could not start at " + endpoint +
-                             " (is the address this machine's, and the port free?): " + take_log());
+                             ": is the address this machine's, and the port free?");
 #else
     (void) endpoint;
     (void) cache_dir;

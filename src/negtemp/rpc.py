@@ -20,6 +20,7 @@ from pathlib import Path
 from types import FrameType
 
 from . import _native
+from .model import usable_cpus
 
 __all__ = ["DEFAULT_PORT", "RpcServerOptions", "exposure_warning", "serve_rpc"]
 
@@ -44,7 +45,7 @@ class RpcServerOptions:
             raise ValueError(f"--port must be from 1 to 65535, got {self.port}")
         threads = self.threads
         if threads is None:
-            threads = min(len(os.sched_getaffinity(0)), 8)
+            threads = min(usable_cpus(), 8)
         if not 1 <= threads <= 256:
             raise ValueError(f"--threads must be from 1 to 256, got {threads}")
         return RpcServerOptions(self.host, self.port, threads, self.cache)
@@ -77,12 +78,14 @@ def serve_rpc(options: RpcServerOptions) -> int:
         Path(opts.cache).mkdir(parents=True, exist_ok=True)
         cache = os.fsdecode(Path(opts.cache).resolve())
     endpoint = f"{opts.host}:{opts.port}"
+    threads = opts.threads
+    assert threads is not None  # checked() fills it in
     failure: list[BaseException] = []
     ended = threading.Event()
 
     def run() -> None:
         try:
-            _native.rpc_server(endpoint, cache, opts.threads or 1)
+            _native.rpc_server(endpoint, cache, threads)
         except BaseException as e:  # reported by the main thread, which is waiting on `ended`
             failure.append(e)
         ended.set()
@@ -95,7 +98,7 @@ def serve_rpc(options: RpcServerOptions) -> int:
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        print(f"negtemp rpc-server: starting at {endpoint} with {opts.threads} threads; Ctrl-C stops it",
+        print(f"negtemp rpc-server: starting at {endpoint} with {threads} threads; Ctrl-C stops it",
               file=sys.stderr, flush=True)
         threading.Thread(target=run, name="negtemp-rpc-server", daemon=True).start()
         while not ended.wait(0.2):  # a timed wait, so that signal handlers run
