@@ -128,3 +128,17 @@ def test_unusable_model_files_raise_model_load_error(tmp_path):
         negtemp.Model(tmp_path)
     with pytest.raises(FileNotFoundError, match="known model name"):
         negtemp.Model(tmp_path / "missing.gguf")
+
+
+def test_a_prompt_of_token_ids_samples_what_its_text_samples(tiny):
+    ids = tiny.tokenize("the concept of temperature")
+    by_text = tiny.complete("the concept of temperature", -1.0, n_predict=8, seed=3)
+    by_ids = tiny.complete(ids.tolist(), -1.0, n_predict=8, seed=3)
+    assert by_ids.prompt_tokens.tolist() == ids.tolist()
+    assert by_ids.tokens.tolist() == by_text.tokens.tolist()
+
+
+@pytest.mark.parametrize(("prompt", "error"), [([10**6], ValueError), (np.array([1.5]), TypeError)])
+def test_a_prompt_of_token_ids_outside_the_vocabulary_or_not_integers_is_refused(tiny, prompt, error):
+    with pytest.raises(error):
+        tiny.complete(prompt, -1.0, n_predict=2, seed=1)

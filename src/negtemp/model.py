@@ -26,7 +26,11 @@ from .vetting import vet as vet_model
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["CHAT_ROLES", "MAX_THREADS", "Completion", "Model", "generate"]
+__all__ = ["CHAT_ROLES", "MAX_THREADS", "Completion", "Model", "Prompt", "generate"]
+
+# A prompt: text, or token ids used as they are (an int array or sequence), e.g. to put a
+# token into a request that its own text would not tokenize to.
+Prompt = str | bytes | Sequence[int] | np.ndarray
 
 # the roles OpenAI-style chat messages take, as llama.cpp's templates know them
 CHAT_ROLES = ("system", "user", "assistant")
@@ -393,7 +397,7 @@ class Model:
 
     def stream(
         self,
-        prompt: str | bytes,
+        prompt: Prompt,
         temp: float | None = None,
         *,
         config: SamplingConfig | None = None,
@@ -417,7 +421,7 @@ class Model:
         gen, _ = self._start(prompt, cfg, n_predict, n_probs, keep_logits, parse_special)
         return self._chunks(gen, stops)
 
-    def _start(self, prompt: str | bytes, cfg: SamplingConfig, n_predict: int, n_probs: int, keep_logits: bool,
+    def _start(self, prompt: Prompt, cfg: SamplingConfig, n_predict: int, n_probs: int, keep_logits: bool,
                parse_special: bool) -> tuple[_native.Generation, np.ndarray]:
         """A native generation of prompt, ready for its first token, and the prompt's tokens."""
         native_cfg = cfg.native(self.eog_tokens)
@@ -463,7 +467,7 @@ class Model:
 
     def complete(
         self,
-        prompt: str | bytes,
+        prompt: Prompt,
         temp: float | None = None,
         *,
         config: SamplingConfig | None = None,
@@ -475,7 +479,7 @@ class Model:
         parse_special: bool = True,
         **options: Unpack[SamplingOptions],
     ) -> Completion:
-        """Sample a continuation of prompt.
+        """Sample a continuation of prompt (text, or token ids used as they are).
 
         The sampling settings are ``config`` (a negtemp.SamplingConfig) or the
         same as keyword arguments: ``temp`` (default 0.8) or ``beta`` (= 1/T,
@@ -619,16 +623,19 @@ class Model:
             "n_gpu_layers": self.n_gpu_layers, "main_gpu": self.main_gpu, "rpc": list(self.rpc),
         }
 
-    def _prompt_tokens(self, prompt: str | bytes, n_predict: int, parse_special: bool) -> np.ndarray:
+    def _prompt_tokens(self, prompt: Prompt, n_predict: int, parse_special: bool) -> np.ndarray:
         _int_in("n_predict", n_predict, 1, 2**31 - 1)
-        tokens = self.tokenize(prompt, parse_special=parse_special)
+        if isinstance(prompt, (str, bytes)):
+            tokens = self.tokenize(prompt, parse_special=parse_special)
+        else:
+            tokens = _token_ids(prompt)
         if tokens.size == 0:
             raise ValueError("the prompt is empty")
         if tokens.size + int(n_predict) > self.n_ctx:
             raise ContextOverflowError(int(tokens.size), int(n_predict), self.n_ctx, self.n_ctx_train)
         return tokens
 
-    def generate(self, prompt: str | bytes, temp: float | None = None, **kwargs: Any) -> str:
+    def generate(self, prompt: Prompt, temp: float | None = None, **kwargs: Any) -> str:
         """Like complete() (same arguments), returning only the text."""
         return self.complete(prompt, temp, **kwargs).text
 
