@@ -224,23 +224,22 @@ def wait_for_hangup(conn: socket.socket) -> None:
             pass
 
 
-def test_a_server_of_another_protocol_version_raises_remote_error(smollm2_path):
-    def old_server(conn):
+def answering_the_handshake_with(body: bytes) -> Callable[[socket.socket], None]:
+    def script(conn: socket.socket) -> None:
         read_command(conn)
-        reply(conn, hello(6))
+        reply(conn, body)
         wait_for_hangup(conn)
 
-    with fake_server(old_server) as endpoint:
+    return script
+
+
+def test_a_server_of_another_protocol_version_raises_remote_error(smollm2_path):
+    with fake_server(answering_the_handshake_with(hello(6))) as endpoint:
         check_fault(*load_fault(smollm2_path, endpoint), endpoint, "speaks RPC protocol 6.0.0")
 
 
 def test_a_malformed_reply_raises_remote_error(smollm2_path):
-    def garbling_server(conn):
-        read_command(conn)
-        reply(conn, b"hello")
-        wait_for_hangup(conn)
-
-    with fake_server(garbling_server) as endpoint:
+    with fake_server(answering_the_handshake_with(b"hello")) as endpoint:
         check_fault(*load_fault(smollm2_path, endpoint), endpoint, "malformed reply: 5 bytes where 28 were expected")
 
 
