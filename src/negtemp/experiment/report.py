@@ -131,8 +131,9 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(f"| {row['token']} | `{row['text']!r}` | {row['count']} |")
     lines += ["", "Counts at every temperature: `token_counts.csv`.", "",
               "## 3. Norm and direction", "",
-              f"Known-unused reference tokens: {ref['total']:,} ({ref['unused_type']} of type UNUSED, "
-              f"{ref['unused_control']} unused control tokens, {ref['unreachable']} unreachable by the tokenizer). "
+              f"Known-unused reference tokens: {ref['total']:,} ({ref['unused_type']:,} of type UNUSED, "
+              f"{ref['unused_control']:,} unused control tokens, {ref['unreachable']:,} unreachable by the "
+              "tokenizer). "
               f"Rule: {ref['rule']}. Under-trained candidates: the 2% of the other tokens whose output row, centred "
               "and with its first principal component removed, points most nearly the way the reference tokens' "
               "mean does (Land & Bartolo's indicator). Norm percentile 100 = largest norm; direction percentile "
