@@ -348,13 +348,18 @@ def vetting_table(models: list[str], reps: int) -> None:
             os.environ["NEGTEMP_CACHE"] = saved
 
 
+def free_port() -> int:
+    """A loopback port nobody listens on now (the kernel's pick)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def serve_table(model: str, threads: int, reps: int, n: int) -> None:
     """`negtemp serve` with K concurrent clients against K sequential Model.complete calls."""
     print(f"7. negtemp serve on {model}: K clients, one request each of {n} tokens at T = -0.001, "
           f"{threads} threads, median of {reps}")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "negtemp", "serve", "-m", model, "--port", str(port),
                              "-np", "8", "-c", str(n + 64), "-t", str(threads)],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -396,9 +401,7 @@ def serve_table(model: str, threads: int, reps: int, n: int) -> None:
 
 def start_rpc_server(threads: int) -> tuple[subprocess.Popen, str]:
     """`negtemp rpc-server` on a free loopback port, once it listens: the process and its endpoint."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "negtemp", "rpc-server", "--port", str(port), "-t", str(threads)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
