@@ -8,7 +8,6 @@
 # Included by llama_library.cmake, and by scripts/llama_tools.py through
 # CMAKE_PROJECT_INCLUDE, so the extension and llama.cpp's tools match.
 include_guard(GLOBAL)
-option(NEGTEMP_AMX "let a native build compile ggml's AMX kernels" OFF)
 if(NOT NEGTEMP_AMX AND CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$"
    AND CMAKE_C_COMPILER_ID MATCHES "GNU|Clang")
   include(CheckCCompilerFlag)

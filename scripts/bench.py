@@ -55,12 +55,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import llama_tools  # noqa: E402
-
-import negtemp  # noqa: E402
-from negtemp import reference  # noqa: E402
-from negtemp.gguf_check import check_gguf  # noqa: E402
+import negtemp
+from negtemp import reference
+from negtemp.gguf_check import check_gguf
+from scripts import llama_tools
 
 PROMPT = "Temperature is a concept"
 TEMP = -0.001
@@ -173,7 +171,7 @@ def generate_table(models: list[str], tools: dict[str, Path], threads: int, reps
     print(f"2. generate: {n} tokens, T = {TEMP}, {threads} threads (tokens/s, median of {reps})")
     rows = []
     for name in models:
-        path = negtemp.models.pull(name)
+        path = negtemp.registry.pull(name)
         with negtemp.Model(path, n_ctx=512, n_threads=threads) as m:
             m.complete(PROMPT, TEMP, seed=SEED, n_predict=16)
 
@@ -245,7 +243,7 @@ def sweep_table(model: str, tools: dict[str, Path], threads: int, reps: int, n: 
     temps = [-1.0, -0.001, 0.001, 1.0, -0.5, 0.5, -2.0, 2.0]
     ks = [1, 2, 4, 8]
     ratios = {}
-    path = negtemp.models.pull(model)
+    path = negtemp.registry.pull(model)
     with negtemp.Model(path, n_ctx=2048, n_threads=threads) as m:
         n_prompt = len(m.tokenize(PROMPT))
         ceiling = batched_bench(tools["llama-batched-bench"], path, threads, n_prompt, n, ks)
@@ -302,7 +300,7 @@ BUSY_LOOP = "import time\nend = time.monotonic() + 600\nwhile time.monotonic() <
 def threads_table(model: str, pool_bench: Path, reps: int, n: int) -> None:
     """llama-bench decode, ggml's thread pool against OpenMP, idle and with one core taken."""
     omp_bench = llama_tools.build(["llama-bench"], openmp=True, log=lambda m: print("   " + m, flush=True))["llama-bench"]
-    path = negtemp.models.pull(model)
+    path = negtemp.registry.pull(model)
     print(f"4. ggml threads on {model}: llama-bench decode, {n} tokens (tokens/s, median of {reps})")
     print(f"{'load':>12} {'threads':>8} {'pool':>8} {'openmp':>8} {'pool/openmp':>12}")
     for load in ("idle", "1 core busy"):
@@ -325,7 +323,7 @@ def vetting_table(models: list[str], reps: int) -> None:
     """Load time of an unfamiliar copy of each model: unvetted, first vetted load (probe), later loads."""
     print(f"6. vetting an unfamiliar copy of each model: load time (s, median of {reps})")
     print(f"{'model':>14} {'vet=False':>10} {'first':>8} {'later':>8}   (first: child-process probe + load)")
-    sources = {name: negtemp.models.pull(name) for name in models}  # before the cache is pointed elsewhere
+    sources = {name: negtemp.registry.pull(name) for name in models}  # before the cache is pointed elsewhere
     saved = os.environ.get("NEGTEMP_CACHE")
     try:
         for name, src in sources.items():
@@ -423,7 +421,7 @@ def rpc_table(models: list[str], threads: int, reps: int, n: int) -> None:
     servers = [start_rpc_server(threads) for _ in range(2)]
     try:
         for model in models:
-            meta = check_gguf(negtemp.models.resolve(model))
+            meta = check_gguf(negtemp.registry.resolve(model))
             total = int(meta[f"{meta['general.architecture']}.block_count"]) + 1  # type: ignore[call-overload]
             local_rate = None
             for k in (0, 1, 2):

@@ -12,7 +12,7 @@ Two kinds of case, each run in its own subprocess:
   in text or a Python exception with a reason (ModelLoadError, ValueError,
   RuntimeError), at whatever stage.
 Never a crash, a hang, or another exception.
-Usage: python scripts/fuzz_gguf.py [--semantic] [-n 2000] [--seed 0] [-j 2]
+Usage: python -m scripts.fuzz_gguf [--semantic] [-n 2000] [--seed 0] [-j 2]
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))  # tiny_model: the GGUF writer the cases start from
 LOADER = (
     "import sys, negtemp\n"
     "try:\n"
@@ -86,7 +85,7 @@ def semantic_mutations() -> list[Case]:
     """Every single semantic mutation, for each architecture."""
     import gguf
     import numpy as np
-    from tiny_model import ARCHS, N_EMBD, N_HEAD, Quantized, vocab
+    from scripts.tiny_model import ARCHS, N_EMBD, N_HEAD, Quantized, vocab
 
     n_vocab = len(vocab()[0])
     out: list[Case] = []
@@ -143,7 +142,7 @@ def semantic_cases(n: int, seed: int, sample: bool = False) -> list[Case]:
 
 def run_semantic_case(case: Case, workdir: Path, timeout: float = 90.0) -> tuple[str, str]:
     """('ok' | 'rejected-at-STAGE' | 'crash' | 'hang' | 'error', detail)."""
-    from tiny_model import write_tiny_llama
+    from scripts.tiny_model import write_tiny_llama
 
     name, arch, meta, tensors = case
     fd, tmp = tempfile.mkstemp(suffix=".gguf", dir=workdir)
@@ -264,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         for f in failures[:20]:
             print("FAIL", f)
         return 1 if failures else 0
-    from tiny_model import write_tiny_llama
+    from scripts.tiny_model import write_tiny_llama
 
     with tempfile.TemporaryDirectory() as tmp:
         path = write_tiny_llama(Path(tmp) / "base.gguf")

@@ -2,9 +2,9 @@
 
 The tree is the one negtemp's extension compiles (scripts/llama_tree.py: the
 pin plus patches/), built with the same flags: Release, static libraries,
-GGML_NATIVE from $NEGTEMP_NATIVE (default ON), GGML_OPENMP from
-$NEGTEMP_OPENMP (default OFF) and ggml's AMX kernels from $NEGTEMP_AMX (default
-OFF, cmake/amx.cmake) as in pyproject.toml, and $CMAKE_ARGS. scripts/bench.py times negtemp against these tools and
+cmake/llama_options.cmake's options (GGML_NATIVE from $NEGTEMP_NATIVE,
+GGML_OPENMP from $NEGTEMP_OPENMP, ggml's AMX kernels from $NEGTEMP_AMX), and
+$CMAKE_ARGS. scripts/bench.py times negtemp against these tools and
 scripts/verify_patch.py runs llama-completion at a negative temperature.
 
 The build is kept in build/tools/<version>/ (build/tools/<version>-openmp/
@@ -23,8 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import llama_tree  # noqa: E402
+from scripts import llama_tree
 
 BUILD = llama_tree.REPO / "build" / "tools"
 
@@ -34,17 +33,12 @@ def openmp_default() -> bool:
 
 
 def cmake_flags(openmp: bool) -> list[str]:
-    native = os.environ.get("NEGTEMP_NATIVE", "ON")
+    """The extension's llama.cpp options (cmake/llama_options.cmake), with the tools on and OpenMP as asked."""
+    cmake = llama_tree.REPO / "cmake"
     flags = [
-        "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=OFF", f"-DGGML_NATIVE={native}",
-        f"-DGGML_OPENMP={'ON' if openmp else 'OFF'}",
-        f"-DCMAKE_PROJECT_INCLUDE={llama_tree.REPO / 'cmake' / 'amx.cmake'}",
-        f"-DNEGTEMP_AMX={os.environ.get('NEGTEMP_AMX', 'OFF')}",
-        "-DLLAMA_BUILD_COMMON=ON", "-DLLAMA_BUILD_TOOLS=ON",
-        "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF",
-        "-DLLAMA_BUILD_APP=OFF", "-DLLAMA_OPENSSL=OFF",
-        # never fetch the server web UI from a model hub (no server built here anyway)
-        "-DLLAMA_BUILD_UI=OFF", "-DLLAMA_USE_PREBUILT_UI=OFF",
+        f"-C{cmake / 'llama_options.cmake'}", f"-DCMAKE_PROJECT_INCLUDE={cmake / 'amx.cmake'}",
+        "-DCMAKE_BUILD_TYPE=Release", f"-DGGML_OPENMP={'ON' if openmp else 'OFF'}",
+        "-DLLAMA_BUILD_COMMON=ON", "-DLLAMA_BUILD_TOOLS=ON", "-DLLAMA_BUILD_SERVER=OFF",
     ]
     return flags + shlex.split(os.environ.get("CMAKE_ARGS", ""))
 

@@ -21,12 +21,24 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-PIN_COMMIT = "0c1e57098bba43ac29e6e3b677cdceebdd22334f"
-SDIST_NAME = "llama-cpp-python"
-SDIST_VERSION = "0.3.36"
-SDIST_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
-
 REPO = Path(__file__).resolve().parent.parent
+
+
+def _read_pin(path: Path) -> dict[str, str]:
+    """The key=value lines of cmake/llama_pin.txt, the one place the pin is written."""
+    pin = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            pin[key.strip()] = value.strip()
+    return pin
+
+
+_PIN = _read_pin(REPO / "cmake" / "llama_pin.txt")
+PIN_COMMIT = _PIN["commit"]
+SDIST_NAME = _PIN["sdist"]
+SDIST_VERSION = _PIN["sdist_version"]
+SDIST_SHA256 = _PIN["sdist_sha256"]
 SUBMODULE = REPO / "vendor" / "llama.cpp"
 PATCHES = REPO / "patches"
 

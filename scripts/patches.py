@@ -1,7 +1,7 @@
 """Edit the patch series as git commits, the way ollama's Makefile.sync does.
 
-  python scripts/patches.py checkout DIR   # pinned tree + series as commits, to edit
-  python scripts/patches.py format DIR     # patches/ regenerated from DIR's commits
+  python -m scripts.patches checkout DIR   # pinned tree + series as commits, to edit
+  python -m scripts.patches format DIR     # patches/ regenerated from DIR's commits
 
 `checkout` writes a git repository at DIR: one commit holding the pristine
 pinned tree (tagged `negtemp-base`), then one commit per patch, applied with
@@ -22,8 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import llama_tree  # noqa: E402
+from scripts import llama_tree
 
 BASE_TAG = "negtemp-base"
 # Fixed identity and dates for the base commit: the series' own commits keep
@@ -63,7 +62,7 @@ def checkout(dest: Path, version: str = llama_tree.SDIST_VERSION) -> None:
                 "apply it by hand, `git add` the files, `git am --continue`; then run format."
             ) from None
     print(f"{dest}: {BASE_TAG} + {len(patches)} patch commits; edit, commit, then "
-          f"`python scripts/patches.py format {dest}`")
+          f"`python -m scripts.patches format {dest}`")
 
 
 def format_series(repo: Path) -> None:

@@ -4,7 +4,7 @@ The stub is pybind11-stubgen's output for negtemp._native, whole: the C++
 signatures name their Python types (pybind11::typing), so nothing is written
 by hand and nothing drifts. Run after changing _native.cpp:
 
-    pip install --no-deps . && python scripts/stubgen.py
+    pip install --no-deps . && python -m scripts.stubgen
 
 `--check` exits 1 and prints a diff when the committed stub differs (the test
 suite runs it). Needs pybind11-stubgen (in the test extra).

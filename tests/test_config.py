@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import math
+import typing
 
 import numpy as np
 import pytest
@@ -66,11 +67,14 @@ def test_resolving_draws_a_seed_and_names_the_path_that_will_run():
     assert SamplingConfig(temp=1.0, seed=7).resolved().seed == 7
 
 
-def test_older_keywords_map_onto_the_path_and_cannot_contradict_it():
-    assert SamplingConfig.from_options(1.0, backend_sampling=True).path == "backend"
-    assert SamplingConfig.from_options(1.0, fused=False).path == "chain"
-    with pytest.raises(TypeError, match="not both"):
-        SamplingConfig.from_options(1.0, fused=False, path="fused")
+def test_the_path_names_python_types_are_the_native_layers():
+    assert typing.get_args(negtemp.config.SamplerPath) == tuple(negtemp._native.sampler_paths())
+
+
+@pytest.mark.parametrize("alias", [{"backend_sampling": True}, {"fused": False}])
+def test_the_removed_path_aliases_are_refused_not_ignored(alias):
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        SamplingConfig.from_options(1.0, **alias)
 
 
 def test_a_completion_records_the_resolved_config_and_the_path_that_ran(tiny):
@@ -107,5 +111,5 @@ def test_a_sweep_shares_the_other_settings_and_records_one_config_per_temperatur
     runs = tiny.sweep(PROMPT, [-1.0, 1.0], n_predict=4, seed=3, top_k=4)
     assert [r.config.temp for r in runs] == [-1.0, 1.0]
     assert {r.config.seed for r in runs} == {3} and {r.config.top_k for r in runs} == {4}
-    with pytest.raises(ValueError, match="CPU paths"):
-        tiny.sweep(PROMPT, [1.0], n_predict=2, path="backend")
+    with pytest.raises(ValueError, match="several sequences sample on the CPU paths only"):
+        tiny.sweep(PROMPT, [1.0, -1.0], n_predict=2, path="backend")

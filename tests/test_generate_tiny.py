@@ -47,7 +47,7 @@ def test_same_seed_gives_same_tokens_and_different_seeds_differ(tiny):
 @pytest.mark.parametrize("temp", [1.0, -1.0, -0.001, 0.001])
 def test_backend_path_draws_the_same_tokens_as_the_cpu_path(tiny, temp):
     cpu = tiny.complete(PROMPT, temp, seed=5, n_predict=16)
-    gpu = tiny.complete(PROMPT, temp, seed=5, n_predict=16, backend_sampling=True)
+    gpu = tiny.complete(PROMPT, temp, seed=5, n_predict=16, path="backend")
     np.testing.assert_array_equal(gpu.tokens, cpu.tokens, err_msg=f"backend and CPU paths disagree at T={temp}")
 
 
@@ -71,9 +71,9 @@ def test_beta_minus_infinity_is_anti_greedy_and_plus_infinity_is_greedy(tiny):
 
 @pytest.mark.parametrize("backend", [False, True])
 def test_banned_tokens_are_never_emitted_at_negative_temperature(tiny, backend):
-    c0 = tiny.complete(PROMPT, -0.001, seed=1, n_predict=10, backend_sampling=backend)
+    c0 = tiny.complete(PROMPT, -0.001, seed=1, n_predict=10, path="backend" if backend else "auto")
     banned = {int(t): -math.inf for t in set(c0.tokens.tolist())}
-    c = tiny.complete(PROMPT, -0.001, seed=1, n_predict=10, logit_bias=banned, backend_sampling=backend)
+    c = tiny.complete(PROMPT, -0.001, seed=1, n_predict=10, logit_bias=banned, path="backend" if backend else "auto")
     assert c.tokens.size == 10
     assert not set(c.tokens.tolist()) & banned.keys(), "a token banned with logit_bias -inf was sampled"
 

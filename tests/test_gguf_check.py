@@ -9,8 +9,7 @@ import pytest
 import negtemp
 from negtemp.gguf_check import check_gguf
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-import fuzz_gguf  # noqa: E402
+from scripts import fuzz_gguf
 
 
 def test_the_tiny_model_passes_the_structure_check(tiny_path):

@@ -38,7 +38,7 @@ def load_generate_close(path) -> tuple[negtemp.Model, float]:
 
 @pytest.mark.real_model
 def test_close_and_the_context_manager_give_the_model_memory_back():
-    path = negtemp.models.pull("smollm2-135m")
+    path = negtemp.registry.pull("smollm2-135m")
     # the first load initialises ggml's tables and grows malloc's pools once; measure after it
     load_generate_close(path)
     baseline = rss_mb()

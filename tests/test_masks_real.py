@@ -48,6 +48,6 @@ def test_logprobs_at_minus_one_are_the_reference_on_the_sampled_logits(real_mode
 @pytest.mark.parametrize("temp", [-0.001, -1.0, 0.8])
 def test_fused_generation_equals_llama_cpp_chain(real_model, temp):
     fused = real_model.complete(PROMPT, temp, seed=5, n_predict=24, ignore_eos=True)
-    chain = real_model.complete(PROMPT, temp, seed=5, n_predict=24, ignore_eos=True, fused=False)
+    chain = real_model.complete(PROMPT, temp, seed=5, n_predict=24, ignore_eos=True, path="chain")
     np.testing.assert_array_equal(fused.tokens, chain.tokens, err_msg=f"fused sampler and chain diverge at T={temp}")
     np.testing.assert_allclose(fused.logprobs, chain.logprobs, atol=1e-5)

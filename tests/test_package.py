@@ -13,19 +13,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_type_stub_is_exactly_what_the_module_generates():
     """_native.pyi is pybind11-stubgen's output for the built module, compared whole (scripts/stubgen.py)."""
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "stubgen.py"), "--check"], capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "scripts.stubgen", "--check"], cwd=ROOT, capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0, (
-        "src/negtemp/_native.pyi is not what the extension generates; run `python scripts/stubgen.py` after "
+        "src/negtemp/_native.pyi is not what the extension generates; run `python -m scripts.stubgen` after "
         f"rebuilding:\n{r.stdout[-3000:]}{r.stderr[-2000:]}")
 
 
 def test_the_stub_check_catches_a_stub_that_drifted(tmp_path, monkeypatch):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import stubgen
-    finally:
-        sys.path.pop(0)
+    from scripts import stubgen
+
     drifted = tmp_path / "_native.pyi"
     drifted.write_text(stubgen.STUB.read_text().replace("-> bytes", "-> str", 1))
     monkeypatch.setattr(stubgen, "STUB", drifted)

@@ -8,9 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-import llama_tree  # noqa: E402
-import patches  # noqa: E402
+from scripts import llama_tree, patches
 
 
 def git(*args: str, cwd: Path = ROOT) -> str:

@@ -126,7 +126,7 @@ def test_the_anti_greedy_check_rejects_what_an_unpatched_server_returns(client, 
 def test_the_default_chain_is_the_experiments_temperature_then_the_draw(base_url):
     params = json.load(urllib.request.urlopen(f"{base_url[: -len('/v1')]}/props"))["default_generation_settings"]
     p = params["params"]
-    assert p["samplers"] == ["top_k", "top_p", "min_p", "temperature"]
+    assert p["samplers"] == ["penalties", "top_k", "top_p", "min_p", "temperature"]
     assert (p["top_k"], p["top_p"], p["min_p"], p["repeat_penalty"]) == (0, 1.0, 0.0, 1.0), "filters are not neutral"
 
 
@@ -182,6 +182,29 @@ def test_the_openai_client_sees_a_bad_temperature_as_a_bad_request(client):
         client.completions.create(model="smollm2-135m", prompt=PROMPT, temperature="abc", max_tokens=2)
 
 
+def test_a_repeat_penalty_at_a_positive_temperature_is_applied(client):
+    # penalties sit in the default chain, so a request's repeat_penalty is not ignored (its window counts the
+    # prompt, as llama.cpp's own tools do; the library's counts the generated tokens: README, "Serve")
+    prompt = "the the the the the the the the"
+    served = token_ids(client.completions.create(
+        model="smollm2-135m", prompt=prompt, temperature=0.001, max_tokens=6, seed=1, logprobs=1,
+        extra_body={"repeat_penalty": 3.0, "repeat_last_n": 64}).choices[0])
+    plain = token_ids(client.completions.create(model="smollm2-135m", prompt=prompt, temperature=0.001,
+                                                max_tokens=6, seed=1, logprobs=1).choices[0])
+    assert served != plain, "the server ignored repeat_penalty: penalties are not in its default chain"
+
+
+@pytest.mark.parametrize("free, mib", [(24 * 2**30, 3072), (200 * 2**30, 8192), (None, 8192), (2**20, 0)])
+def test_the_prompt_cache_is_an_eighth_of_free_memory_at_most_upstreams_default(monkeypatch, free, mib):
+    from negtemp import serve
+
+    monkeypatch.setattr(serve, "available_memory", lambda: free)
+    cmd = serve.server_command(serve.ServeOptions(), negtemp.registry.resolve("smollm2-135m"))
+    assert cmd[cmd.index("--cache-ram") + 1] == str(mib)
+    given = serve.server_command(serve.ServeOptions(cache_ram=100), negtemp.registry.resolve("smollm2-135m"))
+    assert given[given.index("--cache-ram") + 1] == "100"
+
+
 def test_sigterm_stops_the_server_cleanly_and_frees_its_port(tmp_path, smollm2_path):
     with open(tmp_path / "server.log", "w") as log:
         proc, url = start_server("-m", str(smollm2_path), "-np", "1", "-c", "128", log=log)
@@ -197,7 +220,8 @@ def test_sigterm_stops_the_server_cleanly_and_frees_its_port(tmp_path, smollm2_p
 
 
 @pytest.mark.parametrize("args, message", [(("--port", "0"), "port"), (("-np", "0"), "parallel"),
-                                           (("-c", "8"), "n_ctx")], ids=["port", "parallel", "context"])
+                                           (("-c", "8"), "n_ctx"), (("--cache-ram", "-2"), "cache_ram")],
+                         ids=["port", "parallel", "context", "cache-ram"])
 def test_bad_serve_options_are_refused_before_a_server_starts(args, message):
     r = subprocess.run([sys.executable, "-m", "negtemp", "serve", *args], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and message in r.stderr and r.stdout == "", r.stderr

@@ -42,5 +42,5 @@ def test_same_seed_repeats_and_different_seeds_differ_at_minus_one(smollm2):
 @pytest.mark.parametrize("temp", [0.001, -0.001])
 def test_backend_sampling_matches_the_cpu_path(smollm2, temp):
     cpu = smollm2.complete(PROMPT, temp, seed=1, n_predict=16)
-    backend = smollm2.complete(PROMPT, temp, seed=1, n_predict=16, backend_sampling=True)
+    backend = smollm2.complete(PROMPT, temp, seed=1, n_predict=16, path="backend")
     np.testing.assert_array_equal(backend.tokens, cpu.tokens, err_msg=f"paths disagree at T={temp}")

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import negtemp
 from negtemp import reference
-from negtemp.streaming import StopFilter
+from negtemp.text import StopFilter
 
 PROMPT = "the temperature is a concept"
 

@@ -39,3 +39,11 @@ def test_betas_and_argument_errors(tiny):
         tiny.sweep(PROMPT, [1.0], betas=[1.0])
     with pytest.raises(ValueError):
         tiny.sweep(PROMPT, [])
+
+
+def test_a_sweep_of_one_sequence_on_the_backend_path_is_the_backend_generation(tiny):
+    # one stepper runs both: a single swept sequence may sample inside the graph, as complete() does
+    swept = tiny.sweep(PROMPT, [-0.001], n_predict=8, seed=2, path="backend", ignore_eos=True)[0]
+    alone = tiny.complete(PROMPT, -0.001, n_predict=8, seed=2, path="backend", ignore_eos=True)
+    np.testing.assert_array_equal(swept.tokens, alone.tokens)
+    assert swept.finish_reason == alone.finish_reason == "length"

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 import negtemp
-from negtemp.model import usable_cpus
+from negtemp.host import usable_cpus
 
 PROMPT = "Temperature is a concept"
 

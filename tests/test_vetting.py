@@ -6,7 +6,7 @@ import pytest
 
 import negtemp
 from negtemp import vetting
-from tiny_model import Quantized, write_tiny_llama
+from scripts.tiny_model import Quantized, write_tiny_llama
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,6 @@
 // verify_driver TEMP PATH IN OUT [TOP_K TOP_P MIN_P]: read float32 logits from IN,
 // write to OUT the float64 probabilities negtemp's sampler chain (chain.hpp:
-// top-k, top-p, min-p, temperature, draw) assigns on PATH: chain, backend (on
+// top-k, top-p, min-p, temperature, draw; TEMP 0 is greedy) assigns on PATH: chain, backend (on
 // ggml's CPU backend) or backend@DEVICE (backend@Vulkan0: on that ggml device).
 // Built against an unpatched and a patched tree by verify_patch.py.
 #include "sampler_probe.hpp"
@@ -17,15 +17,15 @@ int main(int argc, char ** argv) {
         std::fprintf(stderr, "usage: %s TEMP chain|backend[@DEVICE] IN OUT [TOP_K TOP_P MIN_P]\n", argv[0]);
         return 2;
     }
-    negtemp::ChainConfig config;
-    config.temp = std::strtof(argv[1], nullptr);
+    negtemp::ChainSpec spec;
+    spec.beta = 1.0 / std::strtod(argv[1], nullptr);
     if (argc == 8) {
-        config.top_k = std::atoi(argv[5]);
-        config.top_p = std::strtof(argv[6], nullptr);
-        config.min_p = std::strtof(argv[7], nullptr);
+        spec.top_k = std::atoi(argv[5]);
+        spec.top_p = std::strtod(argv[6], nullptr);
+        spec.min_p = std::strtod(argv[7], nullptr);
     }
     const std::string path = argv[2];
-    const bool backend = path.rfind("backend", 0) == 0;
+    spec.path = path.rfind("backend", 0) == 0 ? negtemp::SamplerPath::Backend : negtemp::SamplerPath::Chain;
     const std::string device = path.find('@') == std::string::npos ? "CPU" : path.substr(path.find('@') + 1);
     std::FILE * in = std::fopen(argv[3], "rb");
     if (!in) {
@@ -40,7 +40,8 @@ int main(int argc, char ** argv) {
     std::fclose(in);
     std::vector<double> p(z.size());
     try {
-        negtemp::sampler_probs(config, z.data(), z.size(), {}, backend, p.data(), device);
+        const negtemp::BoundChain chain(spec, static_cast<int64_t>(z.size()));
+        negtemp::sampler_probs(chain, z.data(), {}, p.data(), device);
     } catch (const std::exception & e) {
         std::fprintf(stderr, "verify_driver: %s\n", e.what());
         return 1;

@@ -9,7 +9,9 @@ negtemp.reference for the exact distribution every sampling path implements.
 
 from __future__ import annotations
 
-from . import _native, models, reference
+from importlib.metadata import version
+
+from . import _native, reference, registry
 from ._native import system_info
 from .config import SamplingConfig
 from .errors import (
@@ -21,9 +23,9 @@ from .errors import (
     RemoteLoadError,
     SamplingError,
 )
-from .model import Completion, Model, generate
-from .sampling import sample_tokens, sampler_probs
-from .streaming import Chunk, FinishReason, TokenProb
+from .model import Model, generate
+from .probe import sample_tokens, sampler_probs
+from .results import Chunk, Completion, FinishReason, TokenProb
 
 
 def devices() -> list[tuple[str, str, str, int]]:
@@ -51,10 +53,10 @@ __all__ = [
     "TokenProb",
     "devices",
     "generate",
-    "models",
     "reference",
+    "registry",
     "sample_tokens",
     "sampler_probs",
     "system_info",
 ]
-__version__ = "0.1.0"
+__version__ = version("negtemp")  # the one version, pyproject.toml's

@@ -6,62 +6,31 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['Cancelled', 'ChainConfig', 'Generation', 'Model', 'SamplingError', 'devices', 'ggml_type_info', 'llama_commit', 'patch_count', 'rpc_server', 'sample_tokens', 'sampler_probs', 'system_info']
+__all__: list[str] = ['Cancelled', 'ChainSpec', 'Generation', 'Model', 'SamplingError', 'devices', 'ggml_type_info', 'llama_commit', 'patch_count', 'rpc_server', 'sample_tokens', 'sampler_paths', 'sampler_probs', 'system_info']
 class SamplingError(ValueError):
     pass
 class Cancelled(RuntimeError):
     pass
-class ChainConfig:
-    def __init__(self) -> None:
+class ChainSpec:
+    """
+    Every sampling setting, validated (negtemp.SamplingConfig makes these; ValueError names the setting out of range)
+    """
+    def __init__(self, *, beta: typing.SupportsFloat | typing.SupportsIndex, seed: int, top_k: int, top_p: typing.SupportsFloat | typing.SupportsIndex, min_p: typing.SupportsFloat | typing.SupportsIndex, repeat_penalty: typing.SupportsFloat | typing.SupportsIndex, penalty_last_n: int, logit_bias: dict[int, float], ignore_eos: bool, path: str) -> None:
         ...
+    def check(self, n_vocab: typing.SupportsInt | typing.SupportsIndex, history: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]) -> None:
+        """
+        ValueError unless the logit bias and the history are token ids of a vocabulary of n_vocab tokens
+        """
     @property
-    def logit_bias(self) -> dict[int, float]:
-        ...
-    @logit_bias.setter
-    def logit_bias(self, arg0: collections.abc.Mapping[typing.SupportsInt | typing.SupportsIndex, typing.SupportsFloat | typing.SupportsIndex]) -> None:
-        ...
+    def plain(self) -> bool:
+        """
+        logit bias, temperature and the draw only
+        """
     @property
-    def min_p(self) -> float:
-        ...
-    @min_p.setter
-    def min_p(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
-        ...
-    @property
-    def penalty_last_n(self) -> int:
-        ...
-    @penalty_last_n.setter
-    def penalty_last_n(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
-        ...
-    @property
-    def repeat_penalty(self) -> float:
-        ...
-    @repeat_penalty.setter
-    def repeat_penalty(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
-        ...
-    @property
-    def seed(self) -> int:
-        ...
-    @seed.setter
-    def seed(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
-        ...
-    @property
-    def temp(self) -> float:
-        ...
-    @temp.setter
-    def temp(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
-        ...
-    @property
-    def top_k(self) -> int:
-        ...
-    @top_k.setter
-    def top_k(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
-        ...
-    @property
-    def top_p(self) -> float:
-        ...
-    @top_p.setter
-    def top_p(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
-        ...
+    def resolved_path(self) -> str:
+        """
+        the path that runs: 'auto' is 'fused' for a plain chain, else 'chain'
+        """
 class Model:
     def __init__(self, path: bytes, n_ctx: typing.SupportsInt | typing.SupportsIndex, n_threads: typing.SupportsInt | typing.SupportsIndex, n_gpu_layers: typing.SupportsInt | typing.SupportsIndex, main_gpu: typing.SupportsInt | typing.SupportsIndex, rpc: collections.abc.Sequence[str], rpc_timeout_ms: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
@@ -75,9 +44,9 @@ class Model:
         ...
     def eval_logits(self, tokens: typing.Annotated[numpy.typing.ArrayLike, numpy.int32]) -> numpy.typing.NDArray[numpy.float32]:
         ...
-    def op_backends(self, prompt: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], config: ChainConfig, backend: bool) -> list[tuple[str, str, str, str]]:
+    def op_backends(self, prompt: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], spec: ChainSpec) -> list[tuple[str, str, str, str]]:
         ...
-    def sweep(self, prompt: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], n_predict: typing.SupportsInt | typing.SupportsIndex, configs: collections.abc.Sequence[ChainConfig], paths: collections.abc.Sequence[str]) -> list[tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.float64]]]:
+    def sweep(self, prompt: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], n_predict: int, specs: collections.abc.Sequence[ChainSpec]) -> list[tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.float64], str]]:
         ...
     def token_to_piece(self, token: typing.SupportsInt | typing.SupportsIndex) -> bytes:
         ...
@@ -99,7 +68,7 @@ class Model:
     def n_vocab(self) -> int:
         ...
 class Generation:
-    def __init__(self, model: Model, prompt: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], n_predict: typing.SupportsInt | typing.SupportsIndex, config: ChainConfig, path: str, keep_logits: bool, n_probs: typing.SupportsInt | typing.SupportsIndex) -> None:
+    def __init__(self, model: Model, prompt: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], n_predict: int, spec: ChainSpec, keep_logits: bool, n_probs: int) -> None:
         ...
     def close(self) -> None:
         ...
@@ -117,13 +86,17 @@ def rpc_server(endpoint: str, cache_dir: str, n_threads: typing.SupportsInt | ty
     """
     Serve this machine's GPUs (else its CPU) to llama.cpp RPC clients at endpoint (host:port); returns only if the server cannot start
     """
-def sample_tokens(logits: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], config: ChainConfig, path: str, n: typing.SupportsInt | typing.SupportsIndex, device: str) -> numpy.typing.NDArray[numpy.int32]:
+def sample_tokens(logits: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], spec: ChainSpec, n: int, device: str) -> numpy.typing.NDArray[numpy.int32]:
     ...
-def sampler_probs(logits: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], config: ChainConfig, path: str, history: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], device: str) -> numpy.typing.NDArray[numpy.float64]:
+def sampler_paths() -> list[str]:
+    """
+    the names of the sampling paths, 'auto' first
+    """
+def sampler_probs(logits: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], spec: ChainSpec, history: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], device: str) -> numpy.typing.NDArray[numpy.float64]:
     ...
 def system_info() -> str:
     """
     llama.cpp's build and CPU features (SIMD extensions, backends), for bug reports and benchmarks
     """
 llama_commit: str = '0c1e57098bba43ac29e6e3b677cdceebdd22334f'
-patch_count: int = 9
+patch_count: int = 10

@@ -16,10 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TextIO
 
-from . import _native, models
+from . import _native, registry
 from .config import DEFAULT_TEMP, MAX_SEED, SamplerPath, SamplingConfig
 from .errors import ContextOverflowError, ModelFetchError, ModelLoadError, RemoteError, SamplingError
-from .model import Completion, Model
+from .model import Model
+from .results import Completion
 
 __all__ = ["main"]
 
@@ -84,7 +85,7 @@ def _logit_bias(text: str) -> tuple[int, float]:
 
 
 def _model_options(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("-m", "--model", help=f"GGUF path or model name ({', '.join(models.MODELS)}); "
+    ap.add_argument("-m", "--model", help=f"GGUF path or model name ({', '.join(registry.MODELS)}); "
                     "default $NEGTEMP_MODEL, else smollm2-135m")
     ap.add_argument("-t", "--threads", type=int, help="CPU threads (default: the CPUs this process may use, at most 8)")
     ap.add_argument("-c", "--ctx-size", type=int,
@@ -320,7 +321,7 @@ def _serve(argv: Sequence[str]) -> int:
         epilog="Other llama-server flags go after --, e.g. negtemp serve -- --metrics. No authentication: "
         "it binds loopback unless --host says otherwise.",
     )
-    ap.add_argument("-m", "--model", help=f"GGUF path or model name ({', '.join(models.MODELS)}); "
+    ap.add_argument("-m", "--model", help=f"GGUF path or model name ({', '.join(registry.MODELS)}); "
                     "default $NEGTEMP_MODEL, else smollm2-135m")
     ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     ap.add_argument("--port", type=int, default=8080, help="port (default 8080)")
@@ -330,19 +331,23 @@ def _serve(argv: Sequence[str]) -> int:
     ap.add_argument("-ngl", "--n-gpu-layers", type=int, default=-1, dest="n_gpu_layers",
                     help="layers on the GPU devices of a GPU build (default -1: all)")
     ap.add_argument("--rpc", help="comma-separated llama.cpp RPC servers (host:port) to offload to")
+    ap.add_argument("--cache-ram", type=int, metavar="MIB",
+                    help="MiB of host memory for llama-server's cache of recent prompts (default: an eighth of the "
+                    "memory available at start, at most 8192, llama-server's own default; 0 turns it off, -1 "
+                    "lifts the limit)")
     args_ns = ap.parse_args(args)
     return serve(ServeOptions(
         model=args_ns.model, host=args_ns.host, port=args_ns.port, n_ctx=args_ns.ctx_size,
         parallel=args_ns.parallel, threads=args_ns.threads, n_gpu_layers=args_ns.n_gpu_layers, rpc=args_ns.rpc,
-        extra=tuple(extra),
+        cache_ram=args_ns.cache_ram, extra=tuple(extra),
     ))
 
 
 def _pull(argv: Sequence[str]) -> int:
     ap = argparse.ArgumentParser(prog="negtemp pull", description="Fetch and verify a named model; print its path.")
-    ap.add_argument("name", choices=sorted(models.MODELS))
+    ap.add_argument("name", choices=sorted(registry.MODELS))
     args = ap.parse_args(argv)
-    print(models.pull(args.name))
+    print(registry.pull(args.name))
     return 0
 
 
@@ -351,8 +356,8 @@ def _list(argv: Sequence[str]) -> int:
                                  description="The named models, whether each is cached, and where.")
     ap.parse_args(argv)
     print(f"{'NAME':<14} {'CACHED':>9}  {'LICENSE':<18} DESCRIPTION / PATH")
-    for spec in models.MODELS.values():
-        path = models.cache_dir() / spec.filename
+    for spec in registry.MODELS.values():
+        path = registry.cache_dir() / spec.filename
         size = f"{path.stat().st_size / 1e6:.0f} MB" if path.exists() else "no"
         print(f"{spec.name:<14} {size:>9}  {spec.license:<18} {spec.description}")
         if path.exists():
@@ -362,9 +367,9 @@ def _list(argv: Sequence[str]) -> int:
 
 def _rm(argv: Sequence[str]) -> int:
     ap = argparse.ArgumentParser(prog="negtemp rm", description="Remove a named model from the cache.")
-    ap.add_argument("name", choices=sorted(models.MODELS))
+    ap.add_argument("name", choices=sorted(registry.MODELS))
     args = ap.parse_args(argv)
-    path = models.cache_dir() / models.MODELS[args.name].filename
+    path = registry.cache_dir() / registry.MODELS[args.name].filename
     if not path.exists():
         print(f"negtemp: {args.name} is not cached (looked for {path})", file=sys.stderr)
         return 1
@@ -401,7 +406,7 @@ def _experiment(argv: Sequence[str]) -> int:
 
 
 def _rpc_server(argv: Sequence[str]) -> int:
-    from .rpc import DEFAULT_PORT, RpcServerOptions, serve_rpc
+    from .rpc_server import DEFAULT_PORT, RpcServerOptions, serve_rpc
 
     ap = argparse.ArgumentParser(
         prog="negtemp rpc-server",

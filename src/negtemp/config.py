@@ -1,35 +1,34 @@
-"""SamplingConfig: every sampling setting in one frozen, validated, typed value.
+"""SamplingConfig: every sampling setting in one frozen, typed value.
 
 The API (Model.complete, Model.sweep, sampler_probs, sample_tokens), the CLI,
 the NumPy reference and every Completion share it: a Completion's ``config``
 is the one that produced it, with the seed that was drawn and the path that ran.
+This module converts and documents; the rules (ranges, the plain chain, which
+path runs which chain) are the native ChainSpec's, checked when a config is
+made and again, against a vocabulary, where it runs (ARCHITECTURE.md).
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Literal, SupportsFloat, SupportsIndex, SupportsInt, TypedDict
+from typing import Any, Literal, TypedDict, cast
 
 from . import _native
-from .reference import resolve_beta
+from .convert import strict_int
 
-__all__ = ["DEFAULT_TEMP", "MAX_SEED", "SamplerPath", "SamplingConfig", "SamplingOptions", "make_config", "strict_int"]
+__all__ = ["DEFAULT_TEMP", "MAX_SEED", "SamplerPath", "SamplingConfig", "SamplingOptions", "make_config",
+           "resolve_beta"]
 
 DEFAULT_TEMP = 0.8
-MAX_SEED = 2**32 - 2  # 2**32 - 1 is llama.cpp's "pick a random seed"
+MAX_SEED = 2**32 - 2  # the native seed range's top: 2**32 - 1 is llama.cpp's "pick a random seed"
 
+# the names are the native layer's (_native.sampler_paths()); this types them for callers, and
+# tests/test_config.py holds the two equal
 SamplerPath = Literal["auto", "fused", "chain", "backend"]
-_PATHS: tuple[str, ...] = ("auto", "fused", "chain", "backend")
-
-# llama.cpp keeps T = -0.0 greedy, so beta = -inf (anti-greedy) is passed as
-# the smallest normal float32 below zero: (z - z_min) / T is then -inf, or
-# underflows to p = 0, for every logit above the minimum.
-_ANTI_GREEDY_TEMP = -1.1754943508222875e-38
 
 
 # llama.cpp samplers negtemp does not offer, and why (README, "Semantics"): asked
@@ -49,6 +48,23 @@ UNSUPPORTED = {
 }
 
 
+def resolve_beta(temp: float | None, beta: float | None) -> float:
+    """The inverse temperature for a (temp, beta) pair; exactly one must be given."""
+    if (temp is None) == (beta is None):
+        raise TypeError("give exactly one of temp= and beta=")
+    if temp is not None:
+        t = float(temp)
+        if math.isnan(t):
+            raise ValueError("temp is NaN")
+        if t == 0.0:
+            return math.inf
+        return 0.0 if math.isinf(t) else 1.0 / t
+    b = float(beta)  # type: ignore[arg-type]
+    if math.isnan(b):
+        raise ValueError("beta is NaN")
+    return b
+
+
 class SamplingOptions(TypedDict, total=False):
     """The sampling keyword arguments of Model.complete, Model.sweep and negtemp.generate."""
 
@@ -62,22 +78,6 @@ class SamplingOptions(TypedDict, total=False):
     logit_bias: Mapping[int, float] | None
     ignore_eos: bool
     path: SamplerPath
-    backend_sampling: bool
-    fused: bool
-
-
-def strict_int(name: str, value: object) -> int:
-    """value as an int; numpy integers count (token ids often come from arrays), bools and floats do not."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    return int(value)
-
-
-def _unit(name: str, value: float) -> float:
-    v = float(value)
-    if not 0.0 <= v <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
-    return v
 
 
 @dataclass(frozen=True)
@@ -105,61 +105,39 @@ class SamplingConfig:
     logit_bias: Mapping[int, float] = field(default_factory=dict)
     ignore_eos: bool = False
     path: SamplerPath = "auto"
+    # the native layer's validated form of the fields above (made from them, never given)
+    _spec: _native.ChainSpec = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.temp is None and self.beta is None:
             object.__setattr__(self, "temp", DEFAULT_TEMP)
-        resolve_beta(self.temp, self.beta)  # both given, or NaN
         if self.seed is not None:
             object.__setattr__(self, "seed", strict_int("seed", self.seed))
-            if not 0 <= self.seed <= MAX_SEED:
-                raise ValueError(f"seed must be in [0, {MAX_SEED}], got {self.seed}")
         object.__setattr__(self, "top_k", strict_int("top_k", self.top_k))
-        if self.top_k < 0:
-            raise ValueError(f"top_k must be >= 0 (0 = off), got {self.top_k}")
-        object.__setattr__(self, "top_p", _unit("top_p", self.top_p))
-        object.__setattr__(self, "min_p", _unit("min_p", self.min_p))
-        rp = float(self.repeat_penalty)
-        if not (rp > 0 and math.isfinite(rp)):
-            raise ValueError(f"repeat_penalty must be a positive finite number, got {self.repeat_penalty}")
-        object.__setattr__(self, "repeat_penalty", rp)
         object.__setattr__(self, "penalty_last_n", strict_int("penalty_last_n", self.penalty_last_n))
-        if self.penalty_last_n < 1:
-            raise ValueError(f"penalty_last_n must be >= 1, got {self.penalty_last_n}")
-        bias: dict[int, float] = {}
-        for tok, val in (self.logit_bias or {}).items():
-            v = float(val)
-            if math.isnan(v) or v == math.inf:
-                raise ValueError(
-                    f"logit_bias[{tok}] = {val}: a bias must be finite, or -inf to ban the token "
-                    "(to force a token, ban the others or use a large finite bias)"
-                )
-            bias[strict_int("logit_bias key", tok)] = v
+        for name in ("top_p", "min_p", "repeat_penalty"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+        bias = {strict_int("logit_bias key", tok): float(val) for tok, val in (self.logit_bias or {}).items()}
         object.__setattr__(self, "logit_bias", MappingProxyType(bias))
-        if self.path not in _PATHS:
-            raise ValueError(f"path must be one of {_PATHS}, got {self.path!r}")
-        if self.path == "fused" and not self.plain:
-            raise ValueError(
-                "the fused sampler runs the plain chain only (logit bias, temperature, draw); "
-                "use path='chain' or 'auto' with top_k/top_p/min_p/repeat_penalty"
-            )
+        if not isinstance(self.path, str):
+            raise TypeError(f"path must be a str, got {type(self.path).__name__} {self.path!r}")
+        object.__setattr__(self, "ignore_eos", bool(self.ignore_eos))
+        spec = _native.ChainSpec(
+            beta=self.inverse_temperature, seed=0 if self.seed is None else self.seed, top_k=self.top_k,
+            top_p=self.top_p, min_p=self.min_p, repeat_penalty=self.repeat_penalty,
+            penalty_last_n=self.penalty_last_n, logit_bias=bias, ignore_eos=self.ignore_eos, path=self.path,
+        )
+        object.__setattr__(self, "_spec", spec)
 
     def __hash__(self) -> int:
         return hash((*(getattr(self, f) for f in _SCALARS), tuple(sorted(self.logit_bias.items()))))
 
     @classmethod
     def from_options(cls, temp: float | None = None, **options: Any) -> SamplingConfig:
-        """A config from the API's keyword arguments; ``backend_sampling=True`` and
-        ``fused=False`` are the older spellings of path="backend" and path="chain"."""
+        """A config from the API's keyword arguments, refusing llama.cpp samplers negtemp does not offer."""
         refused = sorted(UNSUPPORTED.keys() & options.keys())
         if refused:
             raise ValueError("; ".join(f"{name}: {UNSUPPORTED[name]}" for name in refused))
-        backend = bool(options.pop("backend_sampling", False))
-        fused = bool(options.pop("fused", True))
-        if backend or not fused:
-            if options.get("path", "auto") != "auto":
-                raise TypeError("give path= or the older backend_sampling=/fused=, not both")
-            options["path"] = "backend" if backend else "chain"
         return cls(temp=temp, **options)
 
     @property
@@ -169,34 +147,17 @@ class SamplingConfig:
 
     @property
     def plain(self) -> bool:
-        """True when the chain is logit bias, temperature and the draw only."""
-        return self.top_k == 0 and self.top_p == 1.0 and self.min_p == 0.0 and self.repeat_penalty == 1.0
+        """True when the chain is logit bias, temperature and the draw only (what the fused sampler runs)."""
+        return bool(self._spec.plain)
 
     def resolved(self) -> SamplingConfig:
         """This config ready to run: a seed drawn if none was given, and the path that will run."""
         seed = secrets.randbelow(MAX_SEED + 1) if self.seed is None else self.seed
-        path = ("fused" if self.plain else "chain") if self.path == "auto" else self.path
-        return replace(self, seed=seed, path=path)
+        return replace(self, seed=seed, path=cast(SamplerPath, self._spec.resolved_path))
 
-    def native(self, eog_tokens: frozenset[int] = frozenset()) -> _native.ChainConfig:
-        """The chain settings the extension runs (call on a resolved config)."""
-        b = self.inverse_temperature
-        c = _native.ChainConfig()
-        c.temp = 0.0 if b == math.inf else _ANTI_GREEDY_TEMP if b == -math.inf else math.inf if b == 0 else 1.0 / b
-        c.seed = 0 if self.seed is None else self.seed
-        c.top_k = self.top_k
-        c.top_p = self.top_p
-        c.min_p = self.min_p
-        c.repeat_penalty = self.repeat_penalty
-        c.penalty_last_n = self.penalty_last_n
-        # the key and value types pybind11 accepts for std::map<int32_t, float>
-        bias: dict[SupportsInt | SupportsIndex, SupportsFloat | SupportsIndex] = {
-            t: b for t, b in self.logit_bias.items()
-        }
-        if self.ignore_eos:
-            bias.update({t: -math.inf for t in eog_tokens})
-        c.logit_bias = bias
-        return c
+    def native(self) -> _native.ChainSpec:
+        """The validated settings the extension runs (call on a resolved config: its seed is the draw's)."""
+        return self._spec
 
     def to_dict(self) -> dict[str, Any]:
         """Every setting as plain values, beta = 1/T filled in (Completion.to_dict makes it JSON)."""
@@ -206,7 +167,7 @@ class SamplingConfig:
         return d
 
 
-_SCALARS = tuple(f for f in SamplingConfig.__dataclass_fields__ if f != "logit_bias")
+_SCALARS = tuple(f for f in SamplingConfig.__dataclass_fields__ if f not in ("logit_bias", "_spec"))
 
 
 def make_config(temp: float | None, config: SamplingConfig | None, options: dict[str, Any]) -> SamplingConfig:

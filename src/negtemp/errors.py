@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from ._native import Cancelled, SamplingError
-from .models import ModelFetchError
 
 __all__ = [
     "Cancelled", "ContextOverflowError", "ModelFetchError", "ModelLoadError", "RemoteError", "RemoteLoadError",
     "SamplingError",
 ]
+
+
+class ModelFetchError(RuntimeError):
+    """A named model could not be fetched or failed verification."""
 
 
 class ModelLoadError(RuntimeError):

@@ -1,53 +1,42 @@
-"""The Python API: Model, Completion and the module-level generate()."""
+"""The Python API: Model, and the module-level generate() over a cache of Models."""
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from . import _native
-from .config import SamplingConfig, SamplingOptions, make_config, strict_int
-from .errors import Cancelled, ContextOverflowError, ModelLoadError, RemoteError, RemoteLoadError
-from .gguf_check import check_gguf
-from .models import is_verified, resolve
-from .streaming import Chunk, FinishReason, TokenProb, TokenText, stop_strings
-from .vetting import vet as vet_model
+from . import _native, remote
+from .admission import admit
+from .chat import chat_messages
+from .config import SamplingConfig, SamplingOptions, make_config
+from .convert import int_in, strict_int
+from .errors import Cancelled, ModelLoadError, RemoteError, RemoteLoadError
+from .host import available_memory, thread_count
+from .registry import resolve
+from .remote import rpc_endpoints
+from .results import Chunk, Completion, FinishReason, TokenProb
+from .text import TokenText, stop_strings
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["CHAT_ROLES", "MAX_THREADS", "Completion", "Model", "Prompt", "generate"]
+__all__ = ["Model", "Prompt", "generate"]
 
 # A prompt: text, or token ids used as they are (an int array or sequence), e.g. to put a
 # token into a request that its own text would not tokenize to.
 Prompt = str | bytes | Sequence[int] | np.ndarray
 
-# the roles OpenAI-style chat messages take, as llama.cpp's templates know them
-CHAT_ROLES = ("system", "user", "assistant")
-
-# why the native generator ended ("" while it runs)
+# why the native stepper ended a sequence ("" while it runs)
 _NATIVE_FINISH: dict[str, FinishReason] = {"eog": "eog", "length": "length"}
-
-# More threads than this are refused: ggml gains nothing past the cores, and
-# libgomp segfaults or exits the process when it cannot start that many.
-MAX_THREADS = 256
-
-
-def _int_in(name: str, value: object, lo: int, hi: int) -> int:
-    v = strict_int(name, value)
-    if not lo <= v <= hi:
-        raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
-    return v
 
 
 def _token_ids(tokens: npt.ArrayLike) -> np.ndarray:
@@ -62,116 +51,6 @@ def _token_ids(tokens: npt.ArrayLike) -> np.ndarray:
     return arr.astype(np.int32)
 
 
-def rpc_endpoints(rpc: str | Sequence[str]) -> tuple[str, ...]:
-    """The "host:port" endpoints of rpc (a sequence, or one comma-separated str), checked for form."""
-    items = rpc.split(",") if isinstance(rpc, str) else list(rpc)
-    out: list[str] = []
-    for item in items:
-        if not isinstance(item, str):
-            raise TypeError(f"an RPC server is a 'host:port' str, not {type(item).__name__}")
-        host, sep, port = item.strip().rpartition(":")
-        if not sep or not host or ":" in host or not port.isdecimal() or not 0 < int(port) < 65536:
-            raise ValueError(f"RPC server {item!r} is not of the form host:port (an IPv4 address or a host "
-                             "name, and a port from 1 to 65535)")
-        endpoint = f"{host}:{int(port)}"
-        if endpoint in out:
-            raise ValueError(f"RPC server {endpoint} is listed twice")
-        out.append(endpoint)
-    return tuple(out)
-
-
-def _timeout(seconds: float) -> float:
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0.001 <= seconds <= 86400:
-        raise ValueError(f"rpc_timeout must be a number of seconds from 0.001 to 86400, got {seconds!r}")
-    return float(seconds)
-
-
-def _remote_share(meta: dict[str, object], n_servers: int) -> int:
-    """Layers to offload so that this machine and each of n_servers RPC servers hold an equal share.
-
-    llama.cpp counts the output layer as one more layer, and offloads the last ones.
-    """
-    arch = meta.get("general.architecture")
-    n_layer = meta.get(f"{arch}.block_count")
-    if not isinstance(n_layer, int) or n_layer < 1:
-        return -1
-    return round((n_layer + 1) * n_servers / (n_servers + 1))
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on (its affinity mask where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def _available_memory() -> int | None:
-    """Bytes of memory the system can still hand out (Linux MemAvailable), or None if unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-@dataclass(frozen=True)
-class Completion:
-    """One generated continuation and the settings that produced it.
-
-    ``config`` is the resolved SamplingConfig (the seed drawn, the path that
-    ran); ``settings`` is the model, ``config.to_dict()``, ``n_predict`` and
-    the stop strings. ``tokens`` and ``logprobs`` cover every token sampled,
-    the one that completed a stop string included; ``text`` ends before the
-    stop string. ``finish_reason``: "length" (n_predict tokens), "stop" (a
-    stop string) or "eog" (an end-of-generation token). ``top_logprobs``:
-    with ``n_probs``, each step's most likely tokens (negtemp.TokenProb).
-    """
-
-    text: str
-    tokens: np.ndarray
-    prompt_tokens: np.ndarray
-    logprobs: np.ndarray
-    config: SamplingConfig
-    settings: dict[str, Any] = field(default_factory=dict)
-    step_logits: np.ndarray | None = None
-    finish_reason: FinishReason = "length"
-    top_logprobs: tuple[tuple[TokenProb, ...], ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        """A strict-JSON-ready dict: non-finite log-probabilities become None,
-        and a non-finite setting (beta = +-inf, a logit bias of -inf) its string "inf" / "-inf"."""
-        settings = _strict_json(self.settings)
-        out = {
-            "text": self.text,
-            "finish_reason": self.finish_reason,
-            "tokens": self.tokens.tolist(),
-            "prompt_tokens": self.prompt_tokens.tolist(),
-            "logprobs": [float(x) if math.isfinite(x) else None for x in self.logprobs],
-            **settings,
-        }
-        if self.top_logprobs:
-            out["top_logprobs"] = [[t.to_dict() for t in step] for step in self.top_logprobs]
-        return out
-
-
-def _strict_json(value: Any) -> Any:
-    """value with each non-finite float, however deep, as its string: strict JSON has no inf or NaN."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _strict_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict_json(v) for v in value]
-    return value
-
-
 class Model:
     """A GGUF model loaded once and sampled many times.
 
@@ -180,7 +59,7 @@ class Model:
     else SmolLM2-135M-Instruct). ``n_ctx`` (prompt plus generated tokens) is
     at most the model's training context by default, and 2048; a larger one
     is refused when its KV cache would not fit in memory and warned about past
-    the training context. ``n_threads`` is 1 to MAX_THREADS (256), warned
+    the training context. ``n_threads`` is 1 to host.MAX_THREADS (256), warned
     about past the CPUs the process may use, and by default those CPUs, at
     most 8. ``n_gpu_layers``: how many layers (the output layer counts as
     one) go to the GPU devices of a GPU build (negtemp.devices()) and to the
@@ -220,33 +99,18 @@ class Model:
         rpc_timeout: float = 60.0,
         vet: bool = True,
     ) -> None:
-        cpus = usable_cpus()
-        if n_threads is None:
-            n_threads = min(cpus, 8)
-        self.n_threads = _int_in("n_threads", n_threads, 1, MAX_THREADS)
-        if self.n_threads > cpus:
-            # ggml's workers meet at a barrier after every operation: a worker
-            # waiting for a CPU holds up all of them (README, "Threads and fork")
-            warnings.warn(
-                f"n_threads={self.n_threads} is more than the {cpus} CPUs this process may use; "
-                "generation slows down sharply (two tokens of a tiny model on 2 CPUs: 3.7 s with 16 threads, "
-                "2 ms with 2)",
-                RuntimeWarning, stacklevel=2,
-            )
-        asked_ctx = 0 if n_ctx is None else _int_in("n_ctx", n_ctx, 16, 2**31 - 1)
-        self.main_gpu = None if main_gpu is None else _int_in("main_gpu", main_gpu, 0, 2**31 - 1)
+        self.n_threads = thread_count("n_threads", n_threads)
+        asked_ctx = 0 if n_ctx is None else int_in("n_ctx", n_ctx, 16, 2**31 - 1)
+        self.main_gpu = None if main_gpu is None else int_in("main_gpu", main_gpu, 0, 2**31 - 1)
         self.rpc: tuple[str, ...] = rpc_endpoints(rpc)
-        self.rpc_timeout = _timeout(rpc_timeout)
+        self.rpc_timeout = remote.rpc_timeout(rpc_timeout)
         if self.rpc and self.main_gpu is not None:
             raise ValueError("main_gpu puts the whole model on one local GPU; it cannot be combined with rpc")
+        if n_gpu_layers is not None:
+            int_in("n_gpu_layers", n_gpu_layers, -1, 2**31 - 1)
         self.path: Path = resolve(path)
-        meta = check_gguf(self.path)
-        if n_gpu_layers is None:
-            n_gpu_layers = _remote_share(meta, len(self.rpc)) if self.rpc else -1
-        self.n_gpu_layers = _int_in("n_gpu_layers", n_gpu_layers, -1, 2**31 - 1)
-        if vet and not is_verified(self.path):
-            split = {"rpc": list(self.rpc), "rpc_timeout": self.rpc_timeout, "n_gpu_layers": self.n_gpu_layers}
-            vet_model(self.path, split if self.rpc else None)
+        self.n_gpu_layers = admit(self.path, vet_file=vet, rpc=self.rpc, rpc_timeout=self.rpc_timeout,
+                                  n_gpu_layers=n_gpu_layers)
         self._lock = threading.Lock()
         try:
             self._native: _native.Model | None = _native.Model(
@@ -267,7 +131,7 @@ class Model:
         """Refuse an n_ctx whose KV cache cannot fit in memory; warn past the training context."""
         assert self._native is not None
         need = self.n_ctx * self._native.kv_bytes_per_token
-        free = _available_memory()
+        free = available_memory()
         if free is not None and need > free:
             self.close()
             raise ValueError(
@@ -346,15 +210,14 @@ class Model:
         message), with the assistant's turn opened; None if the GGUF has no
         template. ValueError for a malformed message, or a template llama.cpp
         does not recognise."""
-        pairs = _chat_messages(messages)
+        pairs = chat_messages(messages)
         with self._call() as native:
             return native.chat_prompt(pairs)
 
     def token_bytes(self, token: int) -> bytes:
         """The raw bytes of one token (may be part of a UTF-8 sequence)."""
-        token = _token_ids([token])[0]
         with self._call() as native:
-            return native.token_to_piece(int(token))
+            return native.token_to_piece(strict_int("token", token))
 
     def detokenize(self, tokens: np.ndarray | list[int]) -> str:
         """Text of a token sequence; invalid UTF-8 becomes U+FFFD."""
@@ -365,11 +228,7 @@ class Model:
     def logits(self, tokens: np.ndarray | list[int]) -> np.ndarray:
         """Raw logits (float32, shape [len(tokens), n_vocab]) after each prefix of tokens."""
         arr = _token_ids(tokens)
-        if arr.size == 0:
-            raise ValueError("tokens must be a non-empty 1-D sequence of token ids")
-        if arr.size > self.n_ctx:
-            raise ValueError(f"{arr.size} tokens do not fit n_ctx={self.n_ctx}")
-        free = _available_memory()
+        free = available_memory()
         if free is not None and arr.size * self.n_vocab * 4 > free:
             raise ValueError(f"the logits of {arr.size} tokens ({arr.size * self.n_vocab * 4 / 2**30:.1f} GiB) "
                              "do not fit in the memory available; ask for fewer tokens at a time")
@@ -393,7 +252,7 @@ class Model:
         cfg = (config or SamplingConfig(temp=-1.0, path="backend")).resolved()
         tokens = self.tokenize(prompt)
         with self._call() as native:
-            return native.op_backends(tokens, cfg.native(self.eog_tokens), cfg.path == "backend")
+            return native.op_backends(tokens, cfg.native())
 
     def stream(
         self,
@@ -424,13 +283,10 @@ class Model:
     def _start(self, prompt: Prompt, cfg: SamplingConfig, n_predict: int, n_probs: int, keep_logits: bool,
                parse_special: bool) -> tuple[_native.Generation, np.ndarray]:
         """A native generation of prompt, ready for its first token, and the prompt's tokens."""
-        native_cfg = cfg.native(self.eog_tokens)
-        self._check_bias(cfg)
-        n_probs = _int_in("n_probs", n_probs, 0, 2**31 - 1)
-        prompt_tokens = self._prompt_tokens(prompt, n_predict, parse_special)
+        prompt_tokens = self._prompt_tokens(prompt, parse_special)
         with self._call() as native:
-            gen = _native.Generation(native, prompt_tokens, int(n_predict), native_cfg, cfg.path,
-                                     bool(keep_logits), n_probs)
+            gen = _native.Generation(native, prompt_tokens, strict_int("n_predict", n_predict), cfg.native(),
+                                     bool(keep_logits), strict_int("n_probs", n_probs))
         return gen, prompt_tokens
 
     def _chunks(self, gen: _native.Generation, stops: tuple[str, ...]) -> Iterator[Chunk]:
@@ -486,8 +342,7 @@ class Model:
         to reach beta = -inf, anti-greedy, or 0, uniform), ``seed`` (None picks
         one and records it), ``top_k``, ``top_p``, ``min_p``,
         ``repeat_penalty``, ``penalty_last_n``, ``logit_bias``, ``ignore_eos``
-        and ``path`` ("auto", "fused", "chain", "backend"; the older
-        ``backend_sampling=True`` and ``fused=False`` still work). README
+        and ``path`` ("auto", "fused", "chain", "backend"). README
         "Semantics" defines every chain at every T. Generation ends after
         ``n_predict`` tokens, at an end-of-generation token, or at the first of
         the ``stop`` strings (one or several, matched across token boundaries
@@ -496,9 +351,11 @@ class Model:
         ``top_logprobs``. ``on_text`` receives the text as it is generated.
         ``keep_logits`` (CPU paths) keeps the raw logits each token was
         sampled from in ``Completion.step_logits``. ``parse_special`` as in
-        tokenize(). Raises negtemp.SamplingError (a ValueError) if a step has
-        every token masked, negtemp.ContextOverflowError (a ValueError) if the
-        prompt and n_predict do not fit n_ctx.
+        tokenize(). Raises ValueError naming a setting out of range (a
+        logit-bias token outside the vocabulary, say), negtemp.SamplingError
+        (a ValueError) if a step has every token masked, and
+        negtemp.ContextOverflowError (a ValueError) if the prompt and
+        n_predict do not fit n_ctx.
         """
         cfg = make_config(temp, config, dict(options)).resolved()
         stops = stop_strings(stop)
@@ -569,53 +426,30 @@ class Model:
         decode can differ from a single-sequence decode in the last bits, so a
         sweep matches complete() exactly only where sampling is sharp. A
         sequence that reaches a ``stop`` string is cut there as complete()
-        cuts it (the batch runs on until every sequence has ended).
+        cuts it (the batch runs on until every sequence has ended). One to 256
+        temperatures (llama.cpp's limit on sequences decoded together).
         """
         if (temps is None) == (betas is None):
             raise TypeError("give exactly one of temps= and betas=")
         values = list(temps if temps is not None else betas)  # type: ignore[arg-type]
-        if not values:
-            raise ValueError("the sweep needs at least one temperature")
         base = make_config(None, config, dict(options))
-        if base.path == "backend":
-            raise ValueError("sweep samples on the CPU paths only ('auto', 'fused' or 'chain')")
         base = replace(base, seed=base.resolved().seed)
         configs = [
             (replace(base, temp=v, beta=None) if temps is not None else replace(base, temp=None, beta=v)).resolved()
             for v in values
         ]
-        self._check_bias(base)
         stops = stop_strings(stop)
-        prompt_tokens = self._prompt_tokens(prompt, n_predict, parse_special)
-        with self._call() as handle:
-            results = handle.sweep(
-                prompt_tokens, int(n_predict), [c.native(self.eog_tokens) for c in configs], [c.path for c in configs]
-            )
-        out = []
-        for (tokens, logprobs), c in zip(results, configs, strict=True):
-            text, n, reason = self._finish(tokens, stops)
-            out.append(Completion(text, tokens[:n], prompt_tokens, logprobs[:n], c,
-                                  self._settings(c, n_predict, stops), finish_reason=reason))
-        return out
-
-    def _finish(self, tokens: np.ndarray, stops: tuple[str, ...]) -> tuple[str, int, FinishReason]:
-        """A finished token sequence's text, how many of its tokens count, and why it ended,
-        found as stream() finds them: the text cut at the first stop string."""
+        prompt_tokens = self._prompt_tokens(prompt, parse_special)
         with self._call() as native:
-            pieces = [native.token_to_piece(int(t)) for t in tokens]
-        text = TokenText(stops)
-        parts = []
-        for i, piece in enumerate(pieces):
-            parts.append(text.feed(piece, last=i + 1 == len(pieces)))
-            if text.stopped:
-                return "".join(parts), i + 1, "stop"
-        reason: FinishReason = "eog" if len(tokens) and int(tokens[-1]) in self.eog_tokens else "length"
-        return "".join(parts), len(tokens), reason
-
-    def _check_bias(self, config: SamplingConfig) -> None:
-        for tok in config.logit_bias:
-            if not 0 <= tok < self.n_vocab:
-                raise ValueError(f"logit_bias token {tok} is outside the vocabulary [0, {self.n_vocab})")
+            results = native.sweep(prompt_tokens, strict_int("n_predict", n_predict), [c.native() for c in configs])
+            pieces = [[native.token_to_piece(int(t)) for t in tokens] for tokens, _, _ in results]
+        out = []
+        for (tokens, logprobs, finish), c, token_pieces in zip(results, configs, pieces, strict=True):
+            text, n, stopped = _text(token_pieces, stops)
+            out.append(Completion(text, tokens[:n], prompt_tokens, logprobs[:n], c,
+                                  self._settings(c, n_predict, stops),
+                                  finish_reason="stop" if stopped else _NATIVE_FINISH[finish]))
+        return out
 
     def _settings(self, config: SamplingConfig, n_predict: int, stops: tuple[str, ...]) -> dict[str, Any]:
         return {
@@ -623,37 +457,27 @@ class Model:
             "n_gpu_layers": self.n_gpu_layers, "main_gpu": self.main_gpu, "rpc": list(self.rpc),
         }
 
-    def _prompt_tokens(self, prompt: Prompt, n_predict: int, parse_special: bool) -> np.ndarray:
-        _int_in("n_predict", n_predict, 1, 2**31 - 1)
+    def _prompt_tokens(self, prompt: Prompt, parse_special: bool) -> np.ndarray:
+        """The prompt's token ids: text tokenized, ids converted (the native layer checks them and their fit)."""
         if isinstance(prompt, (str, bytes)):
-            tokens = self.tokenize(prompt, parse_special=parse_special)
-        else:
-            tokens = _token_ids(prompt)
-        if tokens.size == 0:
-            raise ValueError("the prompt is empty")
-        if tokens.size + int(n_predict) > self.n_ctx:
-            raise ContextOverflowError(int(tokens.size), int(n_predict), self.n_ctx, self.n_ctx_train)
-        return tokens
+            return self.tokenize(prompt, parse_special=parse_special)
+        return _token_ids(prompt)
 
     def generate(self, prompt: Prompt, temp: float | None = None, **kwargs: Any) -> str:
         """Like complete() (same arguments), returning only the text."""
         return self.complete(prompt, temp, **kwargs).text
 
 
-def _chat_messages(messages: str | Sequence[Mapping[str, str]]) -> list[tuple[str, str]]:
-    """(role, content) pairs of OpenAI-style chat messages, checked."""
-    if isinstance(messages, str):
-        return [("user", messages)]
-    pairs = []
-    for i, m in enumerate(messages):
-        if not isinstance(m, Mapping) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
-            raise ValueError(f"chat message {i} must be a dict with str 'role' and 'content', got {m!r}")
-        if m["role"] not in CHAT_ROLES:
-            raise ValueError(f"chat message {i} has role {m['role']!r}; expected one of {', '.join(CHAT_ROLES)}")
-        pairs.append((m["role"], m["content"]))
-    if not pairs:
-        raise ValueError("the chat has no messages")
-    return pairs
+def _text(pieces: list[bytes], stops: tuple[str, ...]) -> tuple[str, int, bool]:
+    """A finished sequence's text, how many of its tokens count, and whether a stop string ended it,
+    found as stream() finds them: the text cut at the first stop string."""
+    text = TokenText(stops)
+    parts = []
+    for i, piece in enumerate(pieces):
+        parts.append(text.feed(piece, last=i + 1 == len(pieces)))
+        if text.stopped:
+            return "".join(parts), i + 1, True
+    return "".join(parts), len(pieces), False
 
 
 _cache_lock = threading.Lock()

@@ -29,32 +29,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
-if TYPE_CHECKING:
-    from .config import SamplingConfig
+from .config import SamplingConfig, resolve_beta
 
-__all__ = ["adjusted_logits", "probs", "resolve_beta"]
-
-
-def resolve_beta(temp: float | None, beta: float | None) -> float:
-    """The inverse temperature for a (temp, beta) pair; exactly one must be given."""
-    if (temp is None) == (beta is None):
-        raise TypeError("give exactly one of temp= and beta=")
-    if temp is not None:
-        t = float(temp)
-        if math.isnan(t):
-            raise ValueError("temp is NaN")
-        if t == 0.0:
-            return math.inf
-        return 0.0 if math.isinf(t) else 1.0 / t
-    b = float(beta)  # type: ignore[arg-type]
-    if math.isnan(b):
-        raise ValueError("beta is NaN")
-    return b
+__all__ = ["adjusted_logits", "probs"]
 
 
 def _logits(logits: npt.ArrayLike) -> np.ndarray:
@@ -70,6 +51,7 @@ def adjusted_logits(logits: npt.ArrayLike, config: SamplingConfig, history: Sequ
     if config.ignore_eos:
         raise ValueError("the reference does not know the model's end-of-generation tokens: ban them with logit_bias")
     z = _logits(logits)
+    config.native().check(z.size, [int(t) for t in history])
     for tok, bias in config.logit_bias.items():
         z[tok] += bias
     if config.repeat_penalty != 1.0 and len(history):
@@ -86,7 +68,7 @@ def adjusted_logits(logits: npt.ArrayLike, config: SamplingConfig, history: Sequ
 def _survivors(z: np.ndarray, config: SamplingConfig) -> np.ndarray:
     """Step 4: a mask of the tokens the filters keep."""
     live = np.isfinite(z)
-    if not live.any() or (config.top_k == 0 and config.top_p == 1.0 and config.min_p == 0.0):
+    if not live.any() or config.plain:
         return np.asarray(live)
     # descending by logit, ties by token id
     order = np.lexsort((np.arange(z.size), -z))
@@ -118,8 +100,6 @@ def probs(
     (``history``: tokens generated before, for the repeat penalty). Raises
     ValueError when every token is masked.
     """
-    from .config import SamplingConfig
-
     if config is None:
         resolve_beta(temp, beta)  # exactly one of them
         config = SamplingConfig(temp=temp, beta=beta)

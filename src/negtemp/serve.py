@@ -20,17 +20,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from .admission import admit
 from .config import DEFAULT_TEMP
-from .gguf_check import check_gguf
-from .model import usable_cpus
-from .models import DEFAULT_MODEL, MODELS, is_verified, resolve
-from .vetting import vet
+from .host import MAX_THREADS, available_memory, default_threads
+from .registry import DEFAULT_MODEL, MODELS, resolve
 
-__all__ = ["DEFAULT_SAMPLERS", "ServeOptions", "serve", "server_binary", "server_command"]
+__all__ = ["DEFAULT_SAMPLERS", "ServeOptions", "default_cache_ram", "serve", "server_binary", "server_command"]
 
-# temperature then the draw, as the experiment; top-k/top-p/min-p sit in the
-# chain at neutral values so a request that sets them gets them, in negtemp's order
-DEFAULT_SAMPLERS = "top_k;top_p;min_p;temperature"
+# temperature then the draw, as the experiment; the repeat penalty and top-k/top-p/min-p
+# sit in the chain at neutral values so a request that sets them gets them, in negtemp's
+# order. At T < 0 the server refuses a repeat penalty (patch 0010): its penalty acts on z.
+DEFAULT_SAMPLERS = "penalties;top_k;top_p;min_p;temperature"
+
+# llama-server keeps recent prompts' KV in host memory, up to 8 GiB by default; a
+# server sized for this machine takes an eighth of the memory free when it starts
+_UPSTREAM_CACHE_RAM_MIB = 8192
+_CACHE_RAM_SHARE = 8
 
 LOAD_TIMEOUT_S = 300
 
@@ -47,12 +52,14 @@ class ServeOptions:
     threads: int | None = None
     n_gpu_layers: int = -1
     rpc: str | None = None
+    cache_ram: int | None = None  # MiB of prompt cache; None: default_cache_ram()
     extra: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         for name, value, lo, hi in (("port", self.port, 1, 65535), ("parallel", self.parallel, 1, 256),
                                     ("n_ctx", self.n_ctx or 16, 16, 2**31 - 1),
-                                    ("threads", self.threads or 1, 1, 256)):
+                                    ("threads", self.threads or 1, 1, MAX_THREADS),
+                                    ("cache_ram", -1 if self.cache_ram is None else self.cache_ram, -1, 2**31 - 1)):
             if not lo <= value <= hi:
                 raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
 
@@ -68,6 +75,15 @@ def server_binary() -> Path:
     return path
 
 
+def default_cache_ram() -> int:
+    """MiB of llama-server's prompt cache when --cache-ram is not given: an eighth of the memory available
+    now, at most upstream's 8192 MiB (its default), at least 0."""
+    free = available_memory()
+    if free is None:
+        return _UPSTREAM_CACHE_RAM_MIB
+    return max(0, min(_UPSTREAM_CACHE_RAM_MIB, free // _CACHE_RAM_SHARE // 2**20))
+
+
 def _model_name(opts: ServeOptions, path: Path) -> str:
     """What the API calls the model: its negtemp name (the default's included), else the file's stem."""
     name = opts.model or os.environ.get("NEGTEMP_MODEL") or DEFAULT_MODEL
@@ -76,13 +92,14 @@ def _model_name(opts: ServeOptions, path: Path) -> str:
 
 def server_command(opts: ServeOptions, model_path: Path) -> list[str]:
     """llama-server's argv for these options (the flags after `--` last, so they win)."""
-    threads = opts.threads or min(usable_cpus(), 8)
+    threads = opts.threads or default_threads()
     per_slot = opts.n_ctx or 2048
     cmd = [
         str(server_binary()), "-m", str(model_path), "--alias", _model_name(opts, model_path),
         "--host", opts.host, "--port", str(opts.port),
         "-c", str(per_slot * opts.parallel), "-np", str(opts.parallel), "-t", str(threads),
         "-ngl", str(opts.n_gpu_layers),
+        "--cache-ram", str(default_cache_ram() if opts.cache_ram is None else opts.cache_ram),
         "--samplers", DEFAULT_SAMPLERS, "--temp", str(DEFAULT_TEMP),
         "--top-k", "0", "--top-p", "1.0", "--min-p", "0.0", "--repeat-penalty", "1.0",
         "--no-webui",  # the web UI's assets are not built (README, "Serve")
@@ -133,9 +150,7 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
 def serve(opts: ServeOptions) -> int:
     """Run llama-server until Ctrl-C or SIGTERM; print its base URL on stdout once it answers."""
     path = resolve(opts.model)
-    check_gguf(path)
-    if not is_verified(path):
-        vet(path)
+    admit(path)
     cmd = server_command(opts, path)
     if opts.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"negtemp: warning: serving on {opts.host}: the server has no authentication; anyone who can "

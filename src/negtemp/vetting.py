@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from .errors import ModelLoadError
-from .models import cache_dir
+from .registry import cache_dir
 
 __all__ = ["PROBE_TIMEOUT_S", "vet"]
 

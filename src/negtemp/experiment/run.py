@@ -15,6 +15,7 @@ import numpy as np
 
 from ..model import Model
 from ..reference import probs
+from ..results import json_value
 from . import report
 from .analysis import Geometry, draw_statistics, group_statistics
 from .geometry import (
@@ -198,7 +199,7 @@ def run_experiment(
             m.close()
 
     results["seconds"] = time.perf_counter() - t_start
-    (out / "results.json").write_text(json.dumps(_finite(results), indent=1, ensure_ascii=False, allow_nan=False))
+    (out / "results.json").write_text(json.dumps(json_value(results), indent=1, ensure_ascii=False, allow_nan=False))
     path = out / "report.md"
     path.write_text(report.markdown(results))
     _progress(f"done in {results['seconds']:.0f} s: {path}", quiet)
@@ -318,14 +319,3 @@ def beta_sweep(m: Model) -> dict[str, list[float]]:
         entropy.append(float(-(pb[nz] * np.log(pb[nz])).sum()))
         exp_logp.append(float((pb[nz] * logp1[nz]).sum()))
     return {"beta": betas.tolist(), "entropy": entropy, "expected_logprob_T1": exp_logp}
-
-
-def _finite(obj: Any) -> Any:
-    """NaN and inf become None, so results.json is strict JSON."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj

@@ -23,11 +23,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DEFAULT_MODEL", "MODELS", "ModelFetchError", "ModelSpec", "cache_dir", "is_verified", "pull", "resolve"]
+from .errors import ModelFetchError
 
-
-class ModelFetchError(RuntimeError):
-    """A named model could not be fetched or failed verification."""
+__all__ = ["DEFAULT_MODEL", "MODELS", "ModelSpec", "cache_dir", "is_verified", "pull", "resolve"]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import FrameType
 
 from . import _native
-from .model import usable_cpus
+from .host import MAX_THREADS, default_threads
 
 __all__ = ["DEFAULT_PORT", "RpcServerOptions", "exposure_warning", "serve_rpc"]
 
@@ -43,11 +43,9 @@ class RpcServerOptions:
                              f"listens on IPv4 only), got {self.host!r}") from None
         if isinstance(self.port, bool) or not 1 <= self.port <= 65535:
             raise ValueError(f"--port must be from 1 to 65535, got {self.port}")
-        threads = self.threads
-        if threads is None:
-            threads = min(usable_cpus(), 8)
-        if not 1 <= threads <= 256:
-            raise ValueError(f"--threads must be from 1 to 256, got {threads}")
+        threads = default_threads() if self.threads is None else self.threads
+        if not 1 <= threads <= MAX_THREADS:
+            raise ValueError(f"--threads must be from 1 to {MAX_THREADS}, got {threads}")
         return RpcServerOptions(self.host, self.port, threads, self.cache)
 
 

@@ -1,10 +1,12 @@
 // The sampler chain negtemp builds from llama.cpp's samplers, in llama.cpp's
-// order: logit bias, repeat penalty, top-k, top-p, min-p, temperature, draw.
-// Shared by generation (_native.cpp), the probes on caller logits
-// (sampler_probe.hpp) and scripts/verify/driver.cpp, which also builds it
-// against an unpatched llama.cpp. Header-only, llama.h's public API.
+// order: logit bias, repeat penalty, top-k, top-p, min-p, temperature, draw,
+// from a BoundChain (chain_spec.hpp) only. Shared by generation
+// (sequences.cpp), the probes on caller logits (sampler_probe.hpp) and
+// scripts/verify/driver.cpp, which also builds it against an unpatched
+// llama.cpp. Header-only, llama.h's public API.
 #pragma once
 
+#include "chain_spec.hpp"
 #include "ggml.h"
 #include "llama.h"
 
@@ -17,25 +19,6 @@
 #include <vector>
 
 namespace negtemp {
-
-// Every token masked: there is nothing to draw. Python sees negtemp.SamplingError.
-struct SamplingError : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
-
-inline constexpr const char * kAllMasked =
-    "every token was masked (-inf, NaN or +inf logits, logit-bias bans, or filters that left nothing): "
-    "there is no distribution to sample";
-
-// Token ids from a caller (prompt, penalty history) must index the vocabulary.
-inline void check_token_ids(const std::vector<int32_t> & ids, int64_t n_vocab) {
-    for (int32_t t : ids) {
-        if (t < 0 || t >= n_vocab) {
-            throw std::invalid_argument("token id " + std::to_string(t) + " is outside the vocabulary [0, " +
-                                        std::to_string(n_vocab) + ")");
-        }
-    }
-}
 
 // The probability a backend draw gave the token it drew: probs[i] belongs to
 // ids[i], or to token i when the chain kept no candidate list (ids null). The
@@ -54,20 +37,6 @@ inline float drawn_probability(const float * probs, const int32_t * ids, size_t 
     }
     return p;
 }
-
-struct ChainConfig {
-    float temp = 0.8f;
-    uint32_t seed = 0;
-    int32_t top_k = 0;
-    float top_p = 1.0f;
-    float min_p = 0.0f;
-    float repeat_penalty = 1.0f;
-    int32_t penalty_last_n = 64;
-    std::map<int32_t, float> logit_bias;
-
-    // logit bias, temperature and the draw only: what the fused sampler runs
-    bool plain() const { return top_k <= 0 && top_p >= 1.0f && min_p <= 0.0f && repeat_penalty == 1.0f; }
-};
 
 struct SamplerDeleter {
     void operator()(llama_sampler * s) const { llama_sampler_free(s); }
@@ -112,22 +81,25 @@ inline llama_sampler * make_negate() {
     return llama_sampler_init(&iface, nullptr);
 }
 
-inline SamplerPtr make_chain(const ChainConfig & c, int32_t n_vocab) {
+inline SamplerPtr make_chain(const BoundChain & b) {
+    const ChainSpec & c = b.spec();
+    const int32_t n_vocab = b.n_vocab();
     SamplerPtr chain(llama_sampler_chain_init(llama_sampler_chain_default_params()));
     auto add = [&](llama_sampler * s) { llama_sampler_chain_add(chain.get(), s); };
-    if (!c.logit_bias.empty()) {
+    if (!b.bias().empty()) {
         std::vector<llama_logit_bias> bias;
-        for (const auto & kv : c.logit_bias) {
-            bias.push_back({kv.first, kv.second});
+        for (const auto & [token, value] : b.bias()) {
+            bias.push_back({token, value});
         }
         add(llama_sampler_init_logit_bias(n_vocab, static_cast<int32_t>(bias.size()), bias.data()));
     }
-    if (c.repeat_penalty != 1.0f) {
-        const bool mirrored = c.temp < 0.0f;
+    if (c.repeat_penalty != 1.0) {
+        const bool mirrored = c.beta < 0.0;
         if (mirrored) {
             add(make_negate());
         }
-        add(llama_sampler_init_penalties(n_vocab, c.penalty_last_n, c.repeat_penalty, 0.0f, 0.0f));
+        add(llama_sampler_init_penalties(n_vocab, c.penalty_last_n, static_cast<float>(c.repeat_penalty), 0.0f,
+                                         0.0f));
         if (mirrored) {
             add(make_negate());
         }
@@ -135,13 +107,13 @@ inline SamplerPtr make_chain(const ChainConfig & c, int32_t n_vocab) {
     if (c.top_k > 0) {
         add(llama_sampler_init_top_k(c.top_k));
     }
-    if (c.top_p < 1.0f) {
-        add(llama_sampler_init_top_p(c.top_p, 1));
+    if (c.top_p < 1.0) {
+        add(llama_sampler_init_top_p(static_cast<float>(c.top_p), 1));
     }
-    if (c.min_p > 0.0f) {
-        add(llama_sampler_init_min_p(c.min_p, 1));
+    if (c.min_p > 0.0) {
+        add(llama_sampler_init_min_p(static_cast<float>(c.min_p), 1));
     }
-    add(llama_sampler_init_temp(c.temp));
+    add(llama_sampler_init_temp(b.temp()));
     add(llama_sampler_init_dist(c.seed));
     return chain;
 }

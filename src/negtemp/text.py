@@ -1,70 +1,14 @@
-"""What a generation yields a token at a time, and stop strings matched across tokens."""
+"""A generation's text: its tokens' bytes decoded as UTF-8 across tokens, cut at the first stop string.
+
+The one place stop strings are matched, for stream(), complete() and the sweep.
+"""
 
 from __future__ import annotations
 
 import codecs
-import math
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, Literal
 
-import numpy as np
-
-__all__ = ["Chunk", "FinishReason", "StopFilter", "TokenProb", "TokenText", "stop_strings"]
-
-FinishReason = Literal["length", "stop", "eog"]
-"""Why a generation ended: n_predict tokens ("length"), a stop string ("stop"),
-or an end-of-generation token such as </s> or <|im_end|> ("eog")."""
-
-
-@dataclass(frozen=True)
-class TokenProb:
-    """One of the most likely tokens at a step (``n_probs``).
-
-    ``logprob`` is its log-probability in the distribution the step actually
-    sampled from (after every filter and the temperature: at T < 0 the model's
-    least likely tokens lead); ``model_logprob`` is under the model's own
-    distribution, the softmax of its raw logits at T = 1. -inf where a token
-    has probability 0 (filtered out, masked, or underflowed).
-    """
-
-    token: int
-    text: str
-    logprob: float
-    model_logprob: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "token": self.token,
-            "text": self.text,
-            "logprob": _json_float(self.logprob),
-            "model_logprob": _json_float(self.model_logprob),
-        }
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """One generated token and the text it adds.
-
-    ``text`` can be "" for a token that ends inside a UTF-8 sequence, or whose
-    text might begin a stop string (it is released with a later chunk, or
-    dropped if the stop string completes). ``logprob`` is the token's
-    log-probability in the distribution it was sampled from. ``finish_reason``
-    is None except on the last chunk. ``top`` holds the ``n_probs`` most likely
-    tokens of the step, most likely first in the sampled distribution;
-    ``logits`` the raw logits the token was drawn from, with ``keep_logits``.
-    """
-
-    text: str
-    token: int
-    logprob: float
-    finish_reason: FinishReason | None = None
-    top: tuple[TokenProb, ...] = ()
-    logits: np.ndarray | None = None
-
-
-def _json_float(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
+__all__ = ["StopFilter", "TokenText", "stop_strings"]
 
 
 def stop_strings(stop: str | Iterable[str] | None) -> tuple[str, ...]:

@@ -25,9 +25,10 @@ namespace negtemp {
 
 // CPU path: the p each token ends with after the chain, 0 for tokens a filter
 // removed. history: tokens accepted before (what penalties look back on).
-inline void chain_probs(const ChainConfig & c, const float * logits, size_t n, const std::vector<llama_token> & history,
+inline void chain_probs(const BoundChain & c, const float * logits, const std::vector<llama_token> & history,
                         double * dst) {
-    SamplerPtr chain = make_chain(c, static_cast<int32_t>(n));
+    const size_t n = static_cast<size_t>(c.n_vocab());
+    SamplerPtr chain = make_chain(c);
     for (llama_token t : history) {
         llama_sampler_accept(chain.get(), t);
     }
@@ -79,9 +80,10 @@ inline ggml_backend_t start_device(const std::string & name) {
 // silent CPU run.
 class BackendChain {
 public:
-    BackendChain(const ChainConfig & c, const float * logits, size_t n, const std::vector<llama_token> & history,
+    BackendChain(const BoundChain & c, const float * logits, const std::vector<llama_token> & history,
                  const std::string & device = "CPU", size_t copies = 1)
-        : n_(n), chain_(make_chain(c, static_cast<int32_t>(n))), backend_(start_device(device)) {
+        : n_(static_cast<size_t>(c.n_vocab())), chain_(make_chain(c)), backend_(start_device(device)) {
+        const size_t n = n_;
         llama_sampler * s = chain_.get();
         if (!s->iface->backend_init(s, ggml_backend_get_default_buffer_type(backend_.get()), 1)) {
             throw std::runtime_error("a sampler in this chain has no backend implementation");
@@ -183,13 +185,14 @@ private:
     std::vector<int32_t> ids_;
 };
 
-// Either path's probabilities for one logits vector.
-inline void sampler_probs(const ChainConfig & c, const float * logits, size_t n, const std::vector<llama_token> & history,
-                          bool backend, double * dst, const std::string & device = "CPU") {
-    if (backend) {
-        BackendChain(c, logits, n, history, device).run(dst);
+// The chain or backend path's probabilities for one logits vector (the
+// fused sampler's own are FusedSampler::probs).
+inline void sampler_probs(const BoundChain & c, const float * logits, const std::vector<llama_token> & history,
+                          double * dst, const std::string & device = "CPU") {
+    if (c.path() == SamplerPath::Backend) {
+        BackendChain(c, logits, history, device).run(dst);
     } else {
-        chain_probs(c, logits, n, history, dst);
+        chain_probs(c, logits, history, dst);
     }
 }
 

@@ -1,0 +1,145 @@
+// negtemp._native: the module definition, and nothing else. The loop it
+// exposes is sequences.hpp, the rules it enforces chain_spec.hpp.
+#include "chain_spec.hpp"
+#include "errors.hpp"
+#include "model.hpp"
+#include "probes.hpp"
+#include "py_types.hpp"
+#include "rpc.hpp"
+#include "sequences.hpp"
+
+#include "ggml-backend.h"
+#include "llama.h"
+
+PYBIND11_MODULE(_native, m) {
+    using namespace negtemp;
+    m.doc() = "negtemp's native generation loop over a patched llama.cpp (private: use the negtemp package)";
+
+    log_to_buffer();
+    llama_backend_init();
+
+    m.attr("llama_commit") = NEGTEMP_LLAMA_COMMIT;  // the pinned upstream commit this build patched
+    m.attr("patch_count") = NEGTEMP_PATCH_COUNT;    // patches of negtemp's series applied to it
+    m.def(
+        "sampler_paths", [] { return std::vector<std::string>(std::begin(kPathNames), std::end(kPathNames)); },
+        "the names of the sampling paths, 'auto' first");
+
+    py::register_exception<SamplingError>(m, "SamplingError", PyExc_ValueError);
+    py::register_exception<Cancelled>(m, "Cancelled", PyExc_RuntimeError);
+
+    // negtemp.errors' exceptions, looked up when one is raised (that module imports this one)
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) {
+                std::rethrow_exception(p);
+            }
+        } catch (const RemoteFault & e) {
+            py::object exc = py::module_::import("negtemp.errors").attr("RemoteError")(e.what(), e.endpoint);
+            PyErr_SetObject(reinterpret_cast<PyObject *>(Py_TYPE(exc.ptr())), exc.ptr());
+        } catch (const ContextOverflow & e) {
+            py::object exc = py::module_::import("negtemp.errors")
+                                 .attr("ContextOverflowError")(e.prompt_tokens, e.n_predict, e.n_ctx, e.n_ctx_train);
+            PyErr_SetObject(reinterpret_cast<PyObject *>(Py_TYPE(exc.ptr())), exc.ptr());
+        }
+    });
+
+    py::class_<ChainSpec>(m, "ChainSpec",
+                          "Every sampling setting, validated (negtemp.SamplingConfig makes these; ValueError names "
+                          "the setting out of range)")
+        .def(py::init(&make_spec), py::kw_only(), py::arg("beta"), py::arg("seed"), py::arg("top_k"),
+             py::arg("top_p"), py::arg("min_p"), py::arg("repeat_penalty"), py::arg("penalty_last_n"),
+             py::arg("logit_bias"), py::arg("ignore_eos"), py::arg("path"))
+        .def(
+            "check",
+            [](const ChainSpec & s, int64_t n_vocab, const std::vector<int64_t> & history) {
+                BoundChain bound(s, n_vocab);
+                for (int64_t t : history) {
+                    check_token_id(t, n_vocab, "history token");
+                }
+            },
+            py::arg("n_vocab"), py::arg("history"),
+            "ValueError unless the logit bias and the history are token ids of a vocabulary of n_vocab tokens")
+        .def_property_readonly("plain", &ChainSpec::plain, "logit bias, temperature and the draw only")
+        .def_property_readonly(
+            "resolved_path", [](const ChainSpec & s) { return std::string(path_name(s.resolved_path())); },
+            "the path that runs: 'auto' is 'fused' for a plain chain, else 'chain'");
+
+    py::class_<Model>(m, "Model")
+        .def(py::init<const py::bytes &, uint32_t, int32_t, int32_t, int32_t, const std::vector<std::string> &,
+                      uint32_t>(),
+             py::arg("path"), py::arg("n_ctx"), py::arg("n_threads"), py::arg("n_gpu_layers"), py::arg("main_gpu"),
+             py::arg("rpc"), py::arg("rpc_timeout_ms"))
+        .def("close", &Model::close)
+        .def_property_readonly("closed", &Model::closed)
+        .def("cancel", &Model::cancel)
+        .def_property_readonly("n_vocab", &Model::n_vocab)
+        .def_property_readonly("n_ctx_train", &Model::n_ctx_train)
+        .def_property_readonly("n_ctx", &Model::n_ctx)
+        .def("eog_tokens", &Model::eog_tokens)
+        .def("tokenize", &Model::tokenize, py::arg("text"), py::arg("add_special"), py::arg("parse_special"))
+        .def_property_readonly("kv_bytes_per_token", &Model::kv_bytes_per_token)
+        .def("token_to_piece", &Model::token_to_piece, py::arg("token"))
+        .def("chat_prompt", &Model::chat_prompt, py::arg("messages"))
+        .def("eval_logits", &Model::eval_logits, py::arg("tokens"))
+        .def("op_backends", &Model::op_backends, py::arg("prompt"), py::arg("spec"))
+        .def("sweep", &sweep, py::arg("prompt"), py::arg("n_predict"), py::arg("specs"));
+
+    py::class_<Generation>(m, "Generation")
+        .def(py::init<Model &, const TokenArray &, const py::int_ &, const ChainSpec &, bool, const py::int_ &>(),
+             py::arg("model"), py::arg("prompt"), py::arg("n_predict"), py::arg("spec"), py::arg("keep_logits"),
+             py::arg("n_probs"), py::keep_alive<1, 2>())
+        .def("next", &Generation::next)
+        .def("close", &Generation::close);
+
+    m.def("sampler_probs", &sampler_probs, py::arg("logits"), py::arg("spec"), py::arg("history"), py::arg("device"));
+    m.def("sample_tokens", &sample_tokens, py::arg("logits"), py::arg("spec"), py::arg("n"), py::arg("device"));
+    m.def(
+        "devices",
+        [] {
+            DeviceList out;
+            for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+                ggml_backend_dev_t dev = ggml_backend_dev_get(i);
+                const char * kind = "other";
+                switch (ggml_backend_dev_type(dev)) {
+                    case GGML_BACKEND_DEVICE_TYPE_CPU: kind = "cpu"; break;
+                    case GGML_BACKEND_DEVICE_TYPE_GPU: kind = "gpu"; break;
+                    case GGML_BACKEND_DEVICE_TYPE_IGPU: kind = "igpu"; break;
+                    case GGML_BACKEND_DEVICE_TYPE_ACCEL: kind = "accel"; break;
+                    default: break;
+                }
+                size_t free = 0, total = 0;
+                ggml_backend_dev_memory(dev, &free, &total);
+                out.append(py::make_tuple(ggml_backend_dev_name(dev), ggml_backend_dev_description(dev), kind, total));
+            }
+            return out;
+        },
+        "(name, description, kind, memory bytes) of every ggml device this build can use");
+    m.def(
+        "ggml_type_info",
+        [](int64_t t) -> pt::Optional<pt::Tuple<py::int_, py::int_>> {
+            if (t < 0 || t >= GGML_TYPE_COUNT) {
+                return py::none();
+            }
+            const auto type = static_cast<ggml_type>(t);
+            const int64_t block = ggml_blck_size(type);
+            const size_t size = ggml_type_size(type);
+            if (block <= 0 || size == 0) {
+                return py::none();  // a retired type id
+            }
+            return py::make_tuple(block, size);
+        },
+        py::arg("type"), "(block size, bytes per block) of a ggml tensor type, or None if ggml has no such type");
+    m.def(
+        "rpc_server",
+        [](const std::string & endpoint, const std::string & cache_dir, size_t n_threads) {
+            // the caller runs it on a thread of its own, and ends the process to stop it
+            py::gil_scoped_release release;
+            serve_rpc(endpoint, cache_dir, n_threads);
+        },
+        py::arg("endpoint"), py::arg("cache_dir"), py::arg("n_threads"),
+        "Serve this machine's GPUs (else its CPU) to llama.cpp RPC clients at endpoint (host:port); returns only "
+        "if the server cannot start");
+    m.def(
+        "system_info", [] { return std::string(llama_print_system_info()); },
+        "llama.cpp's build and CPU features (SIMD extensions, backends), for bug reports and benchmarks");
+}

@@ -1,0 +1,37 @@
+// A llama.cpp context and the ggml thread pool its decodes run on, for one call.
+#pragma once
+
+#include "ggml-cpu.h"
+#include "llama.h"
+
+#include <exception>
+#include <memory>
+
+namespace negtemp {
+
+struct ContextDeleter {
+    void operator()(llama_context * c) const {
+        // llama_free synchronizes in a destructor, where an RPC fault would end
+        // the process; met here first, it is already reported (patch 0009)
+        try {
+            llama_synchronize(c);
+        } catch (const std::exception &) {
+        }
+        llama_free(c);
+    }
+};
+
+struct ThreadpoolDeleter {
+    void operator()(ggml_threadpool * p) const { ggml_threadpool_free(p); }
+};
+
+// Without a pool ggml starts and joins its threads on every decode (generate
+// fell to 0.84x llama-bench's decode rate); a pool kept by the Model would
+// outlive a fork with no threads behind it, so each call makes its own.
+struct Context {
+    std::unique_ptr<ggml_threadpool, ThreadpoolDeleter> pool;
+    std::unique_ptr<llama_context, ContextDeleter> ctx;  // declared after the pool: freed before it
+    llama_context * get() const { return ctx.get(); }
+};
+
+}  // namespace negtemp

@@ -1,0 +1,23 @@
+// The sampler chain on a caller's logits, without a model: every token's
+// probability (negtemp.sampler_probs) and independent draws
+// (negtemp.sample_tokens), on any path. What the tests compare against
+// negtemp.reference.
+#pragma once
+
+#include "chain_spec.hpp"
+#include "py_types.hpp"
+
+#include <string>
+#include <vector>
+
+namespace negtemp {
+
+Doubles sampler_probs(const Logits & logits, const ChainSpec & spec, const std::vector<int64_t> & history,
+                      const std::string & device);
+
+// Each draw starts from the same logits; a repeat penalty would make the
+// draws depend on each other, so it is refused.
+Tokens sample_tokens(const Logits & logits, const ChainSpec & spec, const py::int_ & n_draws,
+                     const std::string & device);
+
+}  // namespace negtemp

@@ -1,0 +1,335 @@
+#include "sequences.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+
+namespace negtemp {
+namespace {
+
+// log p of the token a backend chain drew, from the probabilities the decode
+// copied back; SamplingError when they say every token was masked.
+double backend_logprob(llama_context * ctx, int32_t i, llama_token token) {
+    const float * probs = llama_get_sampled_probs_ith(ctx, i);
+    if (!probs) {
+        throw std::runtime_error("the backend sampler returned no probabilities");
+    }
+    const bool filtered = llama_get_sampled_candidates_count_ith(ctx, i) > 0;
+    const llama_token * ids = filtered ? llama_get_sampled_candidates_ith(ctx, i) : nullptr;
+    const float p = drawn_probability(probs, ids, llama_get_sampled_probs_count_ith(ctx, i), token);
+    return std::log(static_cast<double>(p));
+}
+
+// The N tokens most likely in the distribution a step drew from, with their
+// log-probabilities there and under the model's own (T = 1) softmax of the raw
+// logits. Ties (tokens whose sampled probability underflowed to the same
+// value) are ordered as the temperature orders the logits: higher first for
+// T >= 0, lower first for T < 0. Non-finite logits count as masked (log p = -inf).
+TopTokens top_tokens(const float * logits, const std::vector<double> & sampled, int32_t n_vocab, int32_t n,
+                     bool negative_temp) {
+    float z_max = -INFINITY;
+    for (int32_t i = 0; i < n_vocab; ++i) {
+        if (std::isfinite(logits[i])) {
+            z_max = std::max(z_max, logits[i]);
+        }
+    }
+    double sum = 0.0;
+    for (int32_t i = 0; i < n_vocab; ++i) {
+        if (std::isfinite(logits[i])) {
+            sum += std::exp(static_cast<double>(logits[i]) - z_max);
+        }
+    }
+    const double log_z = static_cast<double>(z_max) + std::log(sum);
+    auto model_lp = [&](int32_t i) {
+        return std::isfinite(logits[i]) ? static_cast<double>(logits[i]) - log_z : -INFINITY;
+    };
+    std::vector<int32_t> order(n_vocab);
+    for (int32_t i = 0; i < n_vocab; ++i) {
+        order[i] = i;
+    }
+    const int32_t k = std::min(n, n_vocab);
+    std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t b) {
+        if (sampled[a] != sampled[b]) {
+            return sampled[a] > sampled[b];
+        }
+        const double za = model_lp(a), zb = model_lp(b);
+        if (za != zb) {
+            return negative_temp ? za < zb : za > zb;
+        }
+        return a < b;
+    });
+    Tokens ids(k);
+    Doubles lp_sampled(k), lp_model(k);
+    for (int32_t j = 0; j < k; ++j) {
+        ids.mutable_at(j) = order[j];
+        lp_sampled.mutable_at(j) = std::log(sampled[order[j]]);
+        lp_model.mutable_at(j) = model_lp(order[j]);
+    }
+    return py::make_tuple(ids, lp_sampled, lp_model);
+}
+
+}  // namespace
+
+CpuSampler::CpuSampler(const BoundChain & c) : n_vocab_(c.n_vocab()) {
+    if (c.path() == SamplerPath::Fused) {
+        std::vector<float> bias;
+        if (!c.bias().empty()) {
+            bias.assign(n_vocab_, 0.0f);
+            for (const auto & [token, value] : c.bias()) {
+                bias[token] += value;
+            }
+        }
+        fused_ = std::make_unique<FusedSampler>(c.temp(), std::move(bias), c.spec().seed);
+    } else {
+        chain_ = make_chain(c);
+    }
+}
+
+llama_token CpuSampler::sample(const float * logits, double & logprob, std::vector<double> * probs) {
+    const auto n = static_cast<size_t>(n_vocab_);
+    if (fused_) {
+        if (probs) {
+            probs->resize(n);
+            fused_->probs(logits, n, probs->data());  // all masked: sample throws
+        }
+        const size_t t = fused_->sample(logits, n, &logprob);
+        if (t == FusedSampler::kNoToken) {
+            throw SamplingError(kAllMasked);
+        }
+        return static_cast<llama_token>(t);
+    }
+    double p = 0.0;
+    const llama_token t = chain_sample(chain_.get(), logits, n_vocab_, cur_, &p, probs);
+    logprob = std::log(p);
+    return t;
+}
+
+bool CpuSampler::fused_probs(const float * logits, double * dst) {
+    return fused_->probs(logits, static_cast<size_t>(n_vocab_), dst);
+}
+
+const char * finish_name(Finish f) {
+    switch (f) {
+        case Finish::Eog: return "eog";
+        case Finish::Length: return "length";
+        default: return "";
+    }
+}
+
+Sequences::Sequences(Model & model, std::vector<llama_token> prompt, int64_t n_predict,
+                     const std::vector<BoundChain> & chains, bool keep_rows, bool want_probs)
+    : model_(model), prompt_(std::move(prompt)), n_predict_(n_predict), keep_rows_(keep_rows),
+      want_probs_(want_probs), running_(chains.size()) {
+    const size_t k_seqs = chains.size();
+    const size_t max_seqs = llama_max_parallel_sequences();
+    if (k_seqs == 0 || k_seqs > max_seqs) {
+        throw std::invalid_argument("1 to " + std::to_string(max_seqs) +
+                                    " sequences decode together (llama.cpp's limit), got " + std::to_string(k_seqs) +
+                                    "; split them over several calls");
+    }
+    const bool backend = chains[0].path() == SamplerPath::Backend;
+    for (const BoundChain & c : chains) {
+        if ((c.path() == SamplerPath::Backend) != backend || (backend && k_seqs > 1)) {
+            throw std::invalid_argument("several sequences sample on the CPU paths only ('auto', 'fused' or "
+                                        "'chain'); the backend path samples one sequence inside the graph");
+        }
+    }
+    if (backend && (keep_rows || want_probs)) {
+        throw std::invalid_argument("keep_logits and n_probs need a CPU path ('auto', 'fused' or 'chain'): the "
+                                    "backend path samples inside the graph");
+    }
+    const uint64_t cells = prompt_.size() + static_cast<uint64_t>(n_predict) * k_seqs;
+    if (cells > std::numeric_limits<uint32_t>::max()) {
+        throw std::invalid_argument(std::to_string(k_seqs) + " sequences of " + std::to_string(n_predict) +
+                                    " tokens need " + std::to_string(cells) +
+                                    " cells of KV cache, past llama.cpp's limit of 2**32 - 1");
+    }
+    if (backend) {
+        backend_chain_ = make_chain(chains[0]);
+    } else {
+        for (const BoundChain & c : chains) {
+            samplers_.emplace_back(c);
+        }
+    }
+    ctx_ = model.make_context(static_cast<uint32_t>(cells), static_cast<uint32_t>(k_seqs), backend_chain_.get());
+    batch_.reset(new llama_batch(llama_batch_init(static_cast<int32_t>(std::max(prompt_.size(), k_seqs)), 0, 1)));
+    last_.assign(k_seqs, 0);
+    produced_.assign(k_seqs, 0);
+    done_.assign(k_seqs, 0);
+}
+
+std::vector<Sampled> Sequences::step() {
+    llama_batch & batch = *batch_;
+    auto add = [&](llama_token t, llama_pos pos, llama_seq_id seq, bool logits) {
+        const int32_t j = batch.n_tokens++;
+        batch.token[j] = t;
+        batch.pos[j] = pos;
+        batch.n_seq_id[j] = 1;
+        batch.seq_id[j][0] = seq;
+        batch.logits[j] = logits;
+    };
+    batch.n_tokens = 0;
+    const bool first = !started_;
+    started_ = true;
+    std::vector<size_t> active;
+    if (first) {
+        for (size_t i = 0; i < prompt_.size(); ++i) {
+            add(prompt_[i], static_cast<llama_pos>(i), 0, i + 1 == prompt_.size());
+        }
+        for (size_t k = 0; k < last_.size(); ++k) {
+            active.push_back(k);
+        }
+    } else {
+        for (size_t k = 0; k < last_.size(); ++k) {
+            if (!done_[k]) {
+                active.push_back(k);
+                add(last_[k], static_cast<llama_pos>(prompt_.size() + produced_[k] - 1), static_cast<llama_seq_id>(k),
+                    true);
+            }
+        }
+    }
+    std::vector<Sampled> out(active.size());
+    if (active.empty()) {
+        return out;
+    }
+    if (llama_decode(ctx_.get(), batch) != 0) {
+        throw std::runtime_error("llama_decode failed: " + take_log());
+    }
+    if (first) {
+        // every sequence continues the prompt's cells, shared rather than copied (kv_unified)
+        llama_memory_t mem = llama_get_memory(ctx_.get());
+        for (size_t k = 1; k < last_.size(); ++k) {
+            llama_memory_seq_cp(mem, 0, static_cast<llama_seq_id>(k), -1, -1);
+        }
+    }
+    for (size_t j = 0; j < active.size(); ++j) {
+        take(active[j], first ? static_cast<int32_t>(prompt_.size() - 1) : static_cast<int32_t>(j), out[j]);
+    }
+    return out;
+}
+
+void Sequences::take(size_t k, int32_t i, Sampled & out) {
+    out.seq = k;
+    if (backend_chain_) {
+        out.token = llama_sampler_sample(backend_chain_.get(), ctx_.get(), i);
+        out.logprob = backend_logprob(ctx_.get(), i, out.token);
+    } else {
+        const float * row = llama_get_logits_ith(ctx_.get(), i);
+        out.token = samplers_[k].sample(row, out.logprob, want_probs_ ? &out.probs : nullptr);
+        if (keep_rows_) {
+            out.row.assign(row, row + model_.n_vocab());
+        }
+    }
+    last_[k] = out.token;
+    ++produced_[k];
+    out.finish = model_.is_eog(out.token) ? Finish::Eog : produced_[k] >= n_predict_ ? Finish::Length : Finish::None;
+    if (out.finish != Finish::None) {
+        done_[k] = 1;
+        --running_;
+    }
+}
+
+Generation::Generation(Model & model, const TokenArray & prompt, const py::int_ & n_predict, const ChainSpec & spec,
+                       bool keep_logits, const py::int_ & n_probs)
+    : model_(&model), keep_logits_(keep_logits), n_probs_(static_cast<int32_t>(int_in(n_probs, kNProbs))),
+      negative_temp_(spec.beta < 0.0) {
+    const int64_t n = int_in(n_predict, kNPredict);
+    std::vector<llama_token> toks = model.prompt(prompt, n);
+    const BoundChain chain(spec, model.n_vocab(), &model.eog_tokens());
+    {
+        py::gil_scoped_release release;
+        seq_ = model.remote_guard([&] {
+            return std::make_unique<Sequences>(model, std::move(toks), n, std::vector<BoundChain>{chain},
+                                               keep_logits_ || n_probs_ > 0, n_probs_ > 0);
+        });
+    }
+    model.attach(this);
+}
+
+void Generation::release() {
+    if (model_) {
+        model_->detach(this);
+        model_ = nullptr;
+    }
+    seq_.reset();
+}
+
+pt::Optional<Step> Generation::next() {
+    if (done_) {
+        return py::none();
+    }
+    if (!model_) {
+        throw Cancelled("the Model was closed while this generation was open");
+    }
+    if (cancel_.exchange(false)) {
+        close();
+        throw Cancelled("generation cancelled by Model.cancel() or Model.close() from another thread");
+    }
+    Sampled s{};
+    std::string piece;
+    try {
+        {
+            py::gil_scoped_release release;
+            s = std::move(model_->remote_guard([&] { return seq_->step(); }).front());
+        }
+        piece = model_->piece(s.token);
+    } catch (...) {
+        close();
+        throw;
+    }
+    if (s.finish != Finish::None) {
+        close();
+    }
+    if (PyErr_CheckSignals() != 0) {
+        close();
+        throw py::error_already_set();
+    }
+    py::object logits = py::none();
+    if (keep_logits_) {
+        logits = Floats(s.row.size(), s.row.data());
+    }
+    py::object top = py::none();
+    if (n_probs_ > 0) {
+        top = top_tokens(s.row.data(), s.probs, static_cast<int32_t>(s.row.size()), n_probs_, negative_temp_);
+    }
+    return py::make_tuple(s.token, s.logprob, py::bytes(piece), finish_name(s.finish), logits, top);
+}
+
+SweepRuns sweep(Model & model, const TokenArray & prompt, const py::int_ & n_predict,
+                const std::vector<ChainSpec> & specs) {
+    const int64_t n = int_in(n_predict, kNPredict);
+    const std::vector<llama_token> toks = model.prompt(prompt, n);
+    std::vector<BoundChain> chains;
+    for (const ChainSpec & spec : specs) {
+        chains.emplace_back(spec, model.n_vocab(), &model.eog_tokens());
+    }
+    const size_t k_seqs = chains.size();
+    std::vector<std::vector<int32_t>> tokens(k_seqs);
+    std::vector<std::vector<double>> logprobs(k_seqs);
+    std::vector<Finish> finish(k_seqs, Finish::None);
+    model.clear_cancel();
+    {
+        py::gil_scoped_release release;
+        model.remote_guard([&] {
+            Sequences seqs(model, toks, n, chains, false, false);
+            while (!seqs.done()) {
+                for (const Sampled & s : seqs.step()) {
+                    tokens[s.seq].push_back(s.token);
+                    logprobs[s.seq].push_back(s.logprob);
+                    finish[s.seq] = s.finish;
+                }
+                py::gil_scoped_acquire acquire;
+                model.check_interrupts();
+            }
+        });
+    }
+    SweepRuns out;
+    for (size_t k = 0; k < k_seqs; ++k) {
+        out.append(py::make_tuple(Tokens(tokens[k].size(), tokens[k].data()),
+                                  Doubles(logprobs[k].size(), logprobs[k].data()), finish_name(finish[k])));
+    }
+    return out;
+}
+
+}  // namespace negtemp

@@ -1,0 +1,142 @@
+// The generation loop: sequences that continue one prompt, decoded together
+// a token each per step, each sampled through its own chain.
+//
+// Sequences is the one stepper: Model.stream() (and complete() through it)
+// runs one sequence as a Generation, a sweep runs several. Each step's end of
+// a sequence (an end-of-generation token, or n_predict tokens) is decided in
+// Sequences::step and nowhere else; Python only reports it (stop strings are
+// text, matched by Python's TokenText).
+#pragma once
+
+#include "chain.hpp"
+#include "chain_spec.hpp"
+#include "context.hpp"
+#include "fused_sampler.hpp"
+#include "model.hpp"
+#include "py_types.hpp"
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace negtemp {
+
+// One sequence's sampler on the CPU: negtemp's fused sampler or llama.cpp's chain.
+class CpuSampler {
+public:
+    explicit CpuSampler(const BoundChain & chain);
+
+    // A draw from logits; logprob gets its log-probability, and probs (when
+    // given) every token's probability in the distribution drawn from.
+    // SamplingError when every token is masked.
+    llama_token sample(const float * logits, double & logprob, std::vector<double> * probs = nullptr);
+
+    // The fused sampler's probabilities without a draw (false: every token masked).
+    bool fused_probs(const float * logits, double * dst);
+
+private:
+    int32_t n_vocab_;
+    SamplerPtr chain_;
+    std::unique_ptr<FusedSampler> fused_;
+    std::vector<llama_token_data> cur_;
+};
+
+enum class Finish { None, Eog, Length };
+
+const char * finish_name(Finish f);
+
+// What one step gave one sequence.
+struct Sampled {
+    size_t seq;
+    llama_token token;
+    double logprob;
+    Finish finish;
+    std::vector<float> row;     // the logits it was drawn from, when kept
+    std::vector<double> probs;  // every token's probability in that draw, when asked
+};
+
+class Sequences {
+public:
+    // chains: one per sequence, bound to the model's vocabulary. A chain on
+    // the backend path samples inside the decode, for a single sequence only.
+    // Construct, step and destroy without the GIL, inside model.remote_guard.
+    Sequences(Model & model, std::vector<llama_token> prompt, int64_t n_predict, const std::vector<BoundChain> & chains,
+              bool keep_rows, bool want_probs);
+
+    // Decode the next token of every sequence still running and sample it;
+    // the first step evaluates the prompt once for all of them.
+    std::vector<Sampled> step();
+
+    bool done() const { return running_ == 0; }
+
+private:
+    void take(size_t k, int32_t batch_index, Sampled & out);
+
+    struct BatchFree {
+        void operator()(llama_batch * b) const {
+            llama_batch_free(*b);
+            delete b;
+        }
+    };
+
+    Model & model_;
+    std::vector<llama_token> prompt_;
+    int64_t n_predict_;
+    bool keep_rows_;
+    bool want_probs_;
+    SamplerPtr backend_chain_;
+    Context ctx_;  // declared after the chain the context samples with: freed before it
+    std::vector<CpuSampler> samplers_;
+    std::unique_ptr<llama_batch, BatchFree> batch_;
+    std::vector<llama_token> last_;
+    std::vector<int64_t> produced_;
+    std::vector<char> done_;
+    size_t running_;
+    bool started_ = false;  // the prompt was decoded
+};
+
+// One generation, advanced a token at a time (Model.stream, and complete()
+// through it): its sequence lives here between calls, so the caller can stop
+// early and the context is freed at once by close(). Methods are called with
+// the GIL held; next() releases it for the decode.
+class Generation : public Attachment {
+public:
+    Generation(Model & model, const TokenArray & prompt, const py::int_ & n_predict, const ChainSpec & spec,
+               bool keep_logits, const py::int_ & n_probs);
+    ~Generation() { close(); }
+    Generation(const Generation &) = delete;
+    Generation & operator=(const Generation &) = delete;
+
+    void cancel() override { cancel_ = true; }
+    void release() override;
+
+    // Frees the context; the next call to next() returns None. From Model.close(),
+    // next() raises Cancelled instead: the generation did not end, it was stopped.
+    void close() {
+        release();
+        done_ = true;
+    }
+
+    // The next token: (token, log p sampled, piece bytes, finish reason ("", "eog"
+    // or "length"), raw logits or None, (ids, log p sampled, log p model) or None);
+    // None once the generation has finished or was closed.
+    pt::Optional<Step> next();
+
+private:
+    Model * model_;
+    bool keep_logits_;
+    int32_t n_probs_;
+    bool negative_temp_;
+    std::unique_ptr<Sequences> seq_;
+    bool done_ = false;
+    std::atomic<bool> cancel_{false};
+};
+
+// One sequence per spec, decoded together: the prompt is evaluated once and
+// its cache cells shared by every sequence. [(tokens, logprobs, finish)] in
+// the order of specs.
+SweepRuns sweep(Model & model, const TokenArray & prompt, const py::int_ & n_predict,
+                const std::vector<ChainSpec> & specs);
+
+}  // namespace negtemp

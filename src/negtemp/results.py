@@ -1,0 +1,116 @@
+"""What a generation returns: Completion, and per token Chunk and TokenProb; and how each is written as JSON.
+
+Strict JSON has no inf or NaN. The policy, written once here: a log-probability
+that is not finite (-inf for a token that had probability 0) becomes null,
+while a setting that is not finite (beta = +-inf, a logit bias of -inf)
+becomes the string "inf" or "-inf", so that it reads back as the setting.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from .config import SamplingConfig
+
+__all__ = ["Chunk", "Completion", "FinishReason", "TokenProb", "json_value"]
+
+FinishReason = Literal["length", "stop", "eog"]
+"""Why a generation ended: n_predict tokens ("length"), a stop string ("stop"),
+or an end-of-generation token such as </s> or <|im_end|> ("eog")."""
+
+
+def json_value(value: Any, *, infinity_as_text: bool = False) -> Any:
+    """value with each non-finite float, however deep, made strict JSON: None, or with
+    ``infinity_as_text`` (settings) +-inf as "inf"/"-inf"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value) if infinity_as_text and not math.isnan(value) else None
+    if isinstance(value, dict):
+        return {k: json_value(v, infinity_as_text=infinity_as_text) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_value(v, infinity_as_text=infinity_as_text) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class TokenProb:
+    """One of the most likely tokens at a step (``n_probs``).
+
+    ``logprob`` is its log-probability in the distribution the step actually
+    sampled from (after every filter and the temperature: at T < 0 the model's
+    least likely tokens lead); ``model_logprob`` is under the model's own
+    distribution, the softmax of its raw logits at T = 1. -inf where a token
+    has probability 0 (filtered out, masked, or underflowed).
+    """
+
+    token: int
+    text: str
+    logprob: float
+    model_logprob: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"token": self.token, "text": self.text, "logprob": json_value(self.logprob),
+                "model_logprob": json_value(self.model_logprob)}
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One generated token and the text it adds.
+
+    ``text`` can be "" for a token that ends inside a UTF-8 sequence, or whose
+    text might begin a stop string (it is released with a later chunk, or
+    dropped if the stop string completes). ``logprob`` is the token's
+    log-probability in the distribution it was sampled from. ``finish_reason``
+    is None except on the last chunk. ``top`` holds the ``n_probs`` most likely
+    tokens of the step, most likely first in the sampled distribution;
+    ``logits`` the raw logits the token was drawn from, with ``keep_logits``.
+    """
+
+    text: str
+    token: int
+    logprob: float
+    finish_reason: FinishReason | None = None
+    top: tuple[TokenProb, ...] = ()
+    logits: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One generated continuation and the settings that produced it.
+
+    ``config`` is the resolved SamplingConfig (the seed drawn, the path that
+    ran); ``settings`` is the model, ``config.to_dict()``, ``n_predict`` and
+    the stop strings. ``tokens`` and ``logprobs`` cover every token sampled,
+    the one that completed a stop string included; ``text`` ends before the
+    stop string. ``finish_reason``: "length" (n_predict tokens), "stop" (a
+    stop string) or "eog" (an end-of-generation token). ``top_logprobs``:
+    with ``n_probs``, each step's most likely tokens (negtemp.TokenProb).
+    """
+
+    text: str
+    tokens: np.ndarray
+    prompt_tokens: np.ndarray
+    logprobs: np.ndarray
+    config: SamplingConfig
+    settings: dict[str, Any] = field(default_factory=dict)
+    step_logits: np.ndarray | None = None
+    finish_reason: FinishReason = "length"
+    top_logprobs: tuple[tuple[TokenProb, ...], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A strict-JSON-ready dict (the module's policy: log-probabilities that are not finite become None,
+        settings that are not finite their string "inf" / "-inf")."""
+        out = {
+            "text": self.text,
+            "finish_reason": self.finish_reason,
+            "tokens": self.tokens.tolist(),
+            "prompt_tokens": self.prompt_tokens.tolist(),
+            "logprobs": json_value([float(x) for x in self.logprobs]),
+            **json_value(self.settings, infinity_as_text=True),
+        }
+        if self.top_logprobs:
+            out["top_logprobs"] = [[t.to_dict() for t in step] for step in self.top_logprobs]
+        return out
