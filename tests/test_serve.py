@@ -182,6 +182,53 @@ def test_the_openai_client_sees_a_bad_temperature_as_a_bad_request(client):
         client.completions.create(model="smollm2-135m", prompt=PROMPT, temperature="abc", max_tokens=2)
 
 
+N_VOCAB = 49152  # SmolLM2's
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"logit_bias": {str(N_VOCAB): 5}}, f"logit_bias token {N_VOCAB} is outside the vocabulary"),
+        ({"logit_bias": {"-1": 5}}, "logit_bias token -1 is outside the vocabulary"),
+        ({"logit_bias": {str(2**32 + 5): 5}}, "logit_bias token 4294967301 is outside the vocabulary"),
+        ({"repeat_penalty": 1.3}, "repeat_penalty at a negative temperature"),
+        ({"frequency_penalty": 0.5}, "frequency_penalty/presence_penalty at a negative temperature"),
+        ({"dry_multiplier": 0.8}, "dry_multiplier at a negative temperature"),
+        ({"mirostat": 2}, "mirostat at a negative temperature"),
+    ],
+    ids=["bias-past-vocab", "bias-negative", "bias-past-32-bits", "repeat-penalty", "frequency-penalty", "dry",
+         "mirostat"],
+)
+def test_a_request_the_library_cannot_sample_at_negative_temperature_gets_a_400_naming_it(client, model, settings,
+                                                                                          message):
+    with pytest.raises(openai.BadRequestError, match=message):
+        client.completions.create(model="smollm2-135m", prompt=PROMPT, temperature=-0.5, max_tokens=2,
+                                  extra_body=settings)
+
+
+@pytest.mark.parametrize("bias", [N_VOCAB, -1])
+def test_the_library_refuses_the_bias_tokens_the_server_refuses(model, bias):
+    with pytest.raises(ValueError, match=f"logit_bias token {bias} is outside the vocabulary"):
+        model.complete(PROMPT, -0.5, n_predict=2, logit_bias={bias: 5.0})
+
+
+def test_top_logprobs_past_the_vocabulary_get_a_400(base_url):
+    status, text = post(base_url, "/completions", json.dumps({"prompt": "x", "n_probs": 10**9}).encode())
+    assert status == 400 and f"n_probs (logprobs, top_logprobs) must be in [0, {N_VOCAB}]" in text, text[:300]
+
+
+def test_a_request_with_a_bias_and_top_k_samples_what_the_library_samples(client, model):
+    # the least likely token of the first step banned, in both: the server must honour the bias as the library does
+    prompt_ids = model.tokenize(PROMPT)
+    first = int(np.argmin(model.logits(prompt_ids)[-1]))
+    settings = {"logit_bias": {str(first): -100.0}, "top_k": 40}
+    r = client.completions.create(model="smollm2-135m", prompt=PROMPT, temperature=-0.001, max_tokens=12, seed=1,
+                                  logprobs=1, extra_body=settings)
+    ids = token_ids(r.choices[0])
+    ours = model.complete(PROMPT, -0.001, seed=1, n_predict=12, top_k=40, logit_bias={first: -100.0}).tokens
+    assert ids[0] != first and ids[:4] == ours[:4].tolist(), "the server and negtemp.Model disagree on the same chain"
+
+
 def test_a_repeat_penalty_at_a_positive_temperature_is_applied(client):
     # penalties sit in the default chain, so a request's repeat_penalty is not ignored (its window counts the
     # prompt, as llama.cpp's own tools do; the library's counts the generated tokens: README, "Serve")
