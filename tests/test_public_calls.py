@@ -40,20 +40,45 @@ INTS = st.one_of(
 FLOATS = st.one_of(st.floats(-5, 5), st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.0, -0.0]))
 # what a caller might pass where a number belongs
 ANY_SCALAR = st.one_of(INTS, FLOATS, st.none(), st.booleans(), st.text(max_size=3))
-BIAS = st.dictionaries(st.one_of(INTS, st.text(max_size=2)), FLOATS, max_size=4)
-TOKENS = st.lists(INTS, max_size=6)
-PATHS = st.sampled_from(["auto", "fused", "chain", "backend", "cpu", "gpu", ""])
-LOGITS = arrays(np.float32, st.integers(1, 40), elements=st.floats(width=32, allow_nan=True, allow_infinity=True))
+
+
+def mostly(valid: st.SearchStrategy[Any], wild: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """valid three times in four: a call must get past its other settings to reach the one that is wild."""
+    return st.one_of(valid, valid, valid, wild)
+
+
+
+
+def bias_for(n_vocab: int) -> st.SearchStrategy[dict[Any, float]]:
+    """Logit-bias maps whose keys sit at the edges of a vocabulary of n_vocab tokens, inside it, or anywhere."""
+    edge = st.sampled_from([n_vocab - 1, n_vocab, n_vocab + 1, -1, 0, 10**7, 2**31, -(2**31), 2**70])
+    key = st.one_of(edge, edge, st.integers(0, n_vocab - 1), st.one_of(INTS, st.text(max_size=2)))
+    return st.dictionaries(key, mostly(st.floats(-5, 5), FLOATS), min_size=1, max_size=3)
+
+
+HISTORY = st.one_of(st.just([]), st.just([]), st.lists(mostly(st.integers(0, 40), INTS), max_size=6))
+TOKENS = st.lists(mostly(st.integers(0, 40), INTS), max_size=6)
+PATHS = mostly(st.sampled_from(["auto", "fused", "chain", "backend"]), st.sampled_from(["cpu", "gpu", ""]))
+LOGITS = arrays(np.float32, st.integers(1, 40),
+                elements=mostly(st.floats(-10, 10, width=32), st.floats(width=32, allow_nan=True, allow_infinity=True)))
 TEXT = st.one_of(st.text(max_size=30), st.binary(max_size=30), TOKENS)
 
-SETTINGS = st.fixed_dictionaries(
+
+def _merge(*parts: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for part in parts for k, v in part.items()}
+
+
+TEMPERATURE = mostly(st.one_of(st.fixed_dictionaries({"temp": FLOATS}), st.fixed_dictionaries({"beta": FLOATS}),
+                               st.just({})), st.fixed_dictionaries({"temp": FLOATS, "beta": FLOATS}))
+SETTINGS = st.builds(_merge, TEMPERATURE, st.fixed_dictionaries(
     {},
     optional={
-        "temp": FLOATS, "beta": FLOATS, "seed": st.one_of(INTS, ANY_SCALAR), "top_k": st.one_of(INTS, ANY_SCALAR),
-        "top_p": FLOATS, "min_p": FLOATS, "repeat_penalty": FLOATS, "penalty_last_n": INTS,
-        "logit_bias": BIAS, "path": PATHS, "ignore_eos": st.booleans(),
+        "seed": mostly(st.integers(0, 2**32 - 2), ANY_SCALAR), "top_k": mostly(st.integers(0, 50), ANY_SCALAR),
+        "top_p": mostly(st.floats(0, 1), FLOATS), "min_p": mostly(st.floats(0, 1), FLOATS),
+        "repeat_penalty": mostly(st.floats(0.5, 2), FLOATS), "penalty_last_n": mostly(st.integers(1, 64), INTS),
+        "path": PATHS, "ignore_eos": st.booleans(),
     },
-)
+))
 # the length of a generation: small, so a valid call finishes quickly; bad values included
 N_PREDICT = st.one_of(st.integers(1, 4), st.sampled_from([0, -1, 2**31, 10**12]))
 N_DRAWS = st.one_of(st.integers(1, 20), st.sampled_from([0, -1, -(2**40), 2**63]))
@@ -101,34 +126,47 @@ def assert_survives(call: Callable[[], object]) -> None:
 PROPERTY = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+def with_bias(data: st.DataObject, options: dict[str, Any], n_vocab: int) -> dict[str, Any]:
+    """options, half the time with a logit bias drawn for a vocabulary of n_vocab tokens."""
+    if data.draw(st.booleans()):
+        options["logit_bias"] = data.draw(bias_for(n_vocab))
+    return options
+
+
 @PROPERTY
-@given(logits=LOGITS, options=SETTINGS, path=st.one_of(st.none(), PATHS), history=TOKENS)
+@given(logits=LOGITS, options=SETTINGS, path=st.one_of(st.none(), PATHS), history=HISTORY, data=st.data())
 def test_sampler_probs_never_ends_the_process(logits: np.ndarray, options: dict[str, Any], path: str | None,
-                                              history: list[int]) -> None:
+                                              history: list[int], data: st.DataObject) -> None:
+    options = with_bias(data, options, logits.size)
     assert_survives(lambda: negtemp.sampler_probs(logits, path=path, history=history, **options))
 
 
 @PROPERTY
-@given(logits=LOGITS, options=SETTINGS, n=N_DRAWS, seed=INTS, path=st.one_of(st.none(), PATHS))
+@given(logits=LOGITS, options=SETTINGS, n=N_DRAWS, seed=INTS, path=st.one_of(st.none(), PATHS), data=st.data())
 def test_sample_tokens_never_ends_the_process(logits: np.ndarray, options: dict[str, Any], n: int, seed: int,
-                                              path: str | None) -> None:
+                                              path: str | None, data: st.DataObject) -> None:
+    options = with_bias(data, options, logits.size)
     options.pop("seed", None)
     assert_survives(lambda: negtemp.sample_tokens(logits, n=n, seed=seed, path=path, **options))
 
 
 @PROPERTY
 @given(prompt=TEXT, options=SETTINGS, n_predict=N_PREDICT, n_probs=st.one_of(st.integers(0, 5), INTS),
-       keep_logits=st.booleans(), stop=st.one_of(st.none(), st.text(max_size=3), st.lists(st.text(max_size=3))))
+       keep_logits=st.booleans(), stop=st.one_of(st.none(), st.text(max_size=3), st.lists(st.text(max_size=3))),
+       data=st.data())
 def test_complete_never_ends_the_process(tiny: negtemp.Model, prompt: Any, options: dict[str, Any], n_predict: int,
-                                         n_probs: int, keep_logits: bool, stop: Any) -> None:
+                                         n_probs: int, keep_logits: bool, stop: Any, data: st.DataObject) -> None:
+    options = with_bias(data, options, tiny.n_vocab)
     assert_survives(lambda: tiny.complete(prompt, n_predict=n_predict, n_probs=n_probs, keep_logits=keep_logits,
                                           stop=stop, **options))
 
 
 @PROPERTY
-@given(prompt=TEXT, options=SETTINGS, n_predict=N_PREDICT, take=st.integers(0, 5))
+@given(prompt=TEXT, options=SETTINGS, n_predict=N_PREDICT, take=st.integers(0, 5), data=st.data())
 def test_stream_never_ends_the_process(tiny: negtemp.Model, prompt: Any, options: dict[str, Any], n_predict: int,
-                                       take: int) -> None:
+                                       take: int, data: st.DataObject) -> None:
+    options = with_bias(data, options, tiny.n_vocab)
+
     def call() -> None:
         chunks = tiny.stream(prompt, n_predict=n_predict, **options)
         for _, _ in zip(range(take), chunks):
@@ -139,9 +177,10 @@ def test_stream_never_ends_the_process(tiny: negtemp.Model, prompt: Any, options
 
 @PROPERTY
 @given(prompt=TEXT, temps=st.lists(FLOATS, max_size=6), options=SETTINGS, n_predict=N_PREDICT,
-       many=st.sampled_from([0, 300, 4096]))
+       many=st.sampled_from([0, 300, 4096]), data=st.data())
 def test_sweep_never_ends_the_process(tiny: negtemp.Model, prompt: Any, temps: list[float], options: dict[str, Any],
-                                      n_predict: int, many: int) -> None:
+                                      n_predict: int, many: int, data: st.DataObject) -> None:
+    options = with_bias(data, options, tiny.n_vocab)
     options.pop("temp", None)
     options.pop("beta", None)
     values = temps + [-1.0] * many
@@ -164,9 +203,11 @@ def test_model_utilities_never_end_the_process(tiny: negtemp.Model, tokens: list
 
 
 @PROPERTY
-@given(logits=LOGITS, options=SETTINGS, history=TOKENS)
-def test_the_reference_never_ends_the_process(logits: np.ndarray, options: dict[str, Any],
-                                              history: list[int]) -> None:
+@given(logits=LOGITS, options=SETTINGS, history=HISTORY, data=st.data())
+def test_the_reference_never_ends_the_process(logits: np.ndarray, options: dict[str, Any], history: list[int],
+                                              data: st.DataObject) -> None:
+    options = with_bias(data, options, logits.size)
+
     def call() -> None:
         config = negtemp.SamplingConfig(**options)
         negtemp.reference.probs(logits, config=config, history=history)
