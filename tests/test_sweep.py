@@ -37,7 +37,7 @@ def test_betas_and_argument_errors(tiny):
     np.testing.assert_array_equal(by_beta[0].tokens, by_temp[0].tokens)
     with pytest.raises(TypeError):
         tiny.sweep(PROMPT, [1.0], betas=[1.0])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one setting"):
         tiny.sweep(PROMPT, [])
 
 

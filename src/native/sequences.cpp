@@ -123,7 +123,10 @@ Sequences::Sequences(Model & model, std::vector<llama_token> prompt, int64_t n_p
       want_probs_(want_probs), running_(chains.size()) {
     const size_t k_seqs = chains.size();
     const size_t max_seqs = llama_max_parallel_sequences();
-    if (k_seqs == 0 || k_seqs > max_seqs) {
+    if (k_seqs == 0) {
+        throw std::invalid_argument("nothing to decode: give at least one setting (a temperature to sweep)");
+    }
+    if (k_seqs > max_seqs) {
         throw std::invalid_argument("1 to " + std::to_string(max_seqs) +
                                     " sequences decode together (llama.cpp's limit), got " + std::to_string(k_seqs) +
                                     "; split them over several calls");
