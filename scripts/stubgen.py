@@ -2,7 +2,7 @@
 
 The stub is pybind11-stubgen's output for negtemp._native, whole: the C++
 signatures name their Python types (pybind11::typing), so nothing is written
-by hand and nothing drifts. Run after changing _native.cpp:
+by hand and nothing drifts. Run after changing the bindings (src/native/):
 
     pip install --no-deps . && python -m scripts.stubgen
 

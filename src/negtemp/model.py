@@ -55,7 +55,7 @@ class Model:
     """A GGUF model loaded once and sampled many times.
 
     ``path`` is a GGUF file (str, bytes or path-like), a name from
-    ``negtemp.models.MODELS``, or None for the default model ($NEGTEMP_MODEL,
+    ``negtemp.registry.MODELS``, or None for the default model ($NEGTEMP_MODEL,
     else SmolLM2-135M-Instruct). ``n_ctx`` (prompt plus generated tokens) is
     at most the model's training context by default, and 2048; a larger one
     is refused when its KV cache would not fit in memory and warned about past
