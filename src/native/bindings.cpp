@@ -49,15 +49,7 @@ PYBIND11_MODULE(_native, m) {
         .def(py::init(&make_spec), py::kw_only(), py::arg("beta"), py::arg("seed"), py::arg("top_k"),
              py::arg("top_p"), py::arg("min_p"), py::arg("repeat_penalty"), py::arg("penalty_last_n"),
              py::arg("logit_bias"), py::arg("ignore_eos"), py::arg("path"))
-        .def(
-            "check",
-            [](const ChainSpec & s, int64_t n_vocab, const std::vector<int64_t> & history) {
-                BoundChain bound(s, n_vocab);
-                for (int64_t t : history) {
-                    check_token_id(t, n_vocab, "history token");
-                }
-            },
-            py::arg("n_vocab"), py::arg("history"),
+        .def("check", &check_chain, py::arg("n_vocab"), py::arg("history"),
             "ValueError unless the logit bias and the history are token ids of a vocabulary of n_vocab tokens")
         .def_property_readonly("plain", &ChainSpec::plain, "logit bias, temperature and the draw only")
         .def_property_readonly(

@@ -90,6 +90,17 @@ inline void check_token_ids(const std::vector<int32_t> & ids, int64_t n_vocab) {
     }
 }
 
+// A penalty history from a caller, checked against the vocabulary, as llama.cpp's samplers take it.
+inline std::vector<int32_t> history_tokens(const std::vector<int64_t> & history, int64_t n_vocab) {
+    std::vector<int32_t> out;
+    out.reserve(history.size());
+    for (int64_t t : history) {
+        check_token_id(t, n_vocab, "history token");
+        out.push_back(static_cast<int32_t>(t));
+    }
+    return out;
+}
+
 struct ChainSpec {
     double beta = 1.25;  // 1/T: +inf greedy, 0 uniform, -inf anti-greedy
     uint32_t seed = 0;

@@ -23,11 +23,7 @@ BoundChain bind(const Logits & logits, const ChainSpec & spec) {
 Doubles sampler_probs(const Logits & logits, const ChainSpec & spec, const std::vector<int64_t> & history,
                       const std::string & device) {
     const BoundChain chain = bind(logits, spec);
-    std::vector<llama_token> seen;
-    for (int64_t t : history) {
-        check_token_id(t, chain.n_vocab(), "history token");
-        seen.push_back(static_cast<llama_token>(t));
-    }
+    const std::vector<llama_token> seen = history_tokens(history, chain.n_vocab());
     Doubles out(logits.size());
     double * dst = out.mutable_data();
     py::gil_scoped_release release;
@@ -40,6 +36,11 @@ Doubles sampler_probs(const Logits & logits, const ChainSpec & spec, const std::
         negtemp::sampler_probs(chain, logits.data(), seen, dst, device);
     }
     return out;
+}
+
+void check_chain(const ChainSpec & spec, int64_t n_vocab, const std::vector<int64_t> & history) {
+    const BoundChain bound(spec, n_vocab);
+    history_tokens(history, n_vocab);
 }
 
 Tokens sample_tokens(const Logits & logits, const ChainSpec & spec, const py::int_ & n_draws_obj,
