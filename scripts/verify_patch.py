@@ -17,9 +17,10 @@
       with a 500; patched, the same request draws negtemp's text for the same
       seed and chain, and malformed JSON gets a 400.
 
-Each tree is built (the llama/ggml libraries and a small driver only) under
-build/verify/; llama-completion is built by scripts/llama_tools.py; (g) builds
-llama-server from both trees (about 4 minutes each on 2 cores). With
+Each tree is built once under build/verify/: the llama/ggml libraries, a
+small driver, llama-server and (patched) llama-completion, in one build
+directory per tree, so llama and ggml compile twice in all, not five times.
+The --vulkan tree has only the libraries and the driver. With
 --llama-cpp-python-version X it checks the llama.cpp that that
 llama-cpp-python sdist vendors, so moving the pin starts with one command.
 Needs negtemp installed (for negtemp.reference) and cmake.
@@ -43,20 +44,31 @@ import numpy as np
 
 import negtemp
 from negtemp import reference
-from scripts import llama_tools, llama_tree
+from scripts import llama_tree
 
 REPO = llama_tree.REPO
 TEMPS = [-100.0, -1.0, -0.5, -0.001, -1e-30, 1e-30, 0.001, 0.5, 1.0, 100.0]
 
 
-def build_driver(llama_dir: Path, build_dir: Path, *cmake_args: str) -> Path:
+@dataclasses.dataclass(frozen=True)
+class Tree:
+    """One llama.cpp tree's build: the driver and, when built, llama.cpp's own programs."""
+
+    driver: Path
+    programs: dict[str, Path]
+
+
+def build_tree(llama_dir: Path, build_dir: Path, programs: tuple[str, ...] = (), *cmake_args: str) -> Tree:
+    """The driver plus `programs` (llama.cpp targets such as llama-server), from one build of llama and ggml."""
     cfg = ["cmake", "-S", str(REPO / "scripts" / "verify"), "-B", str(build_dir), "-G", "Ninja",
-           "-DCMAKE_BUILD_TYPE=Release", f"-DLLAMA_DIR={llama_dir}", *cmake_args]
-    for cmd in (cfg, ["cmake", "--build", str(build_dir), "--target", "verify_driver"]):
+           "-DCMAKE_BUILD_TYPE=Release", f"-DLLAMA_DIR={llama_dir}",
+           f"-DVERIFY_TOOLS={'ON' if programs else 'OFF'}", *cmake_args]
+    for cmd in (cfg, ["cmake", "--build", str(build_dir), "--target", "verify_driver", *programs]):
         res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if res.returncode != 0:
             raise SystemExit(f"verify_patch: {' '.join(cmd[:2])} failed:\n{res.stdout[-3000:]}")
-    return build_dir / "verify_driver"
+    # llama.cpp puts its programs in the top build's bin/ (CMAKE_RUNTIME_OUTPUT_DIRECTORY)
+    return Tree(build_dir / "verify_driver", {name: build_dir / "bin" / name for name in programs})
 
 
 def driver_probs(driver: Path, z: np.ndarray, temp: float, path: str, filters: tuple = ()) -> np.ndarray:
@@ -122,12 +134,11 @@ def logits_cases() -> list[tuple[str, np.ndarray]]:
     ]
 
 
-def check_cli(version: str) -> bool:
-    """(d): the CLI at T = -0.001 against negtemp's chain on SmolLM2, same seed."""
-    exe = llama_tools.build(["llama-completion"], version=version, log=lambda m: print("    " + m, flush=True))
+def check_cli(exe: Path) -> bool:
+    """(d): the patched llama-completion at T = -0.001 against negtemp's chain on SmolLM2, same seed."""
     model = negtemp.registry.pull("smollm2-135m")
     prompt, temp, seed, n = "Temperature is a concept", -0.001, 1, 24
-    cmd = [str(exe["llama-completion"]), "-m", str(model), "-p", prompt, "-n", str(n), "--temp", str(temp),
+    cmd = [str(exe), "-m", str(model), "-p", prompt, "-n", str(n), "--temp", str(temp),
            "--seed", str(seed), "--samplers", "temperature", "-t", "2", "-no-cnv", "--ignore-eos",
            "--no-display-prompt"]
     res = subprocess.run(cmd, capture_output=True)
@@ -141,18 +152,6 @@ def check_cli(version: str) -> bool:
         return False
     print(f"(d) patched llama-completion --temp {temp} --seed {seed} draws negtemp's text: {cli_text[:48]!r}...")
     return True
-
-
-def build_server(src: Path, build_dir: Path) -> Path:
-    """llama-server from a tree, with the extension's flags and no web UI."""
-    cmds = [["cmake", "-S", str(src), "-B", str(build_dir), "-G", "Ninja", *llama_tools.cmake_flags(False),
-             "-DLLAMA_BUILD_SERVER=ON"],
-            ["cmake", "--build", str(build_dir), "--target", "llama-server"]]
-    for cmd in cmds:
-        res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        if res.returncode != 0:
-            raise SystemExit(f"verify_patch: {' '.join(cmd[:3])} failed:\n{res.stdout[-3000:]}")
-    return build_dir / "bin" / "llama-server"
 
 
 def post(url: str, body: bytes) -> tuple[int, dict]:
@@ -187,11 +186,8 @@ def ask_server(exe: Path, model: Path, requests: list[bytes]) -> list[tuple[int,
         proc.wait(timeout=60)
 
 
-def check_server(work: Path, upstream_src: Path, patched_src: Path) -> bool:
+def check_server(upstream: Path, patched: Path) -> bool:
     """(g): upstream's server clamps T < 0 to greedy and calls malformed JSON a server error; patched, neither."""
-    print("    building llama-server from the unpatched and patched trees...", flush=True)
-    upstream = build_server(upstream_src, work / "upstream-server")
-    patched = build_server(patched_src, work / "patched-server")
     model = negtemp.registry.pull("smollm2-135m")
     prompt, n = "Temperature is a concept", 24
 
@@ -233,7 +229,7 @@ def check_vulkan(version: str, work: Path, device: str = "Vulkan0") -> bool:
     build_fix = [p for p in llama_tree.patch_series() if "ggml-vulkan" in p.name]
     src = llama_tree.prepare(work / "upstream-vulkan-src", version, build_fix)
     print("    building unpatched llama.cpp with Vulkan (llama + ggml + driver)...", flush=True)
-    upstream = build_driver(src, work / "upstream-vulkan", "-DGGML_VULKAN=on")
+    upstream = build_tree(src, work / "upstream-vulkan", (), "-DGGML_VULKAN=on").driver
     z = np.random.default_rng(1).normal(0, 3, 1000).astype(np.float32)
     ok = upstream_is_greedy("f", upstream, z, (-1.0, -0.5, -0.001), paths=(f"backend@{device}",))
     ok = upstream_is_greedy("f", upstream, z, (-0.001, -0.5), (40, 1.0, 0.0), paths=(f"backend@{device}",)) and ok
@@ -259,7 +255,8 @@ def check_vulkan(version: str, work: Path, device: str = "Vulkan0") -> bool:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--llama-cpp-python-version", default=llama_tree.SDIST_VERSION,
-                    help=f"take llama.cpp from this llama-cpp-python sdist (default: the pin, {llama_tree.SDIST_VERSION})")
+                    help="take llama.cpp from this llama-cpp-python sdist "
+                         f"(default: the pin, {llama_tree.SDIST_VERSION})")
     ap.add_argument("--vulkan", action="store_true",
                     help="run only (f), on Vulkan0; needs cmake with Vulkan SDK and a Vulkan build of negtemp")
     args = ap.parse_args(argv)
@@ -281,9 +278,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"(a) FAIL: {e}")
         return 1
 
-    print("    building unpatched and patched trees (llama + ggml + driver)...", flush=True)
-    upstream = build_driver(pristine, work / "upstream")
-    patched = build_driver(patched_src, work / "patched")
+    print("    building the unpatched and the patched tree (llama, ggml, the driver, llama-server; "
+          "llama-completion patched), about 10 minutes each on 2 cores...", flush=True)
+    upstream_tree = build_tree(pristine, work / "upstream", ("llama-server",))
+    patched_tree = build_tree(patched_src, work / "patched", ("llama-server", "llama-completion"))
+    upstream, patched = upstream_tree.driver, patched_tree.driver
 
     z = np.random.default_rng(1).normal(0, 3, 1000).astype(np.float32)
     ok = upstream_is_greedy("b", upstream, z, (-1.0, -0.5, -0.001))
@@ -299,9 +298,9 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"(c) FAIL: patched {path} path differs from the reference by {d:.3g} at T={t} on {name}")
         print(f"(c) patched {path} path: max |p - reference| = {worst:.3g} over {len(TEMPS)} temperatures")
 
-    ok = check_cli(version) and ok
+    ok = check_cli(patched_tree.programs["llama-completion"]) and ok
     ok = check_chains(upstream, patched) and ok
-    ok = check_server(work, pristine, patched_src) and ok
+    ok = check_server(upstream_tree.programs["llama-server"], patched_tree.programs["llama-server"]) and ok
     print("verify_patch: " + ("the series still applies and passes" if ok else "FAILED"))
     return 0 if ok else 1
 
