@@ -272,3 +272,23 @@ def test_sigterm_stops_the_server_cleanly_and_frees_its_port(tmp_path, smollm2_p
 def test_bad_serve_options_are_refused_before_a_server_starts(args, message):
     r = subprocess.run([sys.executable, "-m", "negtemp", "serve", *args], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and message in r.stderr and r.stdout == "", r.stderr
+
+
+def test_n_choices_follow_seeds_seed_plus_i_as_the_library_draws_them(client, model):
+    # llama-server seeds choice i with seed + i, as Model.draws does; at T = -1 with top_k the draws differ,
+    # and each agrees with the library's draw for its seed over its leading tokens decided by a clear margin
+    r = client.completions.create(model="smollm2-135m", prompt=PROMPT, temperature=-1.0, max_tokens=8, seed=11,
+                                  n=3, logprobs=1, extra_body={"top_k": 40})
+    assert sorted(c.index for c in r.choices) == [0, 1, 2]
+    served = {c.index: token_ids(c) for c in r.choices}
+    assert len({tuple(ids) for ids in served.values()}) > 1, "the n choices did not draw independently"
+    ours = model.draws(PROMPT, -1.0, n=3, seed=11, n_predict=8, top_k=40)
+    for i, c in enumerate(ours):
+        alone = model.complete(PROMPT, -1.0, seed=11 + i, n_predict=8, top_k=40)
+        assert served[i][:4] == c.tokens[:4].tolist() == alone.tokens[:4].tolist(), f"choice {i} (seed {11 + i})"
+
+
+def test_more_choices_than_the_server_has_slots_get_a_400(base_url):
+    status, text = post(base_url, "/completions",
+                        json.dumps({"prompt": PROMPT, "n": 9, "max_tokens": 2, "temperature": -1.0}).encode())
+    assert status == 400 and "n" in text

@@ -45,7 +45,8 @@ def test_closing_a_stream_frees_its_context_at_once(smollm2_path):
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * 4096
 
-    with negtemp.Model(smollm2_path, n_ctx=8192, n_threads=2) as m:
+    # a fresh context per call: the prefix cache keeps its one context for the Model's life (test_prefix_cache)
+    with negtemp.Model(smollm2_path, n_ctx=8192, n_threads=2, prefix_cache=0) as m:
         m.complete("Hi", 1.0, n_predict=2)  # the model's own buffers, paged in once
         base = rss()
         chunks = m.stream("Hi", 1.0, n_predict=8000, ignore_eos=True)

@@ -58,9 +58,9 @@ PYBIND11_MODULE(_native, m) {
 
     py::class_<Model>(m, "Model")
         .def(py::init<const py::bytes &, uint32_t, int32_t, int32_t, int32_t, const std::vector<std::string> &,
-                      uint32_t>(),
+                      uint32_t, const py::int_ &>(),
              py::arg("path"), py::arg("n_ctx"), py::arg("n_threads"), py::arg("n_gpu_layers"), py::arg("main_gpu"),
-             py::arg("rpc"), py::arg("rpc_timeout_ms"))
+             py::arg("rpc"), py::arg("rpc_timeout_ms"), py::arg("prefix_slots"))
         .def("close", &Model::close)
         .def_property_readonly("closed", &Model::closed)
         .def("cancel", &Model::cancel)
@@ -74,13 +74,28 @@ PYBIND11_MODULE(_native, m) {
         .def("chat_prompt", &Model::chat_prompt, py::arg("messages"))
         .def("eval_logits", &Model::eval_logits, py::arg("tokens"))
         .def("op_backends", &Model::op_backends, py::arg("prompt"), py::arg("spec"))
-        .def("sweep", &sweep, py::arg("prompt"), py::arg("n_predict"), py::arg("specs"));
+        .def("sweep", &sweep, py::arg("prompt"), py::arg("n_predict"), py::arg("specs"))
+        .def(
+            "clear_prefix_cache", [](Model & m) { m.prefix_cache().clear(); },
+            "forget every cached prompt (one in use now, when its call ends)")
+        .def(
+            "prefix_cache_info",
+            [](Model & m) -> CacheInfo {
+                const PrefixCache::Info i = m.prefix_cache().info();
+                return py::make_tuple(i.prompts, i.tokens, i.capacity, i.bytes, i.last_reused, i.last_evaluated,
+                                      i.reuses);
+            },
+            "(prompts held, tokens held, capacity in tokens, KV bytes, prompt tokens the last cached call reused, "
+            "prompt tokens it evaluated, whether this model's prefixes are reused)");
 
     py::class_<Generation>(m, "Generation")
-        .def(py::init<Model &, const TokenArray &, const py::int_ &, const ChainSpec &, bool, const py::int_ &>(),
-             py::arg("model"), py::arg("prompt"), py::arg("n_predict"), py::arg("spec"), py::arg("keep_logits"),
-             py::arg("n_probs"), py::keep_alive<1, 2>())
+        .def(py::init<Model &, const TokenArray &, const py::int_ &, const ChainSpec &, const py::int_ &, bool,
+                      const py::int_ &>(),
+             py::arg("model"), py::arg("prompt"), py::arg("n_predict"), py::arg("spec"), py::arg("n"),
+             py::arg("keep_logits"), py::arg("n_probs"), py::keep_alive<1, 2>())
+        .def_property_readonly("seeds", &Generation::seeds, "each draw's seed: spec's seed + i")
         .def("next", &Generation::next)
+        .def("end", &Generation::end, py::arg("sequence"), "sequence decodes no more (a stop string ended it)")
         .def("close", &Generation::close);
 
     m.def("sampler_probs", &sampler_probs, py::arg("logits"), py::arg("spec"), py::arg("history"), py::arg("device"));

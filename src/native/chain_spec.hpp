@@ -75,6 +75,10 @@ inline constexpr IntRange kPenaltyLastN{"penalty_last_n", 1, 1 << 20, ""};
 inline constexpr IntRange kDraws{"n", 1, std::numeric_limits<int32_t>::max(), " (draws)"};
 inline constexpr IntRange kNPredict{"n_predict", 1, std::numeric_limits<int32_t>::max(), " (tokens)"};
 inline constexpr IntRange kNProbs{"n_probs", 0, std::numeric_limits<int32_t>::max(), " (0 = off)"};
+// llama.cpp decodes at most 256 sequences together (llama_max_parallel_sequences)
+inline constexpr IntRange kSequences{"n", 1, 256, " (draws decoded together: llama.cpp's limit; split them over calls)"};
+// prompts a Model's prefix cache keeps: each a sequence beside the draws a call decodes
+inline constexpr IntRange kPrefixSlots{"prefix_cache", 0, 64, " (prompts kept; 0 = off)"};
 
 // Token ids from a caller (prompt, penalty history, logit bias) must index the vocabulary.
 inline void check_token_id(int64_t t, int64_t n_vocab, const char * what = "token id") {
@@ -135,6 +139,20 @@ struct ChainSpec {
             throw std::invalid_argument("the fused sampler runs the plain chain only (logit bias, temperature, "
                                         "draw); use path 'chain' or 'auto' with top_k/top_p/min_p/repeat_penalty");
         }
+    }
+
+    // Draw i of n: the same chain seeded seed + i, as llama-server seeds the n
+    // completions of one request, so any draw can be run again alone.
+    ChainSpec draw(int64_t i) const {
+        ChainSpec out = *this;
+        const int64_t s = static_cast<int64_t>(seed) + i;
+        if (s > kSeed.hi) {
+            throw std::invalid_argument("draw " + std::to_string(i) + " would take seed " + std::to_string(s) +
+                                        ", past the largest seed " + std::to_string(kSeed.hi) +
+                                        ": start from a seed at most " + std::to_string(kSeed.hi - i));
+        }
+        out.seed = static_cast<uint32_t>(s);
+        return out;
     }
 
     // logit bias, temperature and the draw only: what the fused sampler runs

@@ -26,8 +26,9 @@ struct ThreadpoolDeleter {
 };
 
 // Without a pool ggml starts and joins its threads on every decode (generate
-// fell to 0.84x llama-bench's decode rate); a pool kept by the Model would
-// outlive a fork with no threads behind it, so each call makes its own.
+// fell to 0.84x llama-bench's decode rate). A call's own context has its own
+// pool; the prefix cache's context keeps one, and replaces it in a forked
+// child, which has the pool but not its threads (prefix_cache.cpp).
 struct Context {
     std::unique_ptr<ggml_threadpool, ThreadpoolDeleter> pool;
     std::unique_ptr<llama_context, ContextDeleter> ctx;  // declared after the pool: freed before it

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <exception>
 #include <memory>
 #include <thread>
@@ -64,8 +65,9 @@ bool trace_node(ggml_tensor * t, bool ask, void * user_data) {
 }  // namespace
 
 Model::Model(const py::bytes & path_bytes, uint32_t n_ctx, int32_t n_threads, int32_t n_gpu_layers, int32_t main_gpu,
-             const std::vector<std::string> & rpc, uint32_t rpc_timeout_ms)
-    : endpoints_(rpc), n_ctx_(n_ctx), n_threads_(n_threads) {
+             const std::vector<std::string> & rpc, uint32_t rpc_timeout_ms, const py::int_ & prefix_slots)
+    : endpoints_(rpc), n_ctx_(n_ctx), n_threads_(n_threads), cache_(0, 0) {
+    const auto slots = static_cast<uint32_t>(int_in(prefix_slots, kPrefixSlots));
     const std::string path(path_bytes);
     take_log();
     llama_model_params mp = llama_model_default_params();
@@ -98,6 +100,7 @@ Model::Model(const py::bytes & path_bytes, uint32_t n_ctx, int32_t n_threads, in
         const int32_t train = llama_model_n_ctx_train(model_);
         n_ctx_ = train > 0 ? std::clamp<uint32_t>(static_cast<uint32_t>(train), 16, kDefaultCtx) : kDefaultCtx;
     }
+    cache_.reset(slots, n_ctx_);
 }
 
 Model::~Model() { close(); }
@@ -108,6 +111,7 @@ void Model::close() {
         a->release();
         live_.erase(a);
     }
+    cache_.reset(0, 0);
     free_model();
 }
 
@@ -119,12 +123,23 @@ void Model::cancel() {
 }
 
 // Bytes of KV cache one token of context takes (f16 K and V in every layer):
-// what n_ctx costs, checked before a context is made.
+// what n_ctx costs, checked before a context is made. The heads' width is the
+// GGUF's key/value length where it gives one (gemma-3's 256 is not n_embd / n_head).
 int64_t Model::kv_bytes_per_token() const {
     const llama_model * m = checked();
     const int64_t n_head = std::max<int32_t>(1, llama_model_n_head(m));
-    const int64_t n_embd_kv = static_cast<int64_t>(llama_model_n_embd(m)) * llama_model_n_head_kv(m) / n_head;
-    return static_cast<int64_t>(llama_model_n_layer(m)) * 2 * n_embd_kv * 2;
+    auto meta = [&](const std::string & key, int64_t fallback) {
+        char arch[64] = {0};
+        char value[32] = {0};
+        if (llama_model_meta_val_str(m, "general.architecture", arch, sizeof(arch)) < 0 ||
+            llama_model_meta_val_str(m, (std::string(arch) + "." + key).c_str(), value, sizeof(value)) < 0) {
+            return fallback;
+        }
+        return static_cast<int64_t>(std::strtoll(value, nullptr, 10));
+    };
+    const int64_t head = llama_model_n_embd(m) / n_head;
+    const int64_t width = meta("attention.key_length", head) + meta("attention.value_length", head);
+    return static_cast<int64_t>(llama_model_n_layer(m)) * llama_model_n_head_kv(m) * width * 2;
 }
 
 // llama_tokenize cannot be interrupted, and a long text takes a while (about
@@ -323,13 +338,18 @@ NodeList Model::op_backends(const TokenArray & prompt_tokens, const ChainSpec & 
     return out;
 }
 
-Context Model::make_context(uint32_t n_tokens, uint32_t n_seq, llama_sampler * backend_chain, NodeTrace * trace) {
+std::unique_ptr<ggml_threadpool, ThreadpoolDeleter> Model::new_pool() const {
     ggml_threadpool_params tpp = ggml_threadpool_params_default(n_threads_);
     std::unique_ptr<ggml_threadpool, ThreadpoolDeleter> pool(ggml_threadpool_new(&tpp));
     if (!pool) {
         throw std::runtime_error("ggml could not start a pool of " + std::to_string(n_threads_) +
                                  " threads; lower n_threads");
     }
+    return pool;
+}
+
+Context Model::make_context(uint32_t n_tokens, uint32_t n_seq, llama_sampler * backend_chain, NodeTrace * trace) {
+    auto pool = new_pool();
     llama_context_params cp = llama_context_default_params();
     cp.n_ctx = std::max<uint32_t>(n_tokens, 16);
     cp.n_batch = cp.n_ctx;

@@ -6,6 +6,7 @@
 
 #include "context.hpp"
 #include "errors.hpp"
+#include "prefix_cache.hpp"
 #include "py_types.hpp"
 
 #include "llama.h"
@@ -50,9 +51,10 @@ public:
     // split mode "none"); -1: layers split over every GPU device.
     // rpc: "host:port" of llama.cpp RPC servers the offloaded layers are split
     // over, with rpc_timeout_ms bounding each wait on one of them (0: none).
+    // prefix_slots: how many recent prompts keep their KV cache (prefix_cache.hpp; 0: none).
     // path: the file name's bytes, as the OS takes them (need not be UTF-8)
     Model(const py::bytes & path, uint32_t n_ctx, int32_t n_threads, int32_t n_gpu_layers, int32_t main_gpu,
-          const std::vector<std::string> & rpc, uint32_t rpc_timeout_ms);
+          const std::vector<std::string> & rpc, uint32_t rpc_timeout_ms, const py::int_ & prefix_slots);
     ~Model();
     Model(const Model &) = delete;
     Model & operator=(const Model &) = delete;
@@ -92,6 +94,12 @@ public:
     // Call without the GIL, inside remote_guard.
     Context make_context(uint32_t n_tokens, uint32_t n_seq, llama_sampler * backend_chain = nullptr,
                          NodeTrace * trace = nullptr);
+    // A ggml thread pool of n_threads threads for one call's decodes.
+    std::unique_ptr<ggml_threadpool, ThreadpoolDeleter> new_pool() const;
+
+    // The cache of recent prompts' KV, for a call on the CPU paths.
+    PrefixCache & prefix_cache() { return cache_; }
+    llama_model * llama() const { return checked(); }
 
     // f(), with an RPC fault in it made a RemoteFault that also marks this Model lost
     template <class F> auto remote_guard(F && f) -> decltype(f());
@@ -125,6 +133,7 @@ private:
     int workers_ = 0;
     uint32_t n_ctx_;
     int32_t n_threads_;
+    PrefixCache cache_;  // its context is freed in close(), before the model
 };
 
 template <class F> auto Model::remote_guard(F && f) -> decltype(f()) {

@@ -23,12 +23,15 @@ using Floats = py::array_t<float>;
 using Doubles = py::array_t<double>;
 using TokenArray = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
 using Logits = py::array_t<float, py::array::c_style | py::array::forcecast>;
-using TopTokens = pt::Tuple<Tokens, Doubles, Doubles>;
-using Step = pt::Tuple<py::int_, py::float_, py::bytes, py::str, pt::Optional<Floats>, pt::Optional<TopTokens>>;
+using TopTokens = pt::Tuple<Tokens, Doubles, Doubles, py::float_, py::int_>;
+using Step = pt::Tuple<py::int_, py::int_, py::float_, py::bytes, py::str, pt::Optional<Floats>,
+                       pt::Optional<TopTokens>>;
+using Steps = pt::List<Step>;
 using NodeList = pt::List<pt::Tuple<py::str, py::str, py::str, py::str>>;
 using SweepRuns = pt::List<pt::Tuple<Tokens, Doubles, py::str>>;
 using DeviceList = pt::List<pt::Tuple<py::str, py::str, py::str, py::int_>>;
 using BiasMap = pt::Dict<py::int_, py::float_>;
+using CacheInfo = pt::Tuple<py::int_, py::int_, py::int_, py::int_, py::int_, py::int_, bool>;
 
 // A Python int within range's bounds, or ValueError naming the setting and
 // its range: a value past 64 bits is out of every range.

@@ -23,11 +23,12 @@ double backend_logprob(llama_context * ctx, int32_t i, llama_token token) {
 
 // The N tokens most likely in the distribution a step drew from, with their
 // log-probabilities there and under the model's own (T = 1) softmax of the raw
-// logits. Ties (tokens whose sampled probability underflowed to the same
+// logits; and the drawn token's log-probability under the model and its rank
+// there (1: the model's most likely token). Ties (tokens whose sampled probability underflowed to the same
 // value) are ordered as the temperature orders the logits: higher first for
 // T >= 0, lower first for T < 0. Non-finite logits count as masked (log p = -inf).
 TopTokens top_tokens(const float * logits, const std::vector<double> & sampled, int32_t n_vocab, int32_t n,
-                     bool negative_temp) {
+                     bool negative_temp, llama_token drawn) {
     float z_max = -INFINITY;
     for (int32_t i = 0; i < n_vocab; ++i) {
         if (std::isfinite(logits[i])) {
@@ -66,7 +67,12 @@ TopTokens top_tokens(const float * logits, const std::vector<double> & sampled, 
         lp_sampled.mutable_at(j) = std::log(sampled[order[j]]);
         lp_model.mutable_at(j) = model_lp(order[j]);
     }
-    return py::make_tuple(ids, lp_sampled, lp_model);
+    const double drawn_lp = model_lp(drawn);
+    int64_t rank = 1;
+    for (int32_t i = 0; i < n_vocab; ++i) {
+        rank += model_lp(i) > drawn_lp ? 1 : 0;
+    }
+    return py::make_tuple(ids, lp_sampled, lp_model, drawn_lp, rank);
 }
 
 }  // namespace
@@ -148,28 +154,64 @@ Sequences::Sequences(Model & model, std::vector<llama_token> prompt, int64_t n_p
                                     " tokens need " + std::to_string(cells) +
                                     " cells of KV cache, past llama.cpp's limit of 2**32 - 1");
     }
+    batch_.reset(new llama_batch(llama_batch_init(static_cast<int32_t>(std::max(prompt_.size(), k_seqs)), 0, 1)));
     if (backend) {
         backend_chain_ = make_chain(chains[0]);
     } else {
         for (const BoundChain & c : chains) {
             samplers_.emplace_back(c);
         }
+        // last: a lease taken is given back by the destructor, which a throwing constructor never runs
+        lease_ = model.prefix_cache().acquire(model, prompt_, n_predict, k_seqs);
     }
-    ctx_ = model.make_context(static_cast<uint32_t>(cells), static_cast<uint32_t>(k_seqs), backend_chain_.get());
-    batch_.reset(new llama_batch(llama_batch_init(static_cast<int32_t>(std::max(prompt_.size(), k_seqs)), 0, 1)));
+    if (lease_) {
+        ctx_ = lease_->ctx;
+        seq_ids_ = lease_->seqs;
+        reused_ = lease_->reused;
+        held_.assign(prompt_.begin(), prompt_.begin() + static_cast<std::ptrdiff_t>(reused_));
+    } else {
+        own_ctx_ = model.make_context(static_cast<uint32_t>(cells), static_cast<uint32_t>(k_seqs),
+                                      backend_chain_.get());
+        ctx_ = own_ctx_.get();
+        for (size_t k = 0; k < k_seqs; ++k) {
+            seq_ids_.push_back(static_cast<llama_seq_id>(k));
+        }
+    }
     last_.assign(k_seqs, 0);
     produced_.assign(k_seqs, 0);
     done_.assign(k_seqs, 0);
 }
 
+Sequences::~Sequences() {
+    if (lease_) {
+        model_.prefix_cache().release(*lease_, held_known_ ? &held_ : nullptr);
+    }
+}
+
+void Sequences::end(size_t k) {
+    if (k < done_.size() && !done_[k]) {
+        done_[k] = 1;
+        --running_;
+    }
+}
+
+// A decode that fails leaves the cells it wrote unknown: the slot is not kept.
+void Sequences::decode(llama_batch & batch) {
+    held_known_ = false;
+    if (llama_decode(ctx_, batch) != 0) {
+        throw std::runtime_error("llama_decode failed: " + take_log());
+    }
+    held_known_ = true;
+}
+
 std::vector<Sampled> Sequences::step() {
     llama_batch & batch = *batch_;
-    auto add = [&](llama_token t, llama_pos pos, llama_seq_id seq, bool logits) {
+    auto add = [&](llama_token t, size_t pos, size_t k, bool logits) {
         const int32_t j = batch.n_tokens++;
         batch.token[j] = t;
-        batch.pos[j] = pos;
+        batch.pos[j] = static_cast<llama_pos>(pos);
         batch.n_seq_id[j] = 1;
-        batch.seq_id[j][0] = seq;
+        batch.seq_id[j][0] = seq_ids_[k];
         batch.logits[j] = logits;
     };
     batch.n_tokens = 0;
@@ -177,8 +219,8 @@ std::vector<Sampled> Sequences::step() {
     started_ = true;
     std::vector<size_t> active;
     if (first) {
-        for (size_t i = 0; i < prompt_.size(); ++i) {
-            add(prompt_[i], static_cast<llama_pos>(i), 0, i + 1 == prompt_.size());
+        for (size_t i = reused_; i < prompt_.size(); ++i) {
+            add(prompt_[i], i, 0, i + 1 == prompt_.size());
         }
         for (size_t k = 0; k < last_.size(); ++k) {
             active.push_back(k);
@@ -187,8 +229,7 @@ std::vector<Sampled> Sequences::step() {
         for (size_t k = 0; k < last_.size(); ++k) {
             if (!done_[k]) {
                 active.push_back(k);
-                add(last_[k], static_cast<llama_pos>(prompt_.size() + produced_[k] - 1), static_cast<llama_seq_id>(k),
-                    true);
+                add(last_[k], prompt_.size() + produced_[k] - 1, k, true);
             }
         }
     }
@@ -196,18 +237,19 @@ std::vector<Sampled> Sequences::step() {
     if (active.empty()) {
         return out;
     }
-    if (llama_decode(ctx_.get(), batch) != 0) {
-        throw std::runtime_error("llama_decode failed: " + take_log());
-    }
+    decode(batch);
     if (first) {
+        held_.insert(held_.end(), prompt_.begin() + static_cast<std::ptrdiff_t>(reused_), prompt_.end());
         // every sequence continues the prompt's cells, shared rather than copied (kv_unified)
-        llama_memory_t mem = llama_get_memory(ctx_.get());
+        llama_memory_t mem = llama_get_memory(ctx_);
         for (size_t k = 1; k < last_.size(); ++k) {
-            llama_memory_seq_cp(mem, 0, static_cast<llama_seq_id>(k), -1, -1);
+            llama_memory_seq_cp(mem, seq_ids_[0], seq_ids_[k], -1, -1);
         }
+    } else if (!done_[0]) {
+        held_.push_back(last_[0]);
     }
     for (size_t j = 0; j < active.size(); ++j) {
-        take(active[j], first ? static_cast<int32_t>(prompt_.size() - 1) : static_cast<int32_t>(j), out[j]);
+        take(active[j], first ? static_cast<int32_t>(prompt_.size() - reused_ - 1) : static_cast<int32_t>(j), out[j]);
     }
     return out;
 }
@@ -215,10 +257,10 @@ std::vector<Sampled> Sequences::step() {
 void Sequences::take(size_t k, int32_t i, Sampled & out) {
     out.seq = k;
     if (backend_chain_) {
-        out.token = llama_sampler_sample(backend_chain_.get(), ctx_.get(), i);
-        out.logprob = backend_logprob(ctx_.get(), i, out.token);
+        out.token = llama_sampler_sample(backend_chain_.get(), ctx_, i);
+        out.logprob = backend_logprob(ctx_, i, out.token);
     } else {
-        const float * row = llama_get_logits_ith(ctx_.get(), i);
+        const float * row = llama_get_logits_ith(ctx_, i);
         out.token = samplers_[k].sample(row, out.logprob, want_probs_ ? &out.probs : nullptr);
         if (keep_rows_) {
             out.row.assign(row, row + model_.n_vocab());
@@ -234,17 +276,23 @@ void Sequences::take(size_t k, int32_t i, Sampled & out) {
 }
 
 Generation::Generation(Model & model, const TokenArray & prompt, const py::int_ & n_predict, const ChainSpec & spec,
-                       bool keep_logits, const py::int_ & n_probs)
+                       const py::int_ & n_draws, bool keep_logits, const py::int_ & n_probs)
     : model_(&model), keep_logits_(keep_logits), n_probs_(static_cast<int32_t>(int_in(n_probs, kNProbs))),
       negative_temp_(spec.beta < 0.0) {
     const int64_t n = int_in(n_predict, kNPredict);
+    const int64_t k_draws = int_in(n_draws, kSequences);
     std::vector<llama_token> toks = model.prompt(prompt, n);
-    const BoundChain chain(spec, model.n_vocab(), &model.eog_tokens());
+    spec.draw(k_draws - 1);  // the last draw's seed in range, or the message says where the seeds must start
+    std::vector<BoundChain> chains;
+    for (int64_t i = 0; i < k_draws; ++i) {
+        chains.emplace_back(spec.draw(i), model.n_vocab(), &model.eog_tokens());
+        seeds_.push_back(chains.back().spec().seed);
+    }
     {
         py::gil_scoped_release release;
         seq_ = model.remote_guard([&] {
-            return std::make_unique<Sequences>(model, std::move(toks), n, std::vector<BoundChain>{chain},
-                                               keep_logits_ || n_probs_ > 0, n_probs_ > 0);
+            return std::make_unique<Sequences>(model, std::move(toks), n, chains, keep_logits_ || n_probs_ > 0,
+                                               n_probs_ > 0);
         });
     }
     model.attach(this);
@@ -258,7 +306,16 @@ void Generation::release() {
     seq_.reset();
 }
 
-pt::Optional<Step> Generation::next() {
+void Generation::end(size_t k) {
+    if (seq_) {
+        seq_->end(k);
+        if (seq_->done()) {
+            close();
+        }
+    }
+}
+
+pt::Optional<Steps> Generation::next() {
     if (done_) {
         return py::none();
     }
@@ -269,34 +326,42 @@ pt::Optional<Step> Generation::next() {
         close();
         throw Cancelled("generation cancelled by Model.cancel() or Model.close() from another thread");
     }
-    Sampled s{};
-    std::string piece;
+    std::vector<Sampled> sampled;
+    std::vector<std::string> pieces;
     try {
         {
             py::gil_scoped_release release;
-            s = std::move(model_->remote_guard([&] { return seq_->step(); }).front());
+            sampled = model_->remote_guard([&] { return seq_->step(); });
         }
-        piece = model_->piece(s.token);
+        for (const Sampled & s : sampled) {
+            pieces.push_back(model_->piece(s.token));
+        }
     } catch (...) {
         close();
         throw;
     }
-    if (s.finish != Finish::None) {
+    if (seq_->done()) {
         close();
     }
     if (PyErr_CheckSignals() != 0) {
         close();
         throw py::error_already_set();
     }
-    py::object logits = py::none();
-    if (keep_logits_) {
-        logits = Floats(s.row.size(), s.row.data());
+    Steps out;
+    for (size_t j = 0; j < sampled.size(); ++j) {
+        const Sampled & s = sampled[j];
+        py::object logits = py::none();
+        if (keep_logits_) {
+            logits = Floats(s.row.size(), s.row.data());
+        }
+        py::object top = py::none();
+        if (n_probs_ > 0) {
+            top = top_tokens(s.row.data(), s.probs, static_cast<int32_t>(s.row.size()), n_probs_, negative_temp_,
+                             s.token);
+        }
+        out.append(py::make_tuple(s.seq, s.token, s.logprob, py::bytes(pieces[j]), finish_name(s.finish), logits, top));
     }
-    py::object top = py::none();
-    if (n_probs_ > 0) {
-        top = top_tokens(s.row.data(), s.probs, static_cast<int32_t>(s.row.size()), n_probs_, negative_temp_);
-    }
-    return py::make_tuple(s.token, s.logprob, py::bytes(piece), finish_name(s.finish), logits, top);
+    return out;
 }
 
 SweepRuns sweep(Model & model, const TokenArray & prompt, const py::int_ & n_predict,

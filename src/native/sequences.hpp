@@ -13,11 +13,13 @@
 #include "context.hpp"
 #include "fused_sampler.hpp"
 #include "model.hpp"
+#include "prefix_cache.hpp"
 #include "py_types.hpp"
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 namespace negtemp {
@@ -60,18 +62,27 @@ class Sequences {
 public:
     // chains: one per sequence, bound to the model's vocabulary. A chain on
     // the backend path samples inside the decode, for a single sequence only.
-    // Construct, step and destroy without the GIL, inside model.remote_guard.
+    // CPU chains run on the Model's prefix cache when it can take the call
+    // (the prompt's cached prefix is not evaluated again), else on a fresh context.
+    // Construct and step without the GIL, inside model.remote_guard.
     Sequences(Model & model, std::vector<llama_token> prompt, int64_t n_predict, const std::vector<BoundChain> & chains,
               bool keep_rows, bool want_probs);
+    ~Sequences();
+    Sequences(const Sequences &) = delete;
+    Sequences & operator=(const Sequences &) = delete;
 
     // Decode the next token of every sequence still running and sample it;
     // the first step evaluates the prompt once for all of them.
     std::vector<Sampled> step();
 
+    // Sequence k decodes no more (the caller found a stop string in its text).
+    void end(size_t k);
+
     bool done() const { return running_ == 0; }
 
 private:
     void take(size_t k, int32_t batch_index, Sampled & out);
+    void decode(llama_batch & batch);
 
     struct BatchFree {
         void operator()(llama_batch * b) const {
@@ -86,7 +97,13 @@ private:
     bool keep_rows_;
     bool want_probs_;
     SamplerPtr backend_chain_;
-    Context ctx_;  // declared after the chain the context samples with: freed before it
+    Context own_ctx_;  // declared after the chain the context samples with: freed before it
+    std::optional<PrefixCache::Lease> lease_;
+    llama_context * ctx_ = nullptr;  // own_ctx_'s or the lease's
+    std::vector<llama_seq_id> seq_ids_;
+    size_t reused_ = 0;               // prompt tokens already in the cache
+    std::vector<llama_token> held_;   // the tokens sequence 0's cells hold
+    bool held_known_ = true;          // false once a decode failed part way
     std::vector<CpuSampler> samplers_;
     std::unique_ptr<llama_batch, BatchFree> batch_;
     std::vector<llama_token> last_;
@@ -97,13 +114,17 @@ private:
 };
 
 // One generation, advanced a token at a time (Model.stream, and complete()
-// through it): its sequence lives here between calls, so the caller can stop
+// and draws() through it): its sequences live here between calls, so the caller can stop
 // early and the context is freed at once by close(). Methods are called with
 // the GIL held; next() releases it for the decode.
 class Generation : public Attachment {
 public:
+    // n draws of prompt with spec, decoded together: draw i is spec.draw(i).
     Generation(Model & model, const TokenArray & prompt, const py::int_ & n_predict, const ChainSpec & spec,
-               bool keep_logits, const py::int_ & n_probs);
+               const py::int_ & n, bool keep_logits, const py::int_ & n_probs);
+
+    // Each draw's seed, in order.
+    std::vector<uint32_t> seeds() const { return seeds_; }
     ~Generation() { close(); }
     Generation(const Generation &) = delete;
     Generation & operator=(const Generation &) = delete;
@@ -118,16 +139,21 @@ public:
         done_ = true;
     }
 
-    // The next token: (token, log p sampled, piece bytes, finish reason ("", "eog"
-    // or "length"), raw logits or None, (ids, log p sampled, log p model) or None);
-    // None once the generation has finished or was closed.
-    pt::Optional<Step> next();
+    // The next token of each sequence still running: [(sequence, token, log p
+    // sampled, piece bytes, finish reason ("", "eog" or "length"), raw logits or
+    // None, (ids, log p sampled, log p model) or None)]; None once every
+    // sequence has finished or the generation was closed.
+    pt::Optional<Steps> next();
+
+    // Sequence k decodes no more: a stop string ended its text.
+    void end(size_t k);
 
 private:
     Model * model_;
     bool keep_logits_;
     int32_t n_probs_;
     bool negative_temp_;
+    std::vector<uint32_t> seeds_;
     std::unique_ptr<Sequences> seq_;
     bool done_ = false;
     std::atomic<bool> cancel_{false};

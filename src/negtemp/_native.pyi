@@ -32,12 +32,16 @@ class ChainSpec:
         the path that runs: 'auto' is 'fused' for a plain chain, else 'chain'
         """
 class Model:
-    def __init__(self, path: bytes, n_ctx: typing.SupportsInt | typing.SupportsIndex, n_threads: typing.SupportsInt | typing.SupportsIndex, n_gpu_layers: typing.SupportsInt | typing.SupportsIndex, main_gpu: typing.SupportsInt | typing.SupportsIndex, rpc: collections.abc.Sequence[str], rpc_timeout_ms: typing.SupportsInt | typing.SupportsIndex) -> None:
+    def __init__(self, path: bytes, n_ctx: typing.SupportsInt | typing.SupportsIndex, n_threads: typing.SupportsInt | typing.SupportsIndex, n_gpu_layers: typing.SupportsInt | typing.SupportsIndex, main_gpu: typing.SupportsInt | typing.SupportsIndex, rpc: collections.abc.Sequence[str], rpc_timeout_ms: typing.SupportsInt | typing.SupportsIndex, prefix_slots: int) -> None:
         ...
     def cancel(self) -> None:
         ...
     def chat_prompt(self, messages: collections.abc.Sequence[tuple[str, str]]) -> str | None:
         ...
+    def clear_prefix_cache(self) -> None:
+        """
+        forget every cached prompt (one in use now, when its call ends)
+        """
     def close(self) -> None:
         ...
     def eog_tokens(self) -> list[int]:
@@ -46,6 +50,10 @@ class Model:
         ...
     def op_backends(self, prompt: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], spec: ChainSpec) -> list[tuple[str, str, str, str]]:
         ...
+    def prefix_cache_info(self) -> tuple[int, int, int, int, int, int, bool]:
+        """
+        (prompts held, tokens held, capacity in tokens, KV bytes, prompt tokens the last cached call reused, prompt tokens it evaluated, whether this model's prefixes are reused)
+        """
     def sweep(self, prompt: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], n_predict: int, specs: collections.abc.Sequence[ChainSpec]) -> list[tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.float64], str]]:
         ...
     def token_to_piece(self, token: typing.SupportsInt | typing.SupportsIndex) -> bytes:
@@ -68,12 +76,21 @@ class Model:
     def n_vocab(self) -> int:
         ...
 class Generation:
-    def __init__(self, model: Model, prompt: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], n_predict: int, spec: ChainSpec, keep_logits: bool, n_probs: int) -> None:
+    def __init__(self, model: Model, prompt: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], n_predict: int, spec: ChainSpec, n: int, keep_logits: bool, n_probs: int) -> None:
         ...
     def close(self) -> None:
         ...
-    def next(self) -> tuple[int, float, bytes, str, numpy.typing.NDArray[numpy.float32] | None, tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]] | None] | None:
+    def end(self, sequence: typing.SupportsInt | typing.SupportsIndex) -> None:
+        """
+        sequence decodes no more (a stop string ended it)
+        """
+    def next(self) -> list[tuple[int, int, float, bytes, str, numpy.typing.NDArray[numpy.float32] | None, tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], float, int] | None]] | None:
         ...
+    @property
+    def seeds(self) -> list[int]:
+        """
+        each draw's seed: spec's seed + i
+        """
 def devices() -> list[tuple[str, str, str, int]]:
     """
     (name, description, kind, memory bytes) of every ggml device this build can use

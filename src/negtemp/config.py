@@ -20,11 +20,14 @@ from typing import Any, Literal, TypedDict, cast
 from . import _native
 from .convert import strict_int
 
-__all__ = ["DEFAULT_TEMP", "MAX_SEED", "SamplerPath", "SamplingConfig", "SamplingOptions", "make_config",
-           "resolve_beta"]
+__all__ = ["DEFAULT_TEMP", "MAX_SEED", "NEAR_GREEDY_T", "SamplerPath", "SamplingConfig", "SamplingOptions",
+           "identical_draws", "make_config", "resolve_beta"]
 
 DEFAULT_TEMP = 0.8
 MAX_SEED = 2**32 - 2  # the native seed range's top: 2**32 - 1 is llama.cpp's "pick a random seed"
+# |T| at or below which draws of one prompt are nearly all the same: at T = -0.001 the least
+# likely token outweighs one 0.01 nats more likely by e**10
+NEAR_GREEDY_T = 1e-3
 
 # the names are the native layer's (_native.sampler_paths()); this types them for callers, and
 # tests/test_config.py holds the two equal
@@ -168,6 +171,20 @@ class SamplingConfig:
 
 
 _SCALARS = tuple(f for f in SamplingConfig.__dataclass_fields__ if f not in ("logit_bias", "_spec"))
+
+
+def identical_draws(config: SamplingConfig) -> str:
+    """Why several draws of config would all be the same text ("" when they need not be): a warning's words."""
+    beta = config.inverse_temperature
+    if math.isinf(beta):
+        return (f"identical: beta = {beta:g} takes the {'most' if beta > 0 else 'least'} likely token at every "
+                "step, whatever the seed")
+    if config.top_k == 1:
+        return "identical: top_k = 1 leaves one token at every step, whatever the seed"
+    if abs(beta) >= 1 / NEAR_GREEDY_T:
+        return (f"nearly identical: at T = {1 / beta:g} (|T| <= {NEAR_GREEDY_T:g}) one token outweighs the rest "
+                "at almost every step")
+    return ""
 
 
 def make_config(temp: float | None, config: SamplingConfig | None, options: dict[str, Any]) -> SamplingConfig:

@@ -17,13 +17,13 @@ import numpy.typing as npt
 from . import _native, remote
 from .admission import admit
 from .chat import chat_messages
-from .config import SamplingConfig, SamplingOptions, make_config
+from .config import SamplingConfig, SamplingOptions, identical_draws, make_config
 from .convert import int_in, strict_int
 from .errors import Cancelled, ModelLoadError, RemoteError, RemoteLoadError
 from .host import available_memory, thread_count
 from .registry import resolve
 from .remote import rpc_endpoints
-from .results import Chunk, Completion, FinishReason, TokenProb
+from .results import Chunk, Completion, FinishReason, PrefixCacheInfo, TokenProb
 from .text import TokenText, stop_strings
 
 if TYPE_CHECKING:
@@ -80,9 +80,19 @@ class Model:
     unfamiliar file is first tried in a child process (negtemp.vetting), so
     one that would crash llama.cpp raises ModelLoadError instead; ``vet=False``
     skips that for files you trust.
-    Calls on one Model are serialized a step at a time; each generation gets
-    a fresh llama.cpp context, so a call never sees another's state, and an
-    ``on_text`` callback or a ``stream()`` loop may call the Model itself.
+    ``prefix_cache``: how many recent prompts (0 to 64; 0 turns it off) keep
+    their KV cache between calls, in one cache of ``n_ctx`` tokens in all
+    (its memory: ``prefix_cache_info().bytes``, made at the first call). A
+    prompt that starts with one of them, or with one and what was generated
+    after it (the next turn of a chat), evaluates only the tokens past that
+    prefix; the result is what a fresh context gives (README, "Prefix reuse").
+    ``clear_prefix_cache()`` empties it.
+    Calls on one Model are serialized a step at a time. A call on the CPU
+    paths uses the prefix cache when it is free and large enough (one call
+    at a time; at most 16 draws), else a fresh llama.cpp context, as the
+    backend path always does; either way it sees only its own prompt's
+    cells, and an ``on_text`` callback or a ``stream()`` loop may call the
+    Model itself.
     ``cancel()`` and ``close()`` work from any thread and stop the running
     generations within one token (they raise negtemp.Cancelled).
     """
@@ -98,6 +108,7 @@ class Model:
         rpc: str | Sequence[str] = (),
         rpc_timeout: float = 60.0,
         vet: bool = True,
+        prefix_cache: int = 4,
     ) -> None:
         self.n_threads = thread_count("n_threads", n_threads)
         asked_ctx = 0 if n_ctx is None else int_in("n_ctx", n_ctx, 16, 2**31 - 1)
@@ -116,6 +127,7 @@ class Model:
             self._native: _native.Model | None = _native.Model(
                 os.fsencode(self.path), asked_ctx, self.n_threads, self.n_gpu_layers,
                 -1 if self.main_gpu is None else self.main_gpu, list(self.rpc), round(self.rpc_timeout * 1000),
+                strict_int("prefix_cache", prefix_cache),
             )
         except RemoteError as e:
             raise RemoteLoadError(f"{self.path}: {e}", e.endpoint) from None
@@ -178,6 +190,16 @@ class Model:
     @property
     def closed(self) -> bool:
         return self._native is None
+
+    def clear_prefix_cache(self) -> None:
+        """Forget every cached prompt (README, "Prefix reuse"); one in use now is dropped when its call ends."""
+        with self._call() as native:
+            native.clear_prefix_cache()
+
+    def prefix_cache_info(self) -> PrefixCacheInfo:
+        """What the prefix cache holds now, and what the last call that used it reused."""
+        with self._call() as native:
+            return PrefixCacheInfo(*native.prefix_cache_info())
 
     @contextmanager
     def _call(self) -> Iterator[_native.Model]:
@@ -277,49 +299,63 @@ class Model:
         """
         cfg = make_config(temp, config, dict(options)).resolved()
         stops = stop_strings(stop)
-        gen, _ = self._start(prompt, cfg, n_predict, n_probs, keep_logits, parse_special)
+        gen, _ = self._start(prompt, cfg, n_predict, 1, n_probs, keep_logits, parse_special)
         return self._chunks(gen, stops)
 
-    def _start(self, prompt: Prompt, cfg: SamplingConfig, n_predict: int, n_probs: int, keep_logits: bool,
+    def _start(self, prompt: Prompt, cfg: SamplingConfig, n_predict: int, n: int, n_probs: int, keep_logits: bool,
                parse_special: bool) -> tuple[_native.Generation, np.ndarray]:
-        """A native generation of prompt, ready for its first token, and the prompt's tokens."""
+        """A native generation of n draws of prompt, ready for their first tokens, and the prompt's tokens."""
         prompt_tokens = self._prompt_tokens(prompt, parse_special)
         with self._call() as native:
             gen = _native.Generation(native, prompt_tokens, strict_int("n_predict", n_predict), cfg.native(),
-                                     bool(keep_logits), strict_int("n_probs", n_probs))
+                                     strict_int("n", n), bool(keep_logits), strict_int("n_probs", n_probs))
         return gen, prompt_tokens
 
-    def _chunks(self, gen: _native.Generation, stops: tuple[str, ...]) -> Iterator[Chunk]:
-        """The generation's tokens as Chunks: text decoded across tokens, cut at the first stop string."""
-        text = TokenText(stops)
+    def _steps(self, gen: _native.Generation, stops: tuple[str, ...], n: int) -> Iterator[tuple[int, Chunk]]:
+        """Each draw's tokens as (draw, Chunk), in decoding order: text decoded across tokens, each draw cut at
+        its first stop string (it then decodes no more)."""
+        texts = [TokenText(stops) for _ in range(n)]
         try:
             while True:
                 with self._lock:
                     if self._native is None:
                         raise Cancelled(f"Model({self.path.name}) was closed while this generation was open")
-                    step = gen.next()
-                if step is None:
+                    steps = gen.next()
+                if steps is None:
                     return
-                token, logprob, piece, finish, logits, top = step
-                new = text.feed(piece, last=bool(finish))
-                reason = "stop" if text.stopped else _NATIVE_FINISH.get(finish)
-                yield Chunk(new, int(token), float(logprob), reason, self._top(top), logits)
-                if reason is not None:
-                    return
+                for seq, token, logprob, piece, finish, logits, top in steps:
+                    text = texts[seq]
+                    new = text.feed(piece, last=bool(finish))
+                    reason = "stop" if text.stopped else _NATIVE_FINISH.get(finish)
+                    if text.stopped and not finish:
+                        gen.end(seq)
+                    yield seq, self._chunk(new, token, logprob, reason, top, logits, piece)
         finally:
             gen.close()
 
-    def _top(self, top: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> tuple[TokenProb, ...]:
-        """A step's most likely tokens, as the native generator reports them, with their text."""
+    def _chunks(self, gen: _native.Generation, stops: tuple[str, ...]) -> Iterator[Chunk]:
+        """The generation's one sequence as Chunks."""
+        for _, chunk in self._steps(gen, stops, 1):
+            yield chunk
+            if chunk.finish_reason is not None:
+                return
+
+    def _chunk(self, text: str, token: int, logprob: float, reason: FinishReason | None,
+               top: tuple[np.ndarray, np.ndarray, np.ndarray, float, int] | None, logits: np.ndarray | None,
+               piece: bytes) -> Chunk:
+        """A native step as a Chunk: with n_probs, the step's most likely tokens with their text, and the drawn
+        token's log-probability and rank under the model."""
         if top is None:
-            return ()
-        ids, sampled, model = top
+            return Chunk(text, int(token), float(logprob), reason, (), logits, piece)
+        ids, sampled, model, drawn_model, rank = top
         with self._call() as native:
             pieces = [native.token_to_piece(int(t)) for t in ids]
-        return tuple(
+        alternatives = tuple(
             TokenProb(int(t), p.decode("utf-8", errors="replace"), float(ls), float(lm))
             for t, p, ls, lm in zip(ids, pieces, sampled, model, strict=True)
         )
+        return Chunk(text, int(token), float(logprob), reason, alternatives, logits, piece, float(drawn_model),
+                     int(rank))
 
     def complete(
         self,
@@ -333,6 +369,7 @@ class Model:
         on_text: Callable[[str], None] | None = None,
         keep_logits: bool = False,
         parse_special: bool = True,
+        on_chunk: Callable[[Chunk], None] | None = None,
         **options: Unpack[SamplingOptions],
     ) -> Completion:
         """Sample a continuation of prompt (text, or token ids used as they are).
@@ -348,7 +385,9 @@ class Model:
         the ``stop`` strings (one or several, matched across token boundaries
         and left out of the text); ``finish_reason`` says which. ``n_probs``
         (CPU paths) keeps each step's ``n_probs`` most likely tokens in
-        ``top_logprobs``. ``on_text`` receives the text as it is generated.
+        ``top_logprobs`` (and each token's probability and rank under the
+        model in ``model_logprobs`` and ``ranks``). ``on_text`` receives the
+        text as it is generated, ``on_chunk`` each negtemp.Chunk.
         ``keep_logits`` (CPU paths) keeps the raw logits each token was
         sampled from in ``Completion.step_logits``. ``parse_special`` as in
         tokenize(). Raises ValueError naming a setting out of range (a
@@ -359,29 +398,56 @@ class Model:
         """
         cfg = make_config(temp, config, dict(options)).resolved()
         stops = stop_strings(stop)
-        gen, prompt_tokens = self._start(prompt, cfg, n_predict, n_probs, keep_logits, parse_special)
-        texts: list[str] = []
-        tokens: list[int] = []
-        logprobs: list[float] = []
-        tops: list[tuple[TokenProb, ...]] = []
-        rows: list[np.ndarray] = []
-        reason: FinishReason = "length"
+        gen, prompt_tokens = self._start(prompt, cfg, n_predict, 1, n_probs, keep_logits, parse_special)
+        draw = _Draw()
         for c in self._chunks(gen, stops):
-            tokens.append(c.token)
-            logprobs.append(c.logprob)
-            tops.append(c.top)
-            if c.logits is not None:
-                rows.append(c.logits)
-            if c.text:
-                texts.append(c.text)
-                if on_text is not None:
-                    on_text(c.text)
-            reason = c.finish_reason or reason
-        return Completion(
-            "".join(texts), np.asarray(tokens, np.int32), prompt_tokens, np.asarray(logprobs, np.float64), cfg,
-            self._settings(cfg, n_predict, stops), np.stack(rows) if keep_logits else None, reason,
-            tuple(tops) if n_probs else (),
-        )
+            draw.add(c)
+            if c.text and on_text is not None:
+                on_text(c.text)
+            if on_chunk is not None:
+                on_chunk(c)
+        return draw.completion(prompt_tokens, cfg, self._settings(cfg, n_predict, stops), n_probs, keep_logits)
+
+    def draws(
+        self,
+        prompt: Prompt,
+        temp: float | None = None,
+        *,
+        n: int,
+        config: SamplingConfig | None = None,
+        n_predict: int = 128,
+        stop: str | Iterable[str] | None = None,
+        n_probs: int = 0,
+        keep_logits: bool = False,
+        parse_special: bool = True,
+        **options: Unpack[SamplingOptions],
+    ) -> list[Completion]:
+        """``n`` independent draws of one prompt at one setting, decoded together in one batch.
+
+        Takes complete()'s arguments. The prompt is evaluated once (past the
+        prefix cache's part) and its KV cache shared; draw i is sampled with
+        seed + i (as llama-server seeds the ``n`` completions of a request),
+        recorded in its ``config``, so ``complete(..., seed=draws[i].config.seed)``
+        gives it again alone (exactly where sampling is sharp: a batched decode's
+        logits can differ from a single sequence's in the last bits). A draw that
+        reaches a stop string stops decoding there. One to 256 draws (llama.cpp's
+        limit); more than 16 decode on a fresh context rather than the prefix
+        cache. Warns when the setting leaves no randomness, so every draw is the
+        same (T = 0, beta = +-inf, top_k = 1) or nearly so (|T| <= 0.001).
+        """
+        cfg = make_config(temp, config, dict(options)).resolved()
+        stops = stop_strings(stop)
+        gen, prompt_tokens = self._start(prompt, cfg, n_predict, n, n_probs, keep_logits, parse_special)
+        why = identical_draws(cfg)
+        if why and len(gen.seeds) > 1:
+            warnings.warn(f"the {len(gen.seeds)} draws will be {why}; n > 1 is for a setting that samples",
+                          stacklevel=2)
+        draws = [_Draw() for _ in gen.seeds]
+        for seq, c in self._steps(gen, stops, len(draws)):
+            draws[seq].add(c)
+        configs = [replace(cfg, seed=s) for s in gen.seeds]
+        return [d.completion(prompt_tokens, c, self._settings(c, n_predict, stops), n_probs, keep_logits)
+                for d, c in zip(draws, configs, strict=True)]
 
     def chat(
         self,
@@ -466,6 +532,30 @@ class Model:
     def generate(self, prompt: Prompt, temp: float | None = None, **kwargs: Any) -> str:
         """Like complete() (same arguments), returning only the text."""
         return self.complete(prompt, temp, **kwargs).text
+
+
+class _Draw:
+    """One sequence's chunks gathered into a Completion."""
+
+    def __init__(self) -> None:
+        self.chunks: list[Chunk] = []
+
+    def add(self, chunk: Chunk) -> None:
+        self.chunks.append(chunk)
+
+    def completion(self, prompt_tokens: np.ndarray, cfg: SamplingConfig, settings: dict[str, Any], n_probs: int,
+                   keep_logits: bool) -> Completion:
+        cs = self.chunks
+        reason: FinishReason = next((c.finish_reason for c in reversed(cs) if c.finish_reason), "length")
+        return Completion(
+            "".join(c.text for c in cs), np.asarray([c.token for c in cs], np.int32), prompt_tokens,
+            np.asarray([c.logprob for c in cs], np.float64), cfg, settings,
+            np.stack([c.logits for c in cs if c.logits is not None]) if keep_logits else None, reason,
+            tuple(c.top for c in cs) if n_probs else (),
+            np.asarray([c.model_logprob for c in cs], np.float64) if n_probs else None,
+            np.asarray([c.rank for c in cs], np.int64) if n_probs else None,
+            tuple(c.piece for c in cs),
+        )
 
 
 def _text(pieces: list[bytes], stops: tuple[str, ...]) -> tuple[str, int, bool]:

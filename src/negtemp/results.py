@@ -16,7 +16,7 @@ import numpy as np
 
 from .config import SamplingConfig
 
-__all__ = ["Chunk", "Completion", "FinishReason", "TokenProb", "json_value"]
+__all__ = ["Chunk", "Completion", "FinishReason", "PrefixCacheInfo", "TokenProb", "json_value"]
 
 FinishReason = Literal["length", "stop", "eog"]
 """Why a generation ended: n_predict tokens ("length"), a stop string ("stop"),
@@ -65,8 +65,10 @@ class Chunk:
     dropped if the stop string completes). ``logprob`` is the token's
     log-probability in the distribution it was sampled from. ``finish_reason``
     is None except on the last chunk. ``top`` holds the ``n_probs`` most likely
-    tokens of the step, most likely first in the sampled distribution;
-    ``logits`` the raw logits the token was drawn from, with ``keep_logits``.
+    tokens of the step, most likely first in the sampled distribution, and
+    with them ``model_logprob`` and ``rank``, the token's log-probability and
+    rank under the model at T = 1; ``logits`` the raw logits the token was
+    drawn from, with ``keep_logits``. ``piece``: the token's own bytes.
     """
 
     text: str
@@ -75,6 +77,9 @@ class Chunk:
     finish_reason: FinishReason | None = None
     top: tuple[TokenProb, ...] = ()
     logits: np.ndarray | None = None
+    piece: bytes = b""
+    model_logprob: float | None = None
+    rank: int | None = None
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,12 @@ class Completion:
     the one that completed a stop string included; ``text`` ends before the
     stop string. ``finish_reason``: "length" (n_predict tokens), "stop" (a
     stop string) or "eog" (an end-of-generation token). ``top_logprobs``:
-    with ``n_probs``, each step's most likely tokens (negtemp.TokenProb).
+    with ``n_probs``, each step's most likely tokens (negtemp.TokenProb);
+    with it too, ``model_logprobs`` (each token's log-probability under the
+    model at T = 1) and ``ranks`` (its rank there, 1 for the model's most
+    likely token). ``pieces``: each token's own bytes (a token may end inside
+    a UTF-8 sequence, so ``text`` is their joint decoding). ``seed`` of
+    ``config`` is the draw's own: draw i of Model.draws() has seed + i.
     """
 
     text: str
@@ -99,6 +109,9 @@ class Completion:
     step_logits: np.ndarray | None = None
     finish_reason: FinishReason = "length"
     top_logprobs: tuple[tuple[TokenProb, ...], ...] = ()
+    model_logprobs: np.ndarray | None = None
+    ranks: np.ndarray | None = None
+    pieces: tuple[bytes, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A strict-JSON-ready dict (the module's policy: log-probabilities that are not finite become None,
@@ -113,4 +126,30 @@ class Completion:
         }
         if self.top_logprobs:
             out["top_logprobs"] = [[t.to_dict() for t in step] for step in self.top_logprobs]
+        if self.model_logprobs is not None and self.ranks is not None:
+            out["model_logprobs"] = json_value([float(x) for x in self.model_logprobs])
+            out["ranks"] = self.ranks.tolist()
         return out
+
+
+@dataclass(frozen=True)
+class PrefixCacheInfo:
+    """What a Model's prefix cache holds (Model.prefix_cache_info(); README, "Prefix reuse").
+
+    ``prompts``: cached prompts (each with what was generated after it);
+    ``tokens``: the KV cells they hold; ``capacity``: cells in all (n_ctx);
+    ``bytes``: the cache's KV memory once made (0 before the first call);
+    ``last_reused`` and ``last_evaluated``: prompt tokens the last call that
+    used the cache found there and evaluated; ``reuses``: False for a model
+    whose logits depend on how a sequence is split into decodes (gemma-3's
+    move by up to a unit), where every prompt is evaluated whole so that the
+    result stays a fresh context's, and the cache only keeps the context.
+    """
+
+    prompts: int
+    tokens: int
+    capacity: int
+    bytes: int
+    last_reused: int
+    last_evaluated: int
+    reuses: bool
