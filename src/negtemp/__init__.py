@@ -25,7 +25,8 @@ from .errors import (
 )
 from .model import Model, generate
 from .probe import sample_tokens, sampler_probs
-from .results import Chunk, Completion, FinishReason, TokenProb
+from .results import Chunk, Completion, FinishReason, PrefixCacheInfo, TokenProb
+from .view import render_html
 
 
 def devices() -> list[tuple[str, str, str, int]]:
@@ -46,6 +47,7 @@ __all__ = [
     "Model",
     "ModelFetchError",
     "ModelLoadError",
+    "PrefixCacheInfo",
     "RemoteError",
     "RemoteLoadError",
     "SamplingConfig",
@@ -55,6 +57,7 @@ __all__ = [
     "generate",
     "reference",
     "registry",
+    "render_html",
     "sample_tokens",
     "sampler_probs",
     "system_info",

@@ -20,7 +20,8 @@ from . import _native, registry
 from .config import DEFAULT_TEMP, MAX_SEED, SamplerPath, SamplingConfig
 from .errors import ContextOverflowError, ModelFetchError, ModelLoadError, RemoteError, SamplingError
 from .model import Model
-from .results import Completion
+from .results import Chunk, Completion
+from .view import ansi, ansi_completion, legend, render_html, use_color
 
 __all__ = ["main"]
 
@@ -96,6 +97,9 @@ def _model_options(ap: argparse.ArgumentParser) -> None:
                     "--rpc, an equal share for this machine and each server; 0: none); a CPU build without "
                     "--rpc has no such device and ignores it")
     ap.add_argument("-mg", "--main-gpu", type=int, help="put the whole model on this GPU device alone (GPU builds)")
+    ap.add_argument("--prefix-cache", type=int, default=4, metavar="N",
+                    help="recent prompts whose KV cache the model keeps, so that a prompt sharing a prefix with "
+                    "one (a chat's next turn) evaluates only the rest (default 4; 0: off)")
     _rpc_option(ap)
 
 
@@ -149,7 +153,15 @@ def _temperature(args: argparse.Namespace) -> dict[str, float | None]:
 
 def _open_model(args: argparse.Namespace) -> Model:
     return Model(args.model, n_ctx=args.ctx_size, n_threads=args.threads, n_gpu_layers=args.n_gpu_layers,
-                 main_gpu=args.main_gpu, rpc=args.rpc or ())
+                 main_gpu=args.main_gpu, rpc=args.rpc or (), prefix_cache=args.prefix_cache)
+
+
+def _color_option(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--color", "--colour", nargs="?", const="auto", default="never",
+                    choices=["auto", "always", "never"],
+                    help="colour each generated token by its probability under the model (a fixed scale, "
+                    "legend on stderr): --color alone colours a terminal unless NO_COLOR is set; "
+                    "--color=always forces it")
 
 
 def _parse(ap: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
@@ -184,7 +196,17 @@ def _generate_parser() -> argparse.ArgumentParser:
     ap.add_argument("--n-probs", type=int, default=0, metavar="N",
                     help="also report each step's N most likely tokens, with their log-probabilities in the "
                     "sampled distribution and under the model at T = 1 (in --json; as a table on stderr otherwise)")
+    ap.add_argument("--n", "--draws", type=int, default=1, dest="draws", metavar="K",
+                    help="K independent draws of the prompt, decoded together; draw i uses seed SEED + i. The "
+                    "text output puts a '--- draw i: seed S, finish ---' line before each; --json prints a list")
     ap.add_argument("--json", action="store_true", help="print the completion as one JSON object instead of text")
+    _color_option(ap)
+    ap.add_argument("--html", metavar="FILE",
+                    help="also write a self-contained HTML page of the draws: each token's probability when drawn "
+                    "and under the model, its rank, and its top alternatives on hover (5 unless --n-probs)")
+    ap.add_argument("--mark-undertrained", action="store_true",
+                    help="with --html, mark the tokens the experiment's under-trained indicator flags (computes it "
+                    "from the model's output matrix first: seconds for a small model)")
     ap.add_argument("--version", action="version", version=_version())
     return ap
 
@@ -221,18 +243,67 @@ def _generate(argv: Sequence[str]) -> int:
     ap = _generate_parser()
     args = _parse(ap, argv)
     prompt = _read_prompt(ap, args, sys.stdin)
+    if args.mark_undertrained and not args.html:
+        ap.error("--mark-undertrained marks tokens in the --html page: give --html FILE too")
+    color = not args.json and use_color(args.color, sys.stdout)
+    # the views need each token's probability under the model, which comes with the top-N
+    n_probs = max(args.n_probs, 5 if args.html else 0, 1 if color else 0)
+    config = _config(args, **_temperature(args))
+    if color:
+        print(legend(), file=sys.stderr)
     with _open_model(args) as model:
-        c = model.complete(
-            prompt, config=_config(args, **_temperature(args)), n_predict=args.n_predict, stop=args.stop,
-            n_probs=args.n_probs, on_text=None if args.json else _write,
-        )
+        if args.draws == 1:
+            done = _stream_one(model, prompt, config, args, n_probs, color)
+            completions = [done]
+        else:
+            completions = model.draws(prompt, config=config, n=args.draws, n_predict=args.n_predict, stop=args.stop,
+                                      n_probs=n_probs)
+            if not args.json:
+                for i, c in enumerate(completions):
+                    print(f"--- draw {i}: seed {c.config.seed}, {c.finish_reason} ---")
+                    print(ansi_completion(c) if color else c.text)
+        undertrained = _undertrained(model) if args.mark_undertrained else ()
     if args.json:
-        print(json.dumps(c.to_dict(), ensure_ascii=False))
-    else:
-        print()
-        if args.n_probs:
+        dicts = [c.to_dict() for c in completions]
+        if not args.n_probs:  # asked for by a view only: not part of the JSON the user asked for
+            for d in dicts:
+                for key in ("top_logprobs", "model_logprobs", "ranks"):
+                    d.pop(key, None)
+        print(json.dumps(dicts[0] if args.draws == 1 else dicts, ensure_ascii=False))
+    elif args.n_probs:
+        for c in completions:
             _print_top(c, sys.stderr)
+    if args.html:
+        page = render_html(completions, prompt=prompt, model=model.path.name, undertrained=undertrained)
+        with open(args.html, "w", encoding="utf-8") as f:
+            f.write(page)
+        print(f"negtemp: wrote {args.html}", file=sys.stderr)
     return 0
+
+
+def _stream_one(model: Model, prompt: str, config: SamplingConfig, args: argparse.Namespace, n_probs: int,
+                color: bool) -> Completion:
+    """One draw, its text written as it is sampled (coloured with color) unless --json; the Completion."""
+    c = model.complete(prompt, config=config, n_predict=args.n_predict, stop=args.stop, n_probs=n_probs,
+                       on_chunk=None if args.json else _chunk_writer(color))
+    if not args.json:
+        print()
+    return c
+
+
+def _chunk_writer(color: bool) -> Callable[[Chunk], None]:
+    """Writes each chunk's text to stdout as it comes, in its token's colour with color."""
+    def write(chunk: Chunk) -> None:
+        _write(ansi(chunk.text, chunk.model_logprob) if color else chunk.text)
+
+    return write
+
+
+def _undertrained(model: Model) -> Sequence[int]:
+    from .experiment import undertrained_candidates
+
+    print("negtemp: finding the under-trained candidates (the experiment's indicator)...", file=sys.stderr)
+    return [int(t) for t in undertrained_candidates(model)]
 
 
 # --- negtemp chat -------------------------------------------------------------
@@ -248,7 +319,11 @@ def _chat(argv: Sequence[str]) -> int:
     _model_options(ap)
     _temperature_options(ap)
     _sampling_options(ap, 256)
+    _color_option(ap)
     args = _parse(ap, argv)
+    color = use_color(args.color, sys.stdout)
+    if color:
+        print(legend(), file=sys.stderr)
     config = _config(args, **_temperature(args)).resolved()
     assert config.seed is not None  # resolved() draws one
     messages: list[dict[str, str]] = []
@@ -270,7 +345,9 @@ def _chat(argv: Sequence[str]) -> int:
             messages.append({"role": "user", "content": line.rstrip("\n")})
             # each turn its own draws: the same seed every turn would repeat its random numbers
             turn_config = replace(config, seed=(config.seed + turn) % (MAX_SEED + 1))
-            c = model.chat(messages, config=turn_config, n_predict=args.n_predict, stop=args.stop, on_text=_write)
+            # the model keeps the conversation's KV cache (--prefix-cache): each turn evaluates only its new tokens
+            c = model.chat(messages, config=turn_config, n_predict=args.n_predict, stop=args.stop,
+                           n_probs=1 if color else 0, on_chunk=_chunk_writer(color))
             print()
             messages.append({"role": "assistant", "content": c.text})
     return 0

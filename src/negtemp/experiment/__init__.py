@@ -21,9 +21,9 @@ report renders results.json; stats holds the statistics. Needs the
 """
 
 from .geometry import centroid_distances, embedding_matrix, read_matrices, undertrained_indicator
-from .run import run_experiment, varied_prompts
+from .run import run_experiment, undertrained_candidates, varied_prompts
 
 __all__ = [
-    "centroid_distances", "embedding_matrix", "read_matrices", "run_experiment", "undertrained_indicator",
-    "varied_prompts",
+    "centroid_distances", "embedding_matrix", "read_matrices", "run_experiment", "undertrained_candidates",
+    "undertrained_indicator", "varied_prompts",
 ]

@@ -30,7 +30,7 @@ from .geometry import (
 from .probe import matched_controls, probe_tokens, probeable, summarize
 from .stats import percentile_of_all
 
-__all__ = ["DRAW_TEMPS", "run_experiment", "varied_prompts"]
+__all__ = ["DRAW_TEMPS", "run_experiment", "undertrained_candidates", "varied_prompts"]
 
 SIDE_PROMPTS = ["Temperature is a concept", "The capital of France is", "Once upon a time", "def fibonacci(n):"]
 SIDE_TEMPS = [0.001, -0.001, 1.0, -1.0]
@@ -121,6 +121,16 @@ def draw_tokens(m: Model, prompts: list[str], n_tokens: int, seed: int, quiet: b
         other = m.complete(prompt, DRAW_TEMPS[0], n_predict=n_tokens, seed=seed + i + 1_000_003).tokens
         changed += not np.array_equal(other, draws[DRAW_TEMPS[0]][i])
     return draws, changed
+
+
+def undertrained_candidates(m: Model) -> np.ndarray:
+    """The token ids part 3 calls under-trained candidates in m's output matrix (the probability view marks
+    them): the top 2% of tokens by Land & Bartolo's indicator. Reads and dequantizes the matrix, and
+    tokenizes the vocabulary to find the known-unused tokens: seconds for a small model."""
+    mats = read_matrices(m.path)
+    reference, _ = known_unused(m, mats.token_types)
+    geometry, _ = matrix_geometry(mats.output, reference)
+    return np.flatnonzero(geometry.candidate)
 
 
 def matrix_geometry(w: np.ndarray, reference: np.ndarray) -> tuple[Geometry, dict[str, np.ndarray]]:
