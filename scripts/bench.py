@@ -13,7 +13,12 @@ build/tools/), then prints, with medians of --reps runs on this machine:
      llama-cpp-python when it is importable; the per-token time each path
      adds to llama-bench's decode; peak RSS against file + KV cache;
   3. the batched temperature sweep against K sequential calls, and
-     llama-batched-bench's batched decode as the ceiling;
+     llama-batched-bench's batched decode as the ceiling; then K draws of one
+     prompt (Model.draws, T = -1) against K sequential complete() calls, with
+     the same ceiling;
+  3b. prefix reuse: a 10-turn chat over a 1,000-token history, and the
+     experiment's prompt set (a 4-temperature sweep each), with the prefix
+     cache against without it, and the cache's memory;
   4. ggml's threads: llama-bench decode built with ggml's own thread pool
      (negtemp's default, fork-safe) against an OpenMP build, at -t 1 and -t 2,
      idle and while another process keeps one core busy (--no-threads skips it:
@@ -265,8 +270,83 @@ def sweep_table(model: str, tools: dict[str, Path], threads: int, reps: int, n: 
     return ratios, ceiling
 
 
+def draws_table(model: str, threads: int, reps: int, n: int, ceiling: dict[int, float]) -> dict[int, float]:
+    print(f"3. draws on {model}: K draws at T = -1, {n} tokens each (tokens/s summed over draws)")
+    ratios = {}
+    with negtemp.Model(negtemp.registry.pull(model), n_ctx=2048, n_threads=threads) as m:
+        print(f"{'K':>3} {'draws':>8} {'sequential':>11} {'ratio':>6}   {'llama-batched-bench ratio':>26}")
+        for k in (1, 2, 4, 8):
+            times: dict[str, list[float]] = {"batched": [], "sequential": []}
+            for _ in range(reps):  # alternating, so drift hits both alike
+                times["batched"].append(median_time(
+                    lambda k=k: m.draws(PROMPT, -1.0, n=k, n_predict=n, seed=SEED, ignore_eos=True), 1))
+                times["sequential"].append(median_time(
+                    lambda k=k: [m.complete(PROMPT, -1.0, n_predict=n, seed=SEED + i, ignore_eos=True)
+                                 for i in range(k)], 1))
+            batched, sequential = statistics.median(times["batched"]), statistics.median(times["sequential"])
+            ratios[k] = sequential / batched
+            print(f"{k:>3} {k * n / batched:>8.1f} {k * n / sequential:>11.1f} {ratios[k]:>6.2f}   "
+                  f"{ceiling[k] / ceiling[1]:>26.2f}")
+    print("   sequential: K complete() calls with seeds SEED + i (each reusing the cached prompt).\n")
+    return ratios
+
+
+def chat_history(m: negtemp.Model, n_tokens: int) -> list[dict[str, str]]:
+    """Earlier turns of a conversation, about n_tokens long under the model's template."""
+    messages = [{"role": "system", "content": "You are a helpful assistant who answers at length."}]
+    i = 0
+    while len(m.tokenize(m.chat_prompt(messages) or "")) < n_tokens:
+        messages.append({"role": "user", "content": f"Tell me something about the number {i}."})
+        messages.append({"role": "assistant", "content": f"The number {i} is a number that comes after "
+                         f"{i - 1} and before {i + 1}; people have written about it for centuries. " * 2})
+        i += 1
+    return messages
+
+
+def prefix_table(model: str, threads: int, reps: int) -> dict[str, float]:
+    """3b: the same calls with the prefix cache on and off, alternating; their time and the cache's memory."""
+    from negtemp.experiment.run import DRAW_TEMPS, varied_prompts
+
+    print(f"3b. prefix reuse on {model} (seconds, median of {reps}; 'on' keeps 4 prompts' KV cache)")
+    path = negtemp.registry.pull(model)
+    ratios: dict[str, float] = {}
+    with negtemp.Model(path, n_ctx=2048, n_threads=threads, prefix_cache=4) as on, \
+            negtemp.Model(path, n_ctx=2048, n_threads=threads, prefix_cache=0) as off:
+        history = chat_history(on, 1000)
+        n_history = len(on.tokenize(on.chat_prompt(history) or ""))
+
+        def chat(m: negtemp.Model) -> None:
+            messages = list(history)
+            for turn in range(10):
+                messages.append({"role": "user", "content": f"And what about {turn * 7}?"})
+                reply = m.chat(messages, 0.7, seed=turn, n_predict=32)
+                messages.append({"role": "assistant", "content": reply.text})
+
+        # the experiment's part 2 on its first 100 prompts (a 4-temperature sweep each), 16 tokens a sequence
+        prompts = varied_prompts(100)
+
+        def experiment(m: negtemp.Model) -> None:
+            for i, prompt in enumerate(prompts):
+                m.sweep(prompt, list(DRAW_TEMPS), n_predict=16, seed=1 + i)
+
+        print(f"{'workload':<52} {'off':>7} {'on':>7} {'ratio':>6}")
+        for name, work in ((f"10-turn chat, {n_history}-token history, 32-token replies", chat),
+                           ("experiment prompts: 100 x 4-temperature sweep, 16 tokens", experiment)):
+            times: dict[str, list[float]] = {"on": [], "off": []}
+            for _ in range(reps):
+                times["off"].append(median_time(lambda: work(off), 1))
+                times["on"].append(median_time(lambda: work(on), 1))
+            t_off, t_on = statistics.median(times["off"]), statistics.median(times["on"])
+            ratios[name] = t_off / t_on
+            print(f"{name:<52} {t_off:>7.2f} {t_on:>7.2f} {t_off / t_on:>6.2f}")
+        info = on.prefix_cache_info()
+        print(f"   the cache: {info.capacity} cells (n_ctx), {info.bytes / 2**20:.0f} MiB of KV for {model}, "
+              f"holding {info.prompts} prompts / {info.tokens} tokens at the end\n")
+    return ratios
+
+
 def targets(samplers: dict[int, dict[str, float]], rows: list[dict], sweep: dict[int, float],
-            ceiling: dict[int, float]) -> None:
+            ceiling: dict[int, float], draws: dict[int, float]) -> None:
     print("5. targets")
 
     def line(ok: bool, text: str) -> None:
@@ -289,6 +369,11 @@ def targets(samplers: dict[int, dict[str, float]], rows: list[dict], sweep: dict
              f"(its time per token over the fused path's, plus the fused sampler's {fused:.3f}) (<= 2x fused)")
     line(sweep[8] >= 3.0, f"sweep K = 8: {sweep[8]:.2f}x 8 sequential calls (>= 3); llama.cpp's own batched "
          f"decode reaches {ceiling[8] / ceiling[1]:.2f}x here")
+    line(draws[8] >= 0.95 * ceiling[8] / ceiling[1], f"draws K = 8: {draws[8]:.2f}x 8 sequential calls, against "
+         f"llama.cpp's own batched decode's {ceiling[8] / ceiling[1]:.2f}x (>= 0.95 of it)")
+    for r in rows:
+        ratio = r["fused"] / r["llama-bench"]
+        line(ratio >= 0.99, f"{r['model']}: generate (prompt cached) / llama-bench decode = {ratio:.3f} (>= 0.99)")
     for r in rows:
         extra = r["rss"] - r["file"] - r["kv"]
         line(extra < 150, f"{r['model']}: peak RSS {r['rss']:.0f} MB = file + KV + {extra:.0f} MB (< 150)")
@@ -457,6 +542,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default="smollm2-135m,gemma3-270m")
     ap.add_argument("--no-threads", action="store_true", help="skip the thread-pool against OpenMP table")
     ap.add_argument("--no-serve", action="store_true", help="skip the negtemp serve table")
+    ap.add_argument("--no-prefix", action="store_true", help="skip the prefix reuse table (about 3 minutes a rep)")
+    ap.add_argument("--only", choices=["draws", "prefix"],
+                    help="only the tools' build and this table (with the ceiling it compares against)")
     ap.add_argument("--rpc", action="store_true", help="add the table of models split over RPC servers")
     args = ap.parse_args(argv)
     models = args.models.split(",")
@@ -466,14 +554,29 @@ def main(argv: list[str] | None = None) -> int:
     tools = llama_tools.build(["llama-bench", "llama-completion", "llama-batched-bench"],
                               log=lambda m: print(m, flush=True))
     print()
+    if args.only == "draws":
+        path = negtemp.registry.pull(models[0])
+        with negtemp.Model(path) as m:
+            n_prompt = len(m.tokenize(PROMPT))
+        ceiling = batched_bench(tools["llama-batched-bench"], path, args.threads, n_prompt, args.n_predict,
+                                [1, 2, 4, 8])
+        draws_table(models[0], args.threads, args.reps, args.n_predict, ceiling)
+    if args.only == "prefix":
+        prefix_table(models[0], args.threads, args.reps)
+    if args.only:
+        print(f"bench took {time.perf_counter() - started:.0f} s")
+        return 0
     samplers = sampler_table(args.reps)
     rows = generate_table(models, tools, args.threads, args.reps, args.n_predict)
     sweep, ceiling = sweep_table(models[0], tools, args.threads, args.reps, args.n_predict)
+    draws = draws_table(models[0], args.threads, args.reps, args.n_predict, ceiling)
+    if not args.no_prefix:
+        prefix_table(models[0], args.threads, max(1, args.reps // 2))
     if not args.no_threads:
         print()
         threads_table(models[0], tools["llama-bench"], args.reps, args.n_predict)
     if {"smollm2-135m", "gemma3-270m"} <= set(models):
-        targets(samplers, rows, sweep, ceiling)
+        targets(samplers, rows, sweep, ceiling, draws)
     print()
     vetting_table(models, args.reps)
     if not args.no_serve:

@@ -31,7 +31,9 @@ class Model;
 class PrefixCache {
 public:
     // Sequences a lease may decode beside the slot's own: draws past this use a fresh context.
-    static constexpr uint32_t kDrawSeqs = 15;
+    // Each costs a row of logits in the context's output buffer (1 MiB at gemma-3's 262,144
+    // tokens), so 8 draws, the bench's largest, and not llama.cpp's 256.
+    static constexpr uint32_t kDrawSeqs = 7;
 
     struct Lease {
         llama_context * ctx = nullptr;

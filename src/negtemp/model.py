@@ -89,7 +89,7 @@ class Model:
     ``clear_prefix_cache()`` empties it.
     Calls on one Model are serialized a step at a time. A call on the CPU
     paths uses the prefix cache when it is free and large enough (one call
-    at a time; at most 16 draws), else a fresh llama.cpp context, as the
+    at a time; at most 8 draws), else a fresh llama.cpp context, as the
     backend path always does; either way it sees only its own prompt's
     cells, and an ``on_text`` callback or a ``stream()`` loop may call the
     Model itself.
@@ -431,7 +431,7 @@ class Model:
         gives it again alone (exactly where sampling is sharp: a batched decode's
         logits can differ from a single sequence's in the last bits). A draw that
         reaches a stop string stops decoding there. One to 256 draws (llama.cpp's
-        limit); more than 16 decode on a fresh context rather than the prefix
+        limit); more than 8 decode on a fresh context rather than the prefix
         cache. Warns when the setting leaves no randomness, so every draw is the
         same (T = 0, beta = +-inf, top_k = 1) or nearly so (|T| <= 0.001).
         """
