@@ -30,8 +30,9 @@ PROMPT = "Temperature is a concept"
 
 @pytest.fixture(scope="module")
 def smollm2_on_vulkan():
-    """SmolLM2 with every layer on Vulkan0 (the default n_gpu_layers=-1)."""
-    with negtemp.Model("smollm2-135m", n_ctx=256, n_threads=2) as m:
+    """SmolLM2 with every layer on Vulkan0 (the default n_gpu_layers=-1); each call on a fresh context, so
+    that the chain and backend paths compare on logits computed alike (test_prefix_cache covers the cache)."""
+    with negtemp.Model("smollm2-135m", n_ctx=256, n_threads=2, prefix_cache=0) as m:
         yield m
 
 
@@ -83,7 +84,7 @@ def test_the_placement_check_sees_a_model_kept_on_the_cpu(tmp_path):
 CPU_RUN = """
 import sys, numpy as np, negtemp
 assert not [d for d in negtemp.devices() if d[0].startswith("Vulkan")], "a Vulkan device is visible"
-m = negtemp.Model("smollm2-135m", n_ctx=256, n_threads=2)
+m = negtemp.Model("smollm2-135m", n_ctx=256, n_threads=2, prefix_cache=0)
 c = m.complete(sys.argv[1], float(sys.argv[2]), n_predict=24, seed=1, path="chain", keep_logits=True)
 np.savez(sys.argv[3], tokens=c.tokens, logits=c.step_logits)
 """
