@@ -93,6 +93,12 @@ def test_the_pages_policy_forbids_every_fetch(tiny):
     assert not re.search(r"\b(src|href)=", page), "the page must load nothing"
 
 
+@pytest.mark.parametrize("beta", [0.0, float("inf"), float("-inf"), -1000.0])
+def test_every_temperature_has_a_column_label(tiny, beta):
+    page = view.render_html(tiny.complete(PROMPT, beta=beta, seed=1, n_predict=2, n_probs=1))
+    assert re.search(r"<h2>(T = |beta = )", page)
+
+
 def test_the_page_escapes_token_text(tiny):
     c = tiny.complete(PROMPT, 1.0, seed=1, n_predict=3, n_probs=1)
     page = view.render_html(c, prompt="<script>alert(1)</script>")

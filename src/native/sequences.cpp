@@ -24,9 +24,10 @@ double backend_logprob(llama_context * ctx, int32_t i, llama_token token) {
 // The N tokens most likely in the distribution a step drew from, with their
 // log-probabilities there and under the model's own (T = 1) softmax of the raw
 // logits; and the drawn token's log-probability under the model and its rank
-// there (1: the model's most likely token). Ties (tokens whose sampled probability underflowed to the same
-// value) are ordered as the temperature orders the logits: higher first for
-// T >= 0, lower first for T < 0. Non-finite logits count as masked (log p = -inf).
+// there (1: the model's most likely token). Ties (tokens whose sampled
+// probability underflowed to the same value) are ordered as the temperature
+// orders the logits: higher first for T >= 0, lower first for T < 0.
+// Non-finite logits count as masked (log p = -inf).
 TopTokens top_tokens(const float * logits, const std::vector<double> & sampled, int32_t n_vocab, int32_t n,
                      bool negative_temp, llama_token drawn) {
     float z_max = -INFINITY;

@@ -19,7 +19,7 @@ from typing import TextIO
 from . import _native, registry
 from .config import DEFAULT_TEMP, MAX_SEED, SamplerPath, SamplingConfig
 from .errors import ContextOverflowError, ModelFetchError, ModelLoadError, RemoteError, SamplingError
-from .model import Model
+from .model import DEFAULT_PREFIX_CACHE, Model
 from .results import Chunk, Completion
 from .view import ansi, ansi_completion, legend, render_html, use_color
 
@@ -97,9 +97,9 @@ def _model_options(ap: argparse.ArgumentParser) -> None:
                     "--rpc, an equal share for this machine and each server; 0: none); a CPU build without "
                     "--rpc has no such device and ignores it")
     ap.add_argument("-mg", "--main-gpu", type=int, help="put the whole model on this GPU device alone (GPU builds)")
-    ap.add_argument("--prefix-cache", type=int, default=4, metavar="N",
+    ap.add_argument("--prefix-cache", type=int, default=DEFAULT_PREFIX_CACHE, metavar="N",
                     help="recent prompts whose KV cache the model keeps, so that a prompt sharing a prefix with "
-                    "one (a chat's next turn) evaluates only the rest (default 4; 0: off)")
+                    f"one (a chat's next turn) evaluates only the rest (default {DEFAULT_PREFIX_CACHE}; 0: off)")
     _rpc_option(ap)
 
 

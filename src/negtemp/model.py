@@ -35,6 +35,9 @@ __all__ = ["Model", "Prompt", "generate"]
 # token into a request that its own text would not tokenize to.
 Prompt = str | bytes | Sequence[int] | np.ndarray
 
+# recent prompts whose KV cache a Model keeps by default (README, "Prefix reuse")
+DEFAULT_PREFIX_CACHE = 4
+
 # why the native stepper ended a sequence ("" while it runs)
 _NATIVE_FINISH: dict[str, FinishReason] = {"eog": "eog", "length": "length"}
 
@@ -108,7 +111,7 @@ class Model:
         rpc: str | Sequence[str] = (),
         rpc_timeout: float = 60.0,
         vet: bool = True,
-        prefix_cache: int = 4,
+        prefix_cache: int = DEFAULT_PREFIX_CACHE,
     ) -> None:
         self.n_threads = thread_count("n_threads", n_threads)
         asked_ctx = 0 if n_ctx is None else int_in("n_ctx", n_ctx, 16, 2**31 - 1)

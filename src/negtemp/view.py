@@ -120,7 +120,8 @@ def ansi_completion(c: Completion) -> str:
 
 def _label(c: Completion) -> str:
     beta = c.config.inverse_temperature
-    temp = "T = 0" if beta == math.inf else "beta = -inf" if beta == -math.inf else f"T = {1 / beta:g}"
+    named = {math.inf: "T = 0", -math.inf: "beta = -inf", 0.0: "beta = 0 (uniform)"}
+    temp = named.get(beta) or f"T = {1 / beta:g}"
     return f"{temp} · seed {c.config.seed} · {len(c.tokens)} tokens · {c.finish_reason}"
 
 
