@@ -7,8 +7,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <stdexcept>
 #include <cstdint>
+#include <stdexcept>
 #include <utility>
 
 namespace negtemp {
@@ -67,6 +67,7 @@ std::optional<PrefixCache::Lease> PrefixCache::acquire(Model & model, const std:
         ctx_ = model.make_context(n_cells_, n_slots_ + kDrawSeqs);
         pool_pid_ = getpid();
         bytes_ = static_cast<uint64_t>(model.kv_bytes_per_token()) * n_cells_;
+        splits_exact_ = false;  // until shown: a probe that throws leaves the cache reusing nothing
         splits_exact_ = splits_are_exact(model.n_vocab(), ctx_.get());
     } else if (pool_pid_ != getpid()) {
         // a forked child has the pool but none of its threads: a new pool, and the old one left
