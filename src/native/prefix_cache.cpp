@@ -79,19 +79,14 @@ std::optional<PrefixCache::Lease> PrefixCache::acquire(Model & model, const std:
         pool_pid_ = getpid();
     }
     // the slot with the longest common prefix (the most recent of equals); with
-    // none, an empty slot, else the least recently used
-    auto rank = [&](size_t i) {
-        const size_t len = common_prefix(slots_[i].tokens, prompt);
-        const Slot & s = slots_[i];
-        return std::make_pair(len, len > 0 ? s.used : s.tokens.empty() ? UINT64_MAX : UINT64_MAX - 1 - s.used);
-    };
-    size_t best = 0;
-    for (size_t i = 1; i < slots_.size(); ++i) {
-        if (rank(i) > rank(best)) {
-            best = i;
-        }
+    // none, an empty slot, else the least recently used (each slot's prefix measured once)
+    std::vector<std::pair<size_t, uint64_t>> ranks;
+    for (const Slot & s : slots_) {
+        const size_t len = common_prefix(s.tokens, prompt);
+        ranks.emplace_back(len, len > 0 ? s.used : s.tokens.empty() ? UINT64_MAX : UINT64_MAX - 1 - s.used);
     }
-    const size_t best_len = rank(best).first;
+    const size_t best = static_cast<size_t>(std::max_element(ranks.begin(), ranks.end()) - ranks.begin());
+    const size_t best_len = ranks[best].first;
     // the last prompt token is decoded again for its logits
     size_t reused = splits_exact_ ? std::min(best_len, prompt.size() - 1) : 0;
     const int32_t n_swa = llama_model_n_swa(model.llama());

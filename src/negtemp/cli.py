@@ -253,8 +253,7 @@ def _generate(argv: Sequence[str]) -> int:
         print(legend(), file=sys.stderr)
     with _open_model(args) as model:
         if args.draws == 1:
-            done = _stream_one(model, prompt, config, args, n_probs, color)
-            completions = [done]
+            completions = [_stream_one(model, prompt, config, args, n_probs, color)]
         else:
             completions = model.draws(prompt, config=config, n=args.draws, n_predict=args.n_predict, stop=args.stop,
                                       n_probs=n_probs)

@@ -314,10 +314,10 @@ class Model:
                                      strict_int("n", n), bool(keep_logits), strict_int("n_probs", n_probs))
         return gen, prompt_tokens
 
-    def _steps(self, gen: _native.Generation, stops: tuple[str, ...], n: int) -> Iterator[tuple[int, Chunk]]:
+    def _steps(self, gen: _native.Generation, stops: tuple[str, ...]) -> Iterator[tuple[int, Chunk]]:
         """Each draw's tokens as (draw, Chunk), in decoding order: text decoded across tokens, each draw cut at
         its first stop string (it then decodes no more)."""
-        texts = [TokenText(stops) for _ in range(n)]
+        texts = [TokenText(stops) for _ in gen.seeds]
         try:
             while True:
                 with self._lock:
@@ -338,7 +338,7 @@ class Model:
 
     def _chunks(self, gen: _native.Generation, stops: tuple[str, ...]) -> Iterator[Chunk]:
         """The generation's one sequence as Chunks."""
-        for _, chunk in self._steps(gen, stops, 1):
+        for _, chunk in self._steps(gen, stops):
             yield chunk
             if chunk.finish_reason is not None:
                 return
@@ -446,7 +446,7 @@ class Model:
             warnings.warn(f"the {len(gen.seeds)} draws will be {why}; n > 1 is for a setting that samples",
                           stacklevel=2)
         draws = [_Draw() for _ in gen.seeds]
-        for seq, c in self._steps(gen, stops, len(draws)):
+        for seq, c in self._steps(gen, stops):
             draws[seq].add(c)
         configs = [replace(cfg, seed=s) for s in gen.seeds]
         return [d.completion(prompt_tokens, c, self._settings(c, n_predict, stops), n_probs, keep_logits)
