@@ -51,6 +51,10 @@ PYBIND11_MODULE(_native, m) {
              py::arg("logit_bias"), py::arg("ignore_eos"), py::arg("path"))
         .def("check", &check_chain, py::arg("n_vocab"), py::arg("history"),
             "ValueError unless the logit bias and the history are token ids of a vocabulary of n_vocab tokens")
+        .def(
+            "draw_seeds", [](const ChainSpec & s, const py::int_ & n) { return s.draw_seeds(int_in(n, kSequences)); },
+            py::arg("n"),
+             "the seeds of n draws decoded together (seed + i for draw i); ValueError names the range")
         .def_property_readonly("plain", &ChainSpec::plain, "logit bias, temperature and the draw only")
         .def_property_readonly(
             "resolved_path", [](const ChainSpec & s) { return std::string(path_name(s.resolved_path())); },
@@ -58,9 +62,9 @@ PYBIND11_MODULE(_native, m) {
 
     py::class_<Model>(m, "Model")
         .def(py::init<const py::bytes &, uint32_t, int32_t, int32_t, int32_t, const std::vector<std::string> &,
-                      uint32_t, const py::int_ &>(),
+                      uint32_t, const py::int_ &, const std::string &>(),
              py::arg("path"), py::arg("n_ctx"), py::arg("n_threads"), py::arg("n_gpu_layers"), py::arg("main_gpu"),
-             py::arg("rpc"), py::arg("rpc_timeout_ms"), py::arg("prefix_slots"))
+             py::arg("rpc"), py::arg("rpc_timeout_ms"), py::arg("prefix_slots"), py::arg("kv_type"))
         .def("close", &Model::close)
         .def_property_readonly("closed", &Model::closed)
         .def("cancel", &Model::cancel)

@@ -155,6 +155,16 @@ struct ChainSpec {
         return out;
     }
 
+    // The seeds of draws 0..n-1, or the message of the first out of range.
+    std::vector<uint32_t> draw_seeds(int64_t n) const {
+        draw(n - 1);
+        std::vector<uint32_t> out;
+        for (int64_t i = 0; i < n; ++i) {
+            out.push_back(seed + static_cast<uint32_t>(i));
+        }
+        return out;
+    }
+
     // logit bias, temperature and the draw only: what the fused sampler runs
     bool plain() const { return top_k == 0 && top_p == 1.0 && min_p == 0.0 && repeat_penalty == 1.0; }
 

@@ -62,11 +62,25 @@ bool trace_node(ggml_tensor * t, bool ask, void * user_data) {
     return true;
 }
 
+// f32 keeps keys and values unrounded (and so runs without flash attention), for comparing logits with a float32
+// implementation of the same weights (negtemp.hf); quantized caches are not
+// offered: their error would need its own tolerance in every check
+ggml_type kv_cache_type(const std::string & name) {
+    if (name == "f16") {
+        return GGML_TYPE_F16;
+    }
+    if (name == "f32") {
+        return GGML_TYPE_F32;
+    }
+    throw std::invalid_argument("kv_type must be \"f16\" (llama.cpp's default) or \"f32\", not \"" + name + "\"");
+}
+
 }  // namespace
 
 Model::Model(const py::bytes & path_bytes, uint32_t n_ctx, int32_t n_threads, int32_t n_gpu_layers, int32_t main_gpu,
-             const std::vector<std::string> & rpc, uint32_t rpc_timeout_ms, const py::int_ & prefix_slots)
-    : endpoints_(rpc), n_ctx_(n_ctx), n_threads_(n_threads), cache_(0, 0) {
+             const std::vector<std::string> & rpc, uint32_t rpc_timeout_ms, const py::int_ & prefix_slots,
+             const std::string & kv_type)
+    : endpoints_(rpc), n_ctx_(n_ctx), n_threads_(n_threads), kv_type_(kv_cache_type(kv_type)), cache_(0, 0) {
     const auto slots = static_cast<uint32_t>(int_in(prefix_slots, kPrefixSlots));
     const std::string path(path_bytes);
     take_log();
@@ -139,7 +153,8 @@ int64_t Model::kv_bytes_per_token() const {
     };
     const int64_t head = llama_model_n_embd(m) / n_head;
     const int64_t width = meta("attention.key_length", head) + meta("attention.value_length", head);
-    return static_cast<int64_t>(llama_model_n_layer(m)) * llama_model_n_head_kv(m) * width * 2;
+    return static_cast<int64_t>(llama_model_n_layer(m)) * llama_model_n_head_kv(m) * width *
+           static_cast<int64_t>(ggml_type_size(kv_type_));
 }
 
 // llama_tokenize cannot be interrupted, and a long text takes a while (about
@@ -361,6 +376,12 @@ Context Model::make_context(uint32_t n_tokens, uint32_t n_seq, llama_sampler * b
     cp.n_threads = n_threads_;
     cp.n_threads_batch = n_threads_;
     cp.no_perf = true;
+    cp.type_k = kv_type_;
+    cp.type_v = kv_type_;
+    if (kv_type_ == GGML_TYPE_F32) {
+        // flash attention casts keys and values to f16 whatever the cache holds
+        cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    }
     llama_sampler_seq_config seq_cfg{0, backend_chain};
     if (backend_chain) {
         cp.samplers = &seq_cfg;

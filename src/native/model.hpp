@@ -52,9 +52,11 @@ public:
     // rpc: "host:port" of llama.cpp RPC servers the offloaded layers are split
     // over, with rpc_timeout_ms bounding each wait on one of them (0: none).
     // prefix_slots: how many recent prompts keep their KV cache (prefix_cache.hpp; 0: none).
+    // kv_type: the KV cache's element type, "f16" (llama.cpp's default) or "f32".
     // path: the file name's bytes, as the OS takes them (need not be UTF-8)
     Model(const py::bytes & path, uint32_t n_ctx, int32_t n_threads, int32_t n_gpu_layers, int32_t main_gpu,
-          const std::vector<std::string> & rpc, uint32_t rpc_timeout_ms, const py::int_ & prefix_slots);
+          const std::vector<std::string> & rpc, uint32_t rpc_timeout_ms, const py::int_ & prefix_slots,
+          const std::string & kv_type);
     ~Model();
     Model(const Model &) = delete;
     Model & operator=(const Model &) = delete;
@@ -133,6 +135,7 @@ private:
     int workers_ = 0;
     uint32_t n_ctx_;
     int32_t n_threads_;
+    ggml_type kv_type_;
     PrefixCache cache_;  // its context is freed in close(), before the model
 };
 

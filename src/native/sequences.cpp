@@ -283,11 +283,10 @@ Generation::Generation(Model & model, const TokenArray & prompt, const py::int_ 
     const int64_t n = int_in(n_predict, kNPredict);
     const int64_t k_draws = int_in(n_draws, kSequences);
     std::vector<llama_token> toks = model.prompt(prompt, n);
-    spec.draw(k_draws - 1);  // the last draw's seed in range, or the message says where the seeds must start
+    seeds_ = spec.draw_seeds(k_draws);
     std::vector<BoundChain> chains;
     for (int64_t i = 0; i < k_draws; ++i) {
         chains.emplace_back(spec.draw(i), model.n_vocab(), &model.eog_tokens());
-        seeds_.push_back(chains.back().spec().seed);
     }
     {
         py::gil_scoped_release release;

@@ -21,6 +21,10 @@ class ChainSpec:
         """
         ValueError unless the logit bias and the history are token ids of a vocabulary of n_vocab tokens
         """
+    def draw_seeds(self, n: int) -> list[int]:
+        """
+        the seeds of n draws decoded together (seed + i for draw i); ValueError names the range
+        """
     @property
     def plain(self) -> bool:
         """
@@ -32,7 +36,7 @@ class ChainSpec:
         the path that runs: 'auto' is 'fused' for a plain chain, else 'chain'
         """
 class Model:
-    def __init__(self, path: bytes, n_ctx: typing.SupportsInt | typing.SupportsIndex, n_threads: typing.SupportsInt | typing.SupportsIndex, n_gpu_layers: typing.SupportsInt | typing.SupportsIndex, main_gpu: typing.SupportsInt | typing.SupportsIndex, rpc: collections.abc.Sequence[str], rpc_timeout_ms: typing.SupportsInt | typing.SupportsIndex, prefix_slots: int) -> None:
+    def __init__(self, path: bytes, n_ctx: typing.SupportsInt | typing.SupportsIndex, n_threads: typing.SupportsInt | typing.SupportsIndex, n_gpu_layers: typing.SupportsInt | typing.SupportsIndex, main_gpu: typing.SupportsInt | typing.SupportsIndex, rpc: collections.abc.Sequence[str], rpc_timeout_ms: typing.SupportsInt | typing.SupportsIndex, prefix_slots: int, kv_type: str) -> None:
         ...
     def cancel(self) -> None:
         ...

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +34,8 @@ __all__ = ["Model", "Prompt", "generate"]
 # A prompt: text, or token ids used as they are (an int array or sequence), e.g. to put a
 # token into a request that its own text would not tokenize to.
 Prompt = str | bytes | Sequence[int] | np.ndarray
+# the names are the native layer's, which refuses any other
+KVType = Literal["f16", "f32"]
 
 # recent prompts whose KV cache a Model keeps by default (README, "Prefix reuse")
 DEFAULT_PREFIX_CACHE = 4
@@ -90,6 +92,10 @@ class Model:
     after it (the next turn of a chat), evaluates only the tokens past that
     prefix; the result is what a fresh context gives (README, "Prefix reuse").
     ``clear_prefix_cache()`` empties it.
+    ``kv_type``: the KV cache's element type, "f16" (llama.cpp's default) or
+    "f32", which keeps keys and values unrounded at twice the memory: what
+    comparing logits with a float32 implementation of the same weights needs
+    (README, "transformers").
     Calls on one Model are serialized a step at a time. A call on the CPU
     paths uses the prefix cache when it is free and large enough (one call
     at a time; at most 8 draws), else a fresh llama.cpp context, as the
@@ -112,6 +118,7 @@ class Model:
         rpc_timeout: float = 60.0,
         vet: bool = True,
         prefix_cache: int = DEFAULT_PREFIX_CACHE,
+        kv_type: KVType = "f16",
     ) -> None:
         self.n_threads = thread_count("n_threads", n_threads)
         asked_ctx = 0 if n_ctx is None else int_in("n_ctx", n_ctx, 16, 2**31 - 1)
@@ -126,11 +133,12 @@ class Model:
         self.n_gpu_layers = admit(self.path, vet_file=vet, rpc=self.rpc, rpc_timeout=self.rpc_timeout,
                                   n_gpu_layers=n_gpu_layers)
         self._lock = threading.Lock()
+        self.kv_type = kv_type
         try:
             self._native: _native.Model | None = _native.Model(
                 os.fsencode(self.path), asked_ctx, self.n_threads, self.n_gpu_layers,
                 -1 if self.main_gpu is None else self.main_gpu, list(self.rpc), round(self.rpc_timeout * 1000),
-                strict_int("prefix_cache", prefix_cache),
+                strict_int("prefix_cache", prefix_cache), str(kv_type),
             )
         except RemoteError as e:
             raise RemoteLoadError(f"{self.path}: {e}", e.endpoint) from None
@@ -524,6 +532,7 @@ class Model:
         return {
             "model": str(self.path), **config.to_dict(), "n_predict": int(n_predict), "stop": list(stops),
             "n_gpu_layers": self.n_gpu_layers, "main_gpu": self.main_gpu, "rpc": list(self.rpc),
+            "kv_type": self.kv_type,
         }
 
     def _prompt_tokens(self, prompt: Prompt, parse_special: bool) -> np.ndarray:
