@@ -1,0 +1,286 @@
+"""Negative temperature for Hugging Face transformers causal LMs (``pip install "negtemp[hf]"``).
+
+transformers cannot sample at T < 0 by itself (README, "transformers"): its
+temperature warper refuses T <= 0, its filters run after the temperature,
+``generate`` appends a top_k=50 warper unless told otherwise, and a logit
+masked to -inf divided by a negative T becomes +inf, the most likely token.
+
+``ChainProcessor`` runs negtemp's chain instead, exactly as
+``negtemp.reference`` defines it: masks, logit bias and the mirrored repeat
+penalty on the step's raw logits, the filters on the model's own (T = 1)
+distribution, then the temperature, in float64. It draws each sequence's
+token itself, sequence i from a NumPy generator seeded seed + i (the rule of
+``Model.draws``), and hands transformers scores with all the mass on that
+token, so whatever ``generate`` applies after it (greedy or sampling, its
+default top-k, a temperature) keeps the draw. ``generate`` is the safe way to
+run it: it also keeps the model's own generation config, whose processors
+would run *before* the chain (a repetition_penalty there favours repeats at
+T < 0), out of the call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+
+from .config import SamplingConfig, SamplingOptions, identical_draws, make_config
+from .errors import SamplingError
+from .results import Completion
+
+try:
+    import torch
+    from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
+except ImportError as e:  # pragma: no cover - the message is the point
+    raise ImportError(f'negtemp.hf needs torch and transformers ({e}): pip install "negtemp[hf]"') from None
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from typing_extensions import Unpack
+
+__all__ = ["ChainProcessor", "generate"]
+
+
+class ChainProcessor(LogitsProcessor):
+    """A transformers LogitsProcessor that draws every token from negtemp's chain.
+
+    ``config``: the chain (any SamplingConfig; its seed is used, drawn when
+    None); its ``path`` must be "auto", since the chain runs here in torch.
+    ``n``: the batch's rows, row i drawn with seed + i. ``eog_tokens``: the
+    model's end-of-generation ids, banned when ``config.ignore_eos``. One
+    processor serves one ``generate`` call: the first call's input is taken
+    as the prompt, and the repeat penalty looks at what was generated after
+    it. ``keep_logits``: keep each step's raw logits (``step_logits``).
+    """
+
+    def __init__(self, config: SamplingConfig, *, n: int = 1, eog_tokens: Iterable[int] = (),
+                 keep_logits: bool = False) -> None:
+        if config.path != "auto":
+            raise ValueError(f"path={config.path!r} picks one of llama.cpp's samplers; negtemp.hf runs the chain "
+                             "in torch: leave path as 'auto'")
+        resolved = config.resolved()
+        self.seeds: list[int] = [int(s) for s in resolved.native().draw_seeds(n)]
+        self.config = replace(config, seed=resolved.seed)
+        bias = dict(self.config.logit_bias)
+        if self.config.ignore_eos:
+            eog = sorted({int(t) for t in eog_tokens})
+            if not eog:
+                raise ValueError("ignore_eos bans the end-of-generation tokens: give eog_tokens")
+            bias.update({t: -math.inf for t in eog})
+        # the chain as the reference runs it: ignore_eos is a logit bias of -inf on the model's eog tokens
+        self.chain = replace(self.config, ignore_eos=False, logit_bias=bias)
+        self.keep_logits = keep_logits
+        self._rngs = [np.random.default_rng(s) for s in self.seeds]
+        self._prompt_len: int | None = None
+        # per row: (token, log p sampled, log p model, rank, raw logits or None) per step
+        self.steps: list[list[tuple[int, float, float, int, np.ndarray | None]]] = [[] for _ in self.seeds]
+
+    def probs(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """The chain's distribution for each row (float64, on scores' device), the repeat penalty's history
+        being each row's tokens past the prompt."""
+        if self._prompt_len is None:
+            raise RuntimeError("probs() needs the prompt's length, which the processor's first call records")
+        return chain_probs(scores, self.chain, input_ids[:, self._prompt_len:])
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        rows, width = input_ids.shape
+        if rows != len(self.seeds):
+            raise ValueError(f"this processor was made for {len(self.seeds)} rows (n), the batch has {rows}")
+        if self._prompt_len is None:
+            self._prompt_len = width
+            self.chain.native().check(scores.shape[-1], [])
+        elif width != self._prompt_len + len(self.steps[0]):
+            raise RuntimeError("a ChainProcessor serves one generate() call: make a new one for each call")
+        p = self.probs(input_ids, scores)
+        u = torch.tensor([rng.random() for rng in self._rngs], dtype=torch.float64, device=p.device)
+        cum = p.cumsum(-1)
+        # the first token whose cumulative mass passes u: never one of probability 0
+        tokens = torch.searchsorted(cum, (u * cum[:, -1]).unsqueeze(-1), right=True).clamp_(max=p.shape[-1] - 1)
+        self._record(scores, p, tokens.squeeze(-1))
+        out = torch.full_like(scores, -math.inf)
+        out.scatter_(-1, tokens, 0.0)
+        return out
+
+    def _record(self, scores: torch.Tensor, p: torch.Tensor, tokens: torch.Tensor) -> None:
+        raw = _masked(scores)
+        model_lp = torch.log_softmax(raw, dim=-1)
+        for row, tok in enumerate(tokens.tolist()):
+            rank = int((raw[row] > raw[row, tok]).sum()) + 1
+            logits = scores[row].detach().float().cpu().numpy().copy() if self.keep_logits else None
+            self.steps[row].append((tok, float(torch.log(p[row, tok])), float(model_lp[row, tok]), rank, logits))
+
+
+def _masked(scores: torch.Tensor) -> torch.Tensor:
+    z = scores.detach().to(torch.float64)
+    return torch.where(torch.isfinite(z), z, torch.full_like(z, -math.inf))
+
+
+def chain_probs(scores: torch.Tensor, config: SamplingConfig, history: torch.Tensor) -> torch.Tensor:
+    """negtemp.reference.probs for a batch of logits rows in torch (float64): the same steps, in the same
+    order, with the same tie-breaking by lower token id. ``history``: each row's tokens for the repeat
+    penalty (rows x tokens). ``config.ignore_eos`` must already be a logit bias (ChainProcessor does it)."""
+    z = _masked(scores)
+    rows, vocab = z.shape
+    if config.logit_bias:
+        ids = torch.tensor(list(config.logit_bias), device=z.device)
+        z[:, ids] += torch.tensor(list(config.logit_bias.values()), dtype=z.dtype, device=z.device)
+    beta = config.inverse_temperature
+    if config.repeat_penalty != 1.0 and history.shape[-1]:
+        r = config.repeat_penalty
+        seen = torch.zeros(rows, vocab, dtype=torch.bool, device=z.device)
+        seen.scatter_(1, history[:, -config.penalty_last_n:].to(z.device), True)
+        # mirrored at T < 0, so that a penalty always makes a repeat less likely
+        favoured = (z >= 0) if beta < 0 else (z <= 0)
+        z = torch.where(seen, torch.where(favoured, z * r, z / r), z)
+    keep = _survivors(z, config)
+    if not keep.any(-1).all():
+        raise SamplingError("every logit is masked (-inf or non-finite): there is nothing to sample")
+    zk = torch.where(keep, z, torch.full_like(z, -math.inf))
+    if beta == 0.0:
+        w = keep.to(z.dtype)
+    elif beta == math.inf:
+        w = torch.zeros_like(z).scatter_(1, zk.argmax(-1, keepdim=True), 1.0)
+    elif beta == -math.inf:
+        low = torch.where(keep, z, torch.full_like(z, math.inf)).amin(-1, keepdim=True)
+        w = (keep & (z == low)).to(z.dtype)
+    else:
+        star = zk.amax(-1, keepdim=True) if beta > 0 else torch.where(keep, z, math.inf).amin(-1, keepdim=True)
+        w = torch.where(keep, torch.exp((z - star) * beta), torch.zeros_like(z))
+    return w / w.sum(-1, keepdim=True)
+
+
+def _survivors(z: torch.Tensor, config: SamplingConfig) -> torch.Tensor:
+    """Which tokens top-k, top-p and min-p keep, on the model's own distribution (reference step 4)."""
+    live = torch.isfinite(z)
+    if config.plain:
+        return live
+    # descending by logit, ties by lower token id: a stable sort of -z
+    order = torch.sort(-z, dim=-1, stable=True).indices
+    zs = z.gather(-1, order)
+    kept = torch.isfinite(zs)
+    if config.top_k > 0:
+        kept[:, config.top_k:] = False
+    if config.top_p < 1.0:
+        w = torch.where(kept, torch.exp(zs - zs[:, :1]), torch.zeros_like(zs))
+        cum = torch.cumsum(w / w.sum(-1, keepdim=True), -1)
+        last = torch.searchsorted(cum, torch.full_like(cum[:, :1], config.top_p), right=False)
+        kept &= torch.arange(z.shape[-1], device=z.device) <= last
+    if config.min_p > 0.0:
+        kept &= zs >= zs[:, :1] + math.log(config.min_p)
+    return torch.zeros_like(kept).scatter_(-1, order, kept)
+
+
+@contextlib.contextmanager
+def _neutral_generation_config(model: PreTrainedModel) -> Iterator[None]:
+    """The model's own generation config swapped out for transformers' defaults while generate() runs:
+    generate fills every setting left unset from it, and its processors run before the chain."""
+    saved = model.generation_config
+    model.generation_config = GenerationConfig()  # type: ignore[no-untyped-call]
+    try:
+        yield
+    finally:
+        model.generation_config = saved
+
+
+def _eog_tokens(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase | None) -> list[int]:
+    eos = model.generation_config.eos_token_id
+    if eos is None:
+        eos = model.config.eos_token_id
+    if eos is None and tokenizer is not None:
+        eos = tokenizer.eos_token_id
+    if eos is None:
+        return []
+    return [int(eos)] if isinstance(eos, int) else [int(t) for t in eos]
+
+
+def _prompt_ids(prompt: str | Sequence[int] | np.ndarray | torch.Tensor,
+                tokenizer: PreTrainedTokenizerBase | None) -> list[int]:
+    if isinstance(prompt, str):
+        if tokenizer is None:
+            raise TypeError("a text prompt needs tokenizer=; or give the prompt as token ids")
+        return [int(t) for t in tokenizer(prompt)["input_ids"]]
+    ids = [int(t) for t in (prompt.tolist() if isinstance(prompt, (np.ndarray, torch.Tensor)) else prompt)]
+    if not ids:
+        raise ValueError("the prompt has no tokens")
+    return ids
+
+
+def generate(
+    model: PreTrainedModel,
+    prompt: str | Sequence[int] | np.ndarray | torch.Tensor,
+    temp: float | None = None,
+    *,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+    config: SamplingConfig | None = None,
+    n: int = 1,
+    max_new_tokens: int = 128,
+    keep_logits: bool = False,
+    **options: Unpack[SamplingOptions],
+) -> list[Completion]:
+    """``n`` draws of a transformers causal LM from one prompt, at any temperature, with negtemp's chain.
+
+    Takes Model.complete()'s sampling arguments (``temp`` or ``beta``,
+    ``top_k``, ``top_p``, ``min_p``, ``repeat_penalty``, ``penalty_last_n``,
+    ``logit_bias``, ``ignore_eos``, ``seed``) or ``config=``. ``prompt``:
+    text (with ``tokenizer``) or token ids, used as given. The n sequences
+    run as one batch; draw i is seeded seed + i. A draw ends at one of the
+    model's end-of-generation tokens (kept as its last token) or after
+    ``max_new_tokens``. Returns negtemp Completions: ``tokens``,
+    ``logprobs`` (in the distribution sampled), ``model_logprobs`` and
+    ``ranks`` (under the model at T = 1), ``text`` and ``pieces`` (each
+    token's text on its own, UTF-8) when a tokenizer is given,
+    ``step_logits`` with ``keep_logits``.
+    """
+    cfg = make_config(temp, config, dict(options))
+    ids = _prompt_ids(prompt, tokenizer)
+    eog = _eog_tokens(model, tokenizer)
+    processor = ChainProcessor(cfg, n=n, eog_tokens=eog, keep_logits=keep_logits)
+    why = identical_draws(processor.config)
+    if why and n > 1:
+        warnings.warn(f"the {n} draws will be {why}; n > 1 is for a setting that samples", stacklevel=2)
+    device = next(model.parameters()).device
+    batch = torch.tensor([ids] * n, dtype=torch.long, device=device)
+    # greedy over the processor's one-hot scores: no sampling warper is added, and the draw is the processor's
+    settings = GenerationConfig(  # type: ignore[no-untyped-call]
+        do_sample=False, num_beams=1, max_new_tokens=int(max_new_tokens), min_new_tokens=0,
+        eos_token_id=None if cfg.ignore_eos else (eog or None), pad_token_id=eog[0] if eog else 0,
+    )
+    with _neutral_generation_config(model), torch.no_grad():
+        cast(Any, model).generate(batch, attention_mask=torch.ones_like(batch), generation_config=settings,
+                       logits_processor=LogitsProcessorList([processor]))
+    return [_completion(steps, ids, replace(processor.config, seed=seed), set(eog), tokenizer, model,
+                        int(max_new_tokens))
+            for steps, seed in zip(processor.steps, processor.seeds, strict=True)]
+
+
+def _completion(steps: list[tuple[int, float, float, int, np.ndarray | None]], prompt: list[int],
+                config: SamplingConfig, eog: set[int], tokenizer: PreTrainedTokenizerBase | None,
+                model: PreTrainedModel, max_new_tokens: int) -> Completion:
+    # the processor drew on for rows that had ended (transformers pads them): cut at the first eog
+    end = None if config.ignore_eos else next((i + 1 for i, s in enumerate(steps) if s[0] in eog), None)
+    finished = end is not None
+    steps = steps[:end]
+    tokens = np.array([s[0] for s in steps], dtype=np.int32)
+    text, pieces = "", tuple[bytes, ...]()
+    if tokenizer is not None:
+        body = tokens[:-1] if finished else tokens
+        text = str(tokenizer.decode(body.tolist()))
+        pieces = tuple(str(tokenizer.decode([int(t)])).encode() for t in tokens)
+    settings: dict[str, Any] = {
+        "model": str(getattr(model, "name_or_path", "") or type(model).__name__), **config.to_dict(),
+        "n_predict": max_new_tokens, "stop": [], "engine": "transformers", "dtype": str(model.dtype),
+    }
+    logits = [s[4] for s in steps if s[4] is not None]
+    return Completion(
+        text=text, tokens=tokens, prompt_tokens=np.array(prompt, dtype=np.int32),
+        logprobs=np.array([s[1] for s in steps], dtype=np.float64), config=config, settings=settings,
+        step_logits=np.stack(logits) if logits else None,
+        finish_reason="eog" if finished else "length",
+        model_logprobs=np.array([s[2] for s in steps], dtype=np.float64),
+        ranks=np.array([s[3] for s in steps], dtype=np.int64), pieces=pieces,
+    )
