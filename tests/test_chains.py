@@ -242,12 +242,12 @@ G_PATHS = [(path, chain) for path in ("chain", "backend", "fused") for chain in 
            if path != "fused" or not G_CHAINS[chain]]  # the fused sampler runs the plain chain only
 
 
-def check_draws(path: str, chain: str, temp: float, device: str = "CPU") -> None:
-    """A G-test of 100,000 draws (the backend path's on `device`): the reference fits, its sign flip does not."""
+def check_draws(path: str, chain: str, temp: float, device: str = "CPU", n: int = 100_000) -> None:
+    """A G-test of n draws (the backend path's on `device`): the reference fits, its sign flip does not."""
     where = f"{path} path" if device == "CPU" else f"{path} path on {device}"
     z = np.random.default_rng(1).normal(0, 1.5, 12).astype(np.float32)
     config = SamplingConfig(temp=temp, **G_CHAINS[chain])
-    draws = negtemp.sample_tokens(z, n=100_000, seed=1234, config=config, path=path, device=device)
+    draws = negtemp.sample_tokens(z, n=n, seed=1234, config=config, path=path, device=device)
     counts = np.bincount(draws, minlength=z.size)
     p_right = g_test_pvalue(counts, reference.probs(z, config=config))
     p_wrong = g_test_pvalue(counts, reference.probs(z, config=SamplingConfig(temp=-temp, **G_CHAINS[chain])))
