@@ -24,6 +24,9 @@ in all, not five times). The patched llama-server of (g) is the one the
 installed negtemp ships (negtemp/bin/llama-server, built from the same patched
 tree by pip install), so it is not compiled a second time; an install made
 with NEGTEMP_SERVER=OFF has none, and the patched tree then builds it too.
+Each tree sits in its build directory as the extension's does (prepare_tree),
+so with ccache as CI runs it (.ci/run) the files the patches leave alone
+compile once across the extension's build and these trees.
 The --vulkan tree has only the libraries and the driver. With
 --llama-cpp-python-version X it checks the llama.cpp that that
 llama-cpp-python sdist vendors, so moving the pin starts with one command.
@@ -34,10 +37,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
+import os
 import socket
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 import urllib.error
@@ -63,13 +69,38 @@ class Tree:
     programs: dict[str, Path]
 
 
-def build_tree(llama_dir: Path, build_dir: Path, programs: tuple[str, ...] = (), *cmake_args: str) -> Tree:
-    """The driver plus `programs` (llama.cpp targets such as llama-server), from one build of llama and ggml."""
+def prepare_tree(build_dir: Path, version: str, patches: list[Path] | None = None) -> Path:
+    """The llama.cpp tree (patched with `patches`, default the whole series) for a build in build_dir.
+
+    It sits inside its build directory, at build_dir/llama.cpp, as the extension's tree does in
+    its build (CMakeLists.txt), so that each compile command here is the extension build's, file
+    for file, relative to its directory: with a compiler cache keyed on relative paths (ccache
+    with CCACHE_BASEDIR, as .ci/run sets it) a file the patches leave alone compiles once in all
+    the builds, not once per tree.
+    """
+    return llama_tree.prepare(build_dir / "llama.cpp", version, patches)
+
+
+def _build_env() -> dict[str, str]:
+    """The environment with the compilers the extension's build uses: scikit-build-core gives CMake
+    Python's sysconfig CC and CXX (their leading words, a wrapper kept) unless they are set, and a
+    compiler cache keys on the compiler's path (gcc and cc are two entries)."""
+    env = dict(os.environ)
+    for key in ("CC", "CXX"):
+        words = (sysconfig.get_config_var(key) or "").split()
+        if key not in env and words:
+            env[key] = " ".join(itertools.takewhile(lambda w: not w.startswith("-"), words))
+    return env
+
+
+def build_tree(build_dir: Path, programs: tuple[str, ...] = (), *cmake_args: str) -> Tree:
+    """The driver plus `programs` (llama.cpp targets such as llama-server), from one build of llama and ggml
+    of the tree prepare_tree() put in build_dir."""
     cfg = ["cmake", "-S", str(REPO / "scripts" / "verify"), "-B", str(build_dir), "-G", "Ninja",
-           "-DCMAKE_BUILD_TYPE=Release", f"-DLLAMA_DIR={llama_dir}",
+           "-DCMAKE_BUILD_TYPE=Release", f"-DLLAMA_DIR={build_dir / 'llama.cpp'}",
            f"-DVERIFY_TOOLS={'ON' if programs else 'OFF'}", *cmake_args]
     for cmd in (cfg, ["cmake", "--build", str(build_dir), "--target", "verify_driver", *programs]):
-        res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_build_env())
         if res.returncode != 0:
             raise SystemExit(f"verify_patch: {' '.join(cmd[:2])} failed:\n{res.stdout[-3000:]}")
     # llama.cpp puts its programs in the top build's bin/ (CMAKE_RUNTIME_OUTPUT_DIRECTORY)
@@ -232,9 +263,9 @@ def check_vulkan(version: str, work: Path, device: str = "Vulkan0") -> bool:
         return False
     # upstream as it is, plus only the build fix for older Vulkan headers (it changes no sampling)
     build_fix = [p for p in llama_tree.patch_series() if "ggml-vulkan" in p.name]
-    src = llama_tree.prepare(work / "upstream-vulkan-src", version, build_fix)
+    prepare_tree(work / "upstream-vulkan", version, build_fix)
     print("    building unpatched llama.cpp with Vulkan (llama + ggml + driver)...", flush=True)
-    upstream = build_tree(src, work / "upstream-vulkan", (), "-DGGML_VULKAN=on").driver
+    upstream = build_tree(work / "upstream-vulkan", (), "-DGGML_VULKAN=on").driver
     z = np.random.default_rng(1).normal(0, 3, 1000).astype(np.float32)
     ok = upstream_is_greedy("f", upstream, z, (-1.0, -0.5, -0.001), paths=(f"backend@{device}",))
     ok = upstream_is_greedy("f", upstream, z, (-0.001, -0.5), (40, 1.0, 0.0), paths=(f"backend@{device}",)) and ok
@@ -273,24 +304,25 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if ok else 1
     ok = True
 
-    pristine = llama_tree.pristine_tree(version)
+    prepare_tree(work / "upstream", version, [])
     patches = llama_tree.patch_series()
     try:
         # in order, on a copy: each patch may build on the ones before it
-        patched_src = llama_tree.prepare(work / "patched-src", version)
+        prepare_tree(work / "patched", version)
         print(f"(a) all {len(patches)} patches apply cleanly, in order, to llama.cpp from llama-cpp-python {version}")
     except llama_tree.TreeError as e:
         print(f"(a) FAIL: {e}")
         return 1
 
     print("    building the unpatched tree (llama, ggml, the driver, llama-server) and the patched one (llama, "
-          "ggml, the driver, llama-completion), about 14 and 8 minutes on 2 cores...", flush=True)
+          "ggml, the driver, llama-completion), about 14 and 8 minutes on 2 cores without a compiler cache...",
+          flush=True)
     try:
         shipped_server: Path | None = server_binary()
     except FileNotFoundError:
         shipped_server = None
-    upstream_tree = build_tree(pristine, work / "upstream", ("llama-server",))
-    patched_tree = build_tree(patched_src, work / "patched",
+    upstream_tree = build_tree(work / "upstream", ("llama-server",))
+    patched_tree = build_tree(work / "patched",
                               ("llama-completion",) if shipped_server else ("llama-completion", "llama-server"))
     upstream, patched = upstream_tree.driver, patched_tree.driver
 
