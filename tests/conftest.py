@@ -42,7 +42,10 @@ def real_model(request: pytest.FixtureRequest) -> Iterator[negtemp.Model]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Vulkan tests need a Vulkan build with a device visible; NEGTEMP_REQUIRE_VULKAN=1 makes a missing one an error."""
+    """The tests that load torch run last: a process holding torch forks more slowly, and the process-survival
+    tests fork a child per example (60% longer after torch). Vulkan tests need a Vulkan build with a device
+    visible; NEGTEMP_REQUIRE_VULKAN=1 makes a missing one an error."""
+    items.sort(key=lambda item: item.path.name == "test_hf.py")
     if not any("vulkan" in item.keywords for item in items):
         return
     if any(name.startswith("Vulkan") for name, *_ in negtemp.devices()):

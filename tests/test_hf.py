@@ -5,6 +5,9 @@ The tiny model is a random LLaMA built by transformers from a config and convert
 llama.cpp tree's own convert_hf_to_gguf.py (scripts/tiny_hf_model.py), both in float32. llama.cpp runs it
 with an f32 KV cache (kv_type="f32"): its default f16 cache, and flash attention, round keys and values,
 which moves this model's logits by up to 0.03 from transformers' (a per-step |p - p'| of 4e-3).
+
+torch is imported inside the tests, not at collection, and these tests run last (conftest.py): a process
+that has loaded torch forks more slowly, and tests/test_public_calls.py forks a child per example.
 """
 
 from __future__ import annotations
@@ -14,18 +17,22 @@ import logging
 import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
-import torch
-import transformers
 from hypothesis import HealthCheck, given, settings
-from scripts import tiny_hf_model
 from stats import g_test_pvalue
 from test_chains import Case, cases
 
 import negtemp
-from negtemp import SamplingConfig, hf, reference
+from negtemp import SamplingConfig, reference
+
+if TYPE_CHECKING:
+    import torch
+    import transformers
+
+    HFModel = tuple[transformers.PreTrainedModel, transformers.PreTrainedTokenizerBase]
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +53,16 @@ def _log_worst() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def tiny_hf(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from scripts import tiny_hf_model
+
     folder = tiny_hf_model.build(tmp_path_factory.mktemp("hf") / "tiny-llama")
     return folder, tiny_hf_model.to_gguf(folder, folder.with_suffix(".gguf"))
 
 
 @pytest.fixture(scope="module")
-def hf_model(tiny_hf: tuple[Path, Path]) -> tuple[transformers.PreTrainedModel, transformers.PreTrainedTokenizerBase]:
+def hf_model(tiny_hf: tuple[Path, Path]) -> HFModel:
+    import transformers
+
     folder = tiny_hf[0]
     model = transformers.AutoModelForCausalLM.from_pretrained(folder).eval()
     return model, transformers.AutoTokenizer.from_pretrained(folder)
@@ -65,12 +76,16 @@ def gguf_model(tiny_hf: tuple[Path, Path]) -> Iterator[negtemp.Model]:
 
 def naive_probs(scores: torch.Tensor, config: SamplingConfig, history: torch.Tensor) -> torch.Tensor:
     """What a hand-written processor that divides by T gets: masked logits flip to +inf at T < 0."""
+    import torch
+
     z = scores.to(torch.float64) * config.inverse_temperature
     return torch.softmax(torch.nan_to_num(z, nan=-math.inf), -1)
 
 
 def worst_error(chain: Callable[[torch.Tensor, SamplingConfig, torch.Tensor], torch.Tensor], case: Case) -> float:
     """max |p - reference| of a chain implementation on one case; inf where only one of them raises."""
+    import torch
+
     try:
         want = reference.probs(case.z, config=case.config, history=case.history)
     except ValueError:
@@ -87,12 +102,16 @@ def worst_error(chain: Callable[[torch.Tensor, SamplingConfig, torch.Tensor], to
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(cases())
 def test_chain_probs_equal_the_reference(case: Case) -> None:
+    from negtemp import hf
+
     err = worst_error(hf.chain_probs, case)
     WORST[0] = max(WORST[0], err)
     assert err <= EXACT
 
 
 def test_a_processor_that_divides_by_t_fails_the_same_check() -> None:
+    from negtemp import hf
+
     z = np.array([2.0, 1.0, -np.inf, 0.5], dtype=np.float32)
     case = Case(z, SamplingConfig(temp=-0.5), [])
     assert worst_error(naive_probs, case) > 0.5
@@ -101,6 +120,10 @@ def test_a_processor_that_divides_by_t_fails_the_same_check() -> None:
 
 def draw_counts(config: SamplingConfig, z: np.ndarray, steps: int) -> np.ndarray:
     """Counts of the tokens one processor draws over `steps` calls on the same logits."""
+    import torch
+
+    from negtemp import hf
+
     processor = hf.ChainProcessor(config, n=4)
     scores = torch.from_numpy(np.tile(z, (4, 1)))
     counts = np.zeros(z.size, dtype=np.int64)
@@ -130,12 +153,17 @@ def test_draws_pass_a_g_test_against_the_reference_and_fail_the_sign_flipped_one
 
 
 def forward_logits(model: transformers.PreTrainedModel, tokens: list[int]) -> np.ndarray:
+    import torch
+
     with torch.no_grad():
         return model(torch.tensor([tokens])).logits[0].double().numpy()
 
 
-def test_generate_draws_from_the_raw_logits_whatever_the_models_generation_config(
-        hf_model: tuple[transformers.PreTrainedModel, transformers.PreTrainedTokenizerBase]) -> None:
+def test_generate_draws_from_the_raw_logits_whatever_the_models_generation_config(hf_model: HFModel) -> None:
+    import transformers
+
+    from negtemp import hf
+
     model, tokenizer = hf_model
     saved = model.generation_config
     # a repetition penalty applied before the chain favours repeats at T < 0; the rest would cut or bend the draw
@@ -156,8 +184,9 @@ def test_generate_draws_from_the_raw_logits_whatever_the_models_generation_confi
         assert c.logprobs[step] == pytest.approx(math.log(p[tok]), abs=1e-9)
 
 
-def test_draw_i_is_the_draw_of_seed_plus_i(
-        hf_model: tuple[transformers.PreTrainedModel, transformers.PreTrainedTokenizerBase]) -> None:
+def test_draw_i_is_the_draw_of_seed_plus_i(hf_model: HFModel) -> None:
+    from negtemp import hf
+
     model, tokenizer = hf_model
     many = hf.generate(model, PROMPT, -1.0, tokenizer=tokenizer, n=3, seed=20, top_k=40, max_new_tokens=16)
     assert [c.config.seed for c in many] == [20, 21, 22]
@@ -168,8 +197,9 @@ def test_draw_i_is_the_draw_of_seed_plus_i(
         assert alone.tokens.tolist() == c.tokens.tolist()
 
 
-def test_ignore_eos_never_draws_the_end_token(
-        hf_model: tuple[transformers.PreTrainedModel, transformers.PreTrainedTokenizerBase]) -> None:
+def test_ignore_eos_never_draws_the_end_token(hf_model: HFModel) -> None:
+    from negtemp import hf
+
     model, tokenizer = hf_model
     eos = tokenizer.eos_token_id
     ends = hf.generate(model, PROMPT, 1.0, tokenizer=tokenizer, logit_bias={eos: 50.0}, seed=1)
@@ -182,8 +212,9 @@ def test_ignore_eos_never_draws_the_end_token(
     assert len(runs.tokens) == 12
 
 
-def test_a_processor_serves_one_generate_call(
-        hf_model: tuple[transformers.PreTrainedModel, transformers.PreTrainedTokenizerBase]) -> None:
+def test_a_processor_serves_one_generate_call(hf_model: HFModel) -> None:
+    from negtemp import hf
+
     model, tokenizer = hf_model
     processor = hf.ChainProcessor(SamplingConfig(temp=-1.0, seed=1))
     ids = tokenizer(PROMPT, return_tensors="pt").input_ids
@@ -192,9 +223,10 @@ def test_a_processor_serves_one_generate_call(
         model.generate(ids, logits_processor=[processor], max_new_tokens=4, do_sample=True)
 
 
-def test_a_processor_under_transformers_sampling_settings_still_draws_the_chain(
-        hf_model: tuple[transformers.PreTrainedModel, transformers.PreTrainedTokenizerBase]) -> None:
+def test_a_processor_under_transformers_sampling_settings_still_draws_the_chain(hf_model: HFModel) -> None:
     """The processor's own draw survives generate's default top_k=50 and a temperature after it."""
+    from negtemp import hf
+
     model, tokenizer = hf_model
     ids = tokenizer(PROMPT, return_tensors="pt").input_ids
     processor = hf.ChainProcessor(SamplingConfig(temp=-0.001, seed=1))
@@ -206,12 +238,15 @@ def test_a_processor_under_transformers_sampling_settings_still_draws_the_chain(
 
 
 def test_a_path_other_than_auto_is_refused() -> None:
+    from negtemp import hf
+
     with pytest.raises(ValueError, match="path"):
         hf.ChainProcessor(SamplingConfig(temp=-1.0, path="fused"))
 
 
-def test_a_logit_bias_outside_the_vocabulary_raises_before_any_draw(
-        hf_model: tuple[transformers.PreTrainedModel, transformers.PreTrainedTokenizerBase]) -> None:
+def test_a_logit_bias_outside_the_vocabulary_raises_before_any_draw(hf_model: HFModel) -> None:
+    from negtemp import hf
+
     model, tokenizer = hf_model
     with pytest.raises(ValueError, match="logit_bias"):
         hf.generate(model, PROMPT, -1.0, tokenizer=tokenizer, logit_bias={10**6: 1.0})
@@ -219,8 +254,7 @@ def test_a_logit_bias_outside_the_vocabulary_raises_before_any_draw(
 
 @pytest.mark.parametrize("temp", [-0.5, 1.0])
 def test_llama_cpp_and_transformers_give_the_same_distributions_on_the_same_weights(
-        temp: float, gguf_model: negtemp.Model,
-        hf_model: tuple[transformers.PreTrainedModel, transformers.PreTrainedTokenizerBase]) -> None:
+        temp: float, gguf_model: negtemp.Model, hf_model: HFModel) -> None:
     model, tokenizer = hf_model
     prompt = tokenizer(PROMPT)["input_ids"]
     c = gguf_model.complete(prompt, temp=temp, n_predict=32, seed=2, keep_logits=True)
@@ -235,9 +269,10 @@ def test_llama_cpp_and_transformers_give_the_same_distributions_on_the_same_weig
     assert prob_err < PROB_TOL
 
 
-def test_llama_cpp_and_transformers_draw_the_same_anti_greedy_tokens(
-        gguf_model: negtemp.Model,
-        hf_model: tuple[transformers.PreTrainedModel, transformers.PreTrainedTokenizerBase]) -> None:
+def test_llama_cpp_and_transformers_draw_the_same_anti_greedy_tokens(gguf_model: negtemp.Model,
+                                                                    hf_model: HFModel) -> None:
+    from negtemp import hf
+
     model, tokenizer = hf_model
     prompt = tokenizer(PROMPT)["input_ids"]
     ours = gguf_model.complete(prompt, temp=-0.001, n_predict=32, seed=1, keep_logits=True)
