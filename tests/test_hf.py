@@ -118,6 +118,15 @@ def test_a_processor_that_divides_by_t_fails_the_same_check() -> None:
     assert worst_error(hf.chain_probs, case) <= EXACT
 
 
+def test_chain_probs_refuses_ignore_eos_it_cannot_apply() -> None:
+    import torch
+
+    from negtemp import hf
+
+    with pytest.raises(ValueError, match="end-of-generation"):
+        hf.chain_probs(torch.zeros(1, 4), SamplingConfig(temp=-1.0, ignore_eos=True), torch.zeros(1, 0))
+
+
 def draw_counts(config: SamplingConfig, z: np.ndarray, steps: int) -> np.ndarray:
     """Counts of the tokens one processor draws over `steps` calls on the same logits."""
     import torch

@@ -53,8 +53,7 @@ PYBIND11_MODULE(_native, m) {
             "ValueError unless the logit bias and the history are token ids of a vocabulary of n_vocab tokens")
         .def(
             "draw_seeds", [](const ChainSpec & s, const py::int_ & n) { return s.draw_seeds(int_in(n, kSequences)); },
-            py::arg("n"),
-             "the seeds of n draws decoded together (seed + i for draw i); ValueError names the range")
+            py::arg("n"), "the seeds of n draws decoded together (seed + i for draw i); ValueError names the range")
         .def_property_readonly("plain", &ChainSpec::plain, "logit bias, temperature and the draw only")
         .def_property_readonly(
             "resolved_path", [](const ChainSpec & s) { return std::string(path_name(s.resolved_path())); },

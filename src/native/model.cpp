@@ -62,9 +62,10 @@ bool trace_node(ggml_tensor * t, bool ask, void * user_data) {
     return true;
 }
 
-// f32 keeps keys and values unrounded (and so runs without flash attention), for comparing logits with a float32
-// implementation of the same weights (negtemp.hf); quantized caches are not
-// offered: their error would need its own tolerance in every check
+// f32 keeps keys and values unrounded (and so runs without flash attention),
+// for comparing logits with a float32 implementation of the same weights
+// (negtemp.hf); quantized caches are not offered: their error would need its
+// own tolerance in every check
 ggml_type kv_cache_type(const std::string & name) {
     if (name == "f16") {
         return GGML_TYPE_F16;

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
     from typing_extensions import Unpack
 
-__all__ = ["ChainProcessor", "generate"]
+__all__ = ["ChainProcessor", "chain_probs", "generate"]
 
 
 class ChainProcessor(LogitsProcessor):
@@ -55,7 +55,9 @@ class ChainProcessor(LogitsProcessor):
     model's end-of-generation ids, banned when ``config.ignore_eos``. One
     processor serves one ``generate`` call: the first call's input is taken
     as the prompt, and the repeat penalty looks at what was generated after
-    it. ``keep_logits``: keep each step's raw logits (``step_logits``).
+    it. ``steps``: per row, each drawn token as (token, its log-probability
+    in the distribution sampled, under the model at T = 1, its rank there,
+    the step's raw logits with ``keep_logits`` else None).
     """
 
     def __init__(self, config: SamplingConfig, *, n: int = 1, eog_tokens: Iterable[int] = (),
@@ -124,6 +126,8 @@ def chain_probs(scores: torch.Tensor, config: SamplingConfig, history: torch.Ten
     """negtemp.reference.probs for a batch of logits rows in torch (float64): the same steps, in the same
     order, with the same tie-breaking by lower token id. ``history``: each row's tokens for the repeat
     penalty (rows x tokens). ``config.ignore_eos`` must already be a logit bias (ChainProcessor does it)."""
+    if config.ignore_eos:
+        raise ValueError("chain_probs does not know the model's end-of-generation tokens: ban them with logit_bias")
     z = _masked(scores)
     rows, vocab = z.shape
     if config.logit_bias:
@@ -135,8 +139,8 @@ def chain_probs(scores: torch.Tensor, config: SamplingConfig, history: torch.Ten
         seen = torch.zeros(rows, vocab, dtype=torch.bool, device=z.device)
         seen.scatter_(1, history[:, -config.penalty_last_n:].to(z.device), True)
         # mirrored at T < 0, so that a penalty always makes a repeat less likely
-        favoured = (z >= 0) if beta < 0 else (z <= 0)
-        z = torch.where(seen, torch.where(favoured, z * r, z / r), z)
+        scaled_up = (z >= 0) if beta < 0 else (z <= 0)
+        z = torch.where(seen, torch.where(scaled_up, z * r, z / r), z)
     keep = _survivors(z, config)
     if not keep.any(-1).all():
         raise SamplingError("every logit is masked (-inf or non-finite): there is nothing to sample")
