@@ -238,7 +238,9 @@ def generate(
     ``logprobs`` (in the distribution sampled), ``model_logprobs`` and
     ``ranks`` (under the model at T = 1), ``text`` and ``pieces`` (each
     token's text on its own, UTF-8) when a tokenizer is given,
-    ``step_logits`` with ``keep_logits``.
+    ``step_logits`` with ``keep_logits``. The model's ``generation_config``
+    is swapped out for the call and put back after it, so two calls must not
+    run on one model at once.
     """
     cfg = make_config(temp, config, dict(options))
     ids = _prompt_ids(prompt, tokenizer)
