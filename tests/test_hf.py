@@ -242,8 +242,8 @@ def test_a_processor_under_transformers_sampling_settings_still_draws_the_chain(
     out = model.generate(ids, logits_processor=[processor], max_new_tokens=8, do_sample=True, temperature=0.7,
                          top_k=50)
     drawn = out[0, ids.shape[1]:].tolist()
-    assert drawn == [s[0] for s in processor.steps[0]]
-    assert all(rank == model.config.vocab_size for *_, rank, _ in processor.steps[0][:1])
+    assert drawn == [s.token for s in processor.steps[0]]
+    assert all(s.rank == model.config.vocab_size for s in processor.steps[0][:1])
 
 
 def test_a_path_other_than_auto_is_refused() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import secrets
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -21,7 +22,7 @@ from . import _native
 from .convert import strict_int
 
 __all__ = ["DEFAULT_TEMP", "MAX_SEED", "NEAR_GREEDY_T", "SamplerPath", "SamplingConfig", "SamplingOptions",
-           "identical_draws", "make_config", "resolve_beta"]
+           "identical_draws", "make_config", "resolve_beta", "warn_identical_draws"]
 
 DEFAULT_TEMP = 0.8
 MAX_SEED = 2**32 - 2  # the native seed range's top: 2**32 - 1 is llama.cpp's "pick a random seed"
@@ -185,6 +186,13 @@ def identical_draws(config: SamplingConfig) -> str:
         return (f"nearly identical: at T = {1 / beta:g} (|T| <= {NEAR_GREEDY_T:g}) one token outweighs the rest "
                 "at almost every step")
     return ""
+
+
+def warn_identical_draws(config: SamplingConfig, n: int) -> None:
+    """Warn, at the caller's caller, when n > 1 draws of config would all be (nearly) the same text."""
+    why = identical_draws(config)
+    if why and n > 1:
+        warnings.warn(f"the {n} draws will be {why}; n > 1 is for a setting that samples", stacklevel=3)
 
 
 def make_config(temp: float | None, config: SamplingConfig | None, options: dict[str, Any]) -> SamplingConfig:

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import numpy as np
 
-from .config import SamplingConfig, SamplingOptions, identical_draws, make_config
+from .config import SamplingConfig, SamplingOptions, make_config, warn_identical_draws
 from .errors import SamplingError
 from .results import Completion
 
@@ -43,7 +42,18 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
     from typing_extensions import Unpack
 
-__all__ = ["ChainProcessor", "chain_probs", "generate"]
+__all__ = ["ChainProcessor", "Step", "chain_probs", "generate"]
+
+
+class Step(NamedTuple):
+    """One drawn token: its log-probability in the distribution sampled and under the model at T = 1, its
+    rank there (1 = the model's most likely), and the step's raw logits with ``keep_logits``."""
+
+    token: int
+    logprob: float
+    model_logprob: float
+    rank: int
+    logits: np.ndarray | None
 
 
 class ChainProcessor(LogitsProcessor):
@@ -55,9 +65,7 @@ class ChainProcessor(LogitsProcessor):
     model's end-of-generation ids, banned when ``config.ignore_eos``. One
     processor serves one ``generate`` call: the first call's input is taken
     as the prompt, and the repeat penalty looks at what was generated after
-    it. ``steps``: per row, each drawn token as (token, its log-probability
-    in the distribution sampled, under the model at T = 1, its rank there,
-    the step's raw logits with ``keep_logits`` else None).
+    it. ``steps``: per row, each drawn token as a ``Step``.
     """
 
     def __init__(self, config: SamplingConfig, *, n: int = 1, eog_tokens: Iterable[int] = (),
@@ -79,8 +87,7 @@ class ChainProcessor(LogitsProcessor):
         self.keep_logits = keep_logits
         self._rngs = [np.random.default_rng(s) for s in self.seeds]
         self._prompt_len: int | None = None
-        # per row: (token, log p sampled, log p model, rank, raw logits or None) per step
-        self.steps: list[list[tuple[int, float, float, int, np.ndarray | None]]] = [[] for _ in self.seeds]
+        self.steps: list[list[Step]] = [[] for _ in self.seeds]
 
     def probs(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         """The chain's distribution for each row (float64, on scores' device), the repeat penalty's history
@@ -114,7 +121,7 @@ class ChainProcessor(LogitsProcessor):
         for row, tok in enumerate(tokens.tolist()):
             rank = int((raw[row] > raw[row, tok]).sum()) + 1
             logits = scores[row].detach().float().cpu().numpy().copy() if self.keep_logits else None
-            self.steps[row].append((tok, float(torch.log(p[row, tok])), float(model_lp[row, tok]), rank, logits))
+            self.steps[row].append(Step(tok, float(torch.log(p[row, tok])), float(model_lp[row, tok]), rank, logits))
 
 
 def _masked(scores: torch.Tensor) -> torch.Tensor:
@@ -207,8 +214,9 @@ def _prompt_ids(prompt: str | Sequence[int] | np.ndarray | torch.Tensor,
     if isinstance(prompt, str):
         if tokenizer is None:
             raise TypeError("a text prompt needs tokenizer=; or give the prompt as token ids")
-        return [int(t) for t in tokenizer(prompt)["input_ids"]]
-    ids = [int(t) for t in (prompt.tolist() if isinstance(prompt, (np.ndarray, torch.Tensor)) else prompt)]
+        ids = [int(t) for t in tokenizer(prompt)["input_ids"]]
+    else:
+        ids = [int(t) for t in (prompt.tolist() if isinstance(prompt, (np.ndarray, torch.Tensor)) else prompt)]
     if not ids:
         raise ValueError("the prompt has no tokens")
     return ids
@@ -246,9 +254,7 @@ def generate(
     ids = _prompt_ids(prompt, tokenizer)
     eog = _eog_tokens(model, tokenizer)
     processor = ChainProcessor(cfg, n=n, eog_tokens=eog, keep_logits=keep_logits)
-    why = identical_draws(processor.config)
-    if why and n > 1:
-        warnings.warn(f"the {n} draws will be {why}; n > 1 is for a setting that samples", stacklevel=2)
+    warn_identical_draws(processor.config, n)
     device = next(model.parameters()).device
     batch = torch.tensor([ids] * n, dtype=torch.long, device=device)
     # greedy over the processor's one-hot scores: no sampling warper is added, and the draw is the processor's
@@ -264,14 +270,14 @@ def generate(
             for steps, seed in zip(processor.steps, processor.seeds, strict=True)]
 
 
-def _completion(steps: list[tuple[int, float, float, int, np.ndarray | None]], prompt: list[int],
+def _completion(steps: list[Step], prompt: list[int],
                 config: SamplingConfig, eog: set[int], tokenizer: PreTrainedTokenizerBase | None,
                 model: PreTrainedModel, max_new_tokens: int) -> Completion:
     # the processor drew on for rows that had ended (transformers pads them): cut at the first eog
-    end = None if config.ignore_eos else next((i + 1 for i, s in enumerate(steps) if s[0] in eog), None)
+    end = None if config.ignore_eos else next((i + 1 for i, s in enumerate(steps) if s.token in eog), None)
     finished = end is not None
     steps = steps[:end]
-    tokens = np.array([s[0] for s in steps], dtype=np.int32)
+    tokens = np.array([s.token for s in steps], dtype=np.int32)
     text, pieces = "", tuple[bytes, ...]()
     if tokenizer is not None:
         body = tokens[:-1] if finished else tokens
@@ -281,12 +287,12 @@ def _completion(steps: list[tuple[int, float, float, int, np.ndarray | None]], p
         "model": str(getattr(model, "name_or_path", "") or type(model).__name__), **config.to_dict(),
         "n_predict": max_new_tokens, "stop": [], "engine": "transformers", "dtype": str(model.dtype),
     }
-    logits = [s[4] for s in steps if s[4] is not None]
+    logits = [s.logits for s in steps if s.logits is not None]
     return Completion(
         text=text, tokens=tokens, prompt_tokens=np.array(prompt, dtype=np.int32),
-        logprobs=np.array([s[1] for s in steps], dtype=np.float64), config=config, settings=settings,
+        logprobs=np.array([s.logprob for s in steps], dtype=np.float64), config=config, settings=settings,
         step_logits=np.stack(logits) if logits else None,
         finish_reason="eog" if finished else "length",
-        model_logprobs=np.array([s[2] for s in steps], dtype=np.float64),
-        ranks=np.array([s[3] for s in steps], dtype=np.int64), pieces=pieces,
+        model_logprobs=np.array([s.model_logprob for s in steps], dtype=np.float64),
+        ranks=np.array([s.rank for s in steps], dtype=np.int64), pieces=pieces,
     )

@@ -17,7 +17,7 @@ import numpy.typing as npt
 from . import _native, remote
 from .admission import admit
 from .chat import chat_messages
-from .config import SamplingConfig, SamplingOptions, identical_draws, make_config
+from .config import SamplingConfig, SamplingOptions, make_config, warn_identical_draws
 from .convert import int_in, strict_int
 from .errors import Cancelled, ModelLoadError, RemoteError, RemoteLoadError
 from .host import available_memory, thread_count
@@ -449,10 +449,7 @@ class Model:
         cfg = make_config(temp, config, dict(options)).resolved()
         stops = stop_strings(stop)
         gen, prompt_tokens = self._start(prompt, cfg, n_predict, n, n_probs, keep_logits, parse_special)
-        why = identical_draws(cfg)
-        if why and len(gen.seeds) > 1:
-            warnings.warn(f"the {len(gen.seeds)} draws will be {why}; n > 1 is for a setting that samples",
-                          stacklevel=2)
+        warn_identical_draws(cfg, len(gen.seeds))
         draws = [_Draw() for _ in gen.seeds]
         for seq, c in self._steps(gen, stops):
             draws[seq].add(c)
