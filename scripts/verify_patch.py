@@ -99,8 +99,9 @@ def build_tree(build_dir: Path, programs: tuple[str, ...] = (), *cmake_args: str
     cfg = ["cmake", "-S", str(REPO / "scripts" / "verify"), "-B", str(build_dir), "-G", "Ninja",
            "-DCMAKE_BUILD_TYPE=Release", f"-DLLAMA_DIR={build_dir / 'llama.cpp'}",
            f"-DVERIFY_TOOLS={'ON' if programs else 'OFF'}", *cmake_args]
+    env = _build_env()
     for cmd in (cfg, ["cmake", "--build", str(build_dir), "--target", "verify_driver", *programs]):
-        res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_build_env())
+        res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         if res.returncode != 0:
             raise SystemExit(f"verify_patch: {' '.join(cmd[:2])} failed:\n{res.stdout[-3000:]}")
     # llama.cpp puts its programs in the top build's bin/ (CMAKE_RUNTIME_OUTPUT_DIRECTORY)
