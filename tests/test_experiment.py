@@ -14,16 +14,45 @@ from negtemp.experiment import (
     run_experiment,
     undertrained_indicator,
 )
-from negtemp.experiment.analysis import Geometry, draw_statistics, variant_tokens
-from negtemp.experiment.geometry import reference_tokens, top_candidates
-from negtemp.experiment.probe import N_ANSWER, TEMPLATES, matched_controls, probe_tokens, request_tokens, surface_form
-from negtemp.experiment.stats import average_ranks, bootstrap_ci, percentile_of_all, rank_sum_test, spearman
+from negtemp.experiment.analysis import (
+    STATS,
+    Geometry,
+    draw_statistics,
+    indicator_table,
+    null_expectations,
+    variant_tokens,
+    vocabulary_regression,
+)
+from negtemp.experiment.corpus import corpus_windows, teacher_forced
+from negtemp.experiment.geometry import first_component, indicator_variant, reference_tokens, top_candidates
+from negtemp.experiment.hull import vertex_status
+from negtemp.experiment.probe import (
+    N_ANSWER,
+    TEMPLATES,
+    fragments,
+    matched_controls,
+    probe_tokens,
+    request_tokens,
+    summarize,
+)
+from negtemp.experiment.run import prompt_factors, varied_prompts
+from negtemp.experiment.stats import (
+    auc,
+    average_ranks,
+    bootstrap_cis,
+    crossed_bootstrap_cis,
+    logistic_regression,
+    percentile_of_all,
+    rank_sum_test,
+    wilson_interval,
+)
 
 
 @pytest.fixture(scope="module")
 def report(tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    path = run_experiment(tiny, out, n_prompts=12, n_tokens=5, n_probe=3, n_boot=200, quiet=True)
+    path = run_experiment(tiny, out, n_prompts=12, n_tokens=5, n_windows=3, window=32, n_probe=3, n_hull=10,
+                          n_boot=200, quiet=True)
     return out, json.loads((out / "results.json").read_text()), path.read_text()
 
 
@@ -34,11 +63,11 @@ def reference(tiny, tiny_path):
 
 def test_report_has_every_section_and_every_plot(report):
     out, _, md = report
-    for heading in ("Side by side", "Which tokens", "Norm and direction", "against the geometry", "repeat",
-                    "beta = 1/T"):
+    for heading in ("Side by side", "Free-running draws", "Geometry", "Teacher-forced", "against the geometry",
+                    "convex hull", "repeat", "beta = 1/T"):
         assert heading in md, f"report.md lacks the section on {heading!r}"
-    for name in ("norm_direction.png", "groups_hist.png", "beta_sweep.png", "side_by_side.csv", "token_counts.csv",
-                 "candidates_output.csv", "candidates_input.csv", "repetition_probe.csv"):
+    for name in ("norm_direction.png", "repetition_ecdf.png", "beta_sweep.png", "side_by_side.csv",
+                 "token_counts.csv", "candidates_output.csv", "candidates_input.csv", "repetition_probe.csv"):
         assert (out / name).stat().st_size > 0, f"{name} missing or empty"
 
 
@@ -48,7 +77,7 @@ def test_centroid_distances_equal_a_direct_numpy_computation(report, tiny_path):
     assert tied is False  # the tiny model has its own output.weight
     out_rows = read_matrices(tiny_path).output.astype(np.float64)
     direct = np.linalg.norm(out_rows - out_rows.mean(axis=0), axis=1)
-    np.testing.assert_allclose(np.load(out / "centroid_distance_euclid.npy"), direct, rtol=1e-5)
+    np.testing.assert_allclose(np.load(out / "centroid_distance_euclid_output.npy"), direct, rtol=1e-5)
     c = emb.astype(np.float64).mean(axis=0)
     cos = 1 - emb.astype(np.float64) @ c / (np.linalg.norm(emb, axis=1) * np.linalg.norm(c))
     np.testing.assert_allclose(centroid_distances(emb)[1], cos, atol=1e-5)
@@ -91,22 +120,6 @@ def test_average_ranks_give_tied_values_the_mean_of_their_ranks():
     np.testing.assert_allclose(percentile_of_all(x), 100 * (direct_average_ranks(x) - 1) / 5)
 
 
-def test_spearman_is_pearson_on_average_ranks_and_a_rank_order_that_ignores_ties_differs():
-    x = np.array([1, 1, 1, 2, 2, 3, 5, 8, 8, 9], float)
-    y = np.array([2, 1, 3, 3, 2, 5, 4, 9, 7, 9], float)
-    rho, p = spearman(x, y, n_perm=2000, seed=3)
-    assert rho == pytest.approx(np.corrcoef(direct_average_ranks(x), direct_average_ranks(y))[0, 1], abs=1e-12)
-    ordinal = np.corrcoef(np.argsort(np.argsort(x)), np.argsort(np.argsort(y)))[0, 1]
-    assert abs(ordinal - rho) > 0.01, "the tied data cannot tell a tie-aware Spearman from one that breaks ties"
-    assert 0 < p < 0.01, f"a rho of {rho:.2f} over 10 pairs should be significant, got p = {p}"
-
-
-def test_spearman_p_value_is_large_for_independent_data():
-    rng = np.random.default_rng(0)
-    _, p = spearman(rng.normal(size=200), rng.normal(size=200), n_perm=2000, seed=1)
-    assert p > 0.05
-
-
 def test_the_rank_sum_test_equals_enumerating_every_split():
     a, b = [0.1, 0.5, 0.5, 0.9, 0.3], [0.5, 0.2, 0.0, 0.05]
     pooled = np.array(a + b)
@@ -123,15 +136,96 @@ def test_the_bootstrap_resamples_whole_clusters_with_the_seed_given():
     clusters = [np.full(8, v) for v in (0.0, 1.0, 1.0, 3.0, 0.0, 2.0)]
 
     def mean(units):
-        return float(np.concatenate(units).mean())
+        return [float(np.concatenate(units).mean())]
 
-    point, lo, hi = bootstrap_ci(clusters, mean, n_boot=500, seed=7)
+    (point, lo, hi), = bootstrap_cis(clusters, mean, n_boot=500, seed=7)
     rng = np.random.default_rng(7)
-    reps = [mean([clusters[i] for i in rng.integers(0, 6, 6)]) for _ in range(500)]
-    assert (point, lo, hi) == pytest.approx((mean(clusters), *np.percentile(reps, [2.5, 97.5])))
+    reps = [mean([clusters[i] for i in rng.integers(0, 6, 6)])[0] for _ in range(500)]
+    assert (point, lo, hi) == pytest.approx((mean(clusters)[0], *np.percentile(reps, [2.5, 97.5])))
     draws = list(np.concatenate(clusters))
-    _, lo_iid, hi_iid = bootstrap_ci(draws, lambda u: float(np.mean(u)), n_boot=500, seed=7)
+    (_, lo_iid, hi_iid), = bootstrap_cis(draws, lambda u: [float(np.mean(u))], n_boot=500, seed=7)
     assert hi - lo > 2 * (hi_iid - lo_iid), "resampling draws instead of clusters should look far more certain"
+
+
+def test_the_crossed_bootstrap_resamples_rows_and_columns_and_keeps_every_drawn_cell():
+    rng = np.random.default_rng(2)
+    row_effect, col_effect = rng.normal(0, 3, 4), rng.normal(0, 3, 5)
+    cells = {(r, c): [np.array([row_effect[r] + col_effect[c] + rng.normal()])] for r in range(4) for c in range(5)}
+
+    def mean(units):
+        return [float(np.concatenate(units).mean())]
+
+    (point, lo, hi), = crossed_bootstrap_cis(cells, mean, n_boot=300, seed=4)
+    rng = np.random.default_rng(4)
+    reps = []
+    for _ in range(300):
+        rs, cs = rng.integers(0, 4, 4), rng.integers(0, 5, 5)
+        reps.append(np.mean([cells[(r, c)][0][0] for r in rs for c in cs]))
+    assert (point, lo, hi) == pytest.approx((np.mean([v[0] for v in cells.values()]),
+                                             *np.percentile(reps, [2.5, 97.5])))
+    (_, lo_one, hi_one), = bootstrap_cis([u for v in cells.values() for u in v], mean, n_boot=300, seed=4)
+    assert hi - lo > 1.5 * (hi_one - lo_one), "with strong row and column effects, resampling cells alone is too sure"
+
+
+def test_auc_is_the_share_of_pairs_ordered_right_with_ties_counting_half():
+    a, b = [0.3, 0.9, 0.5, 0.5], [0.5, 0.1, 0.7]
+    direct = np.mean([(x > y) + 0.5 * (x == y) for x in a for y in b])
+    assert auc(a, b) == pytest.approx(direct, abs=1e-12)
+    assert auc([2, 3], [0, 1]) == 1.0
+
+
+def test_the_wilson_interval_equals_scipys():
+    from scipy.stats import binomtest
+
+    for k, n in ((0, 7), (3, 10), (40, 40), (17, 200)):
+        ci = binomtest(k, n).proportion_ci(method="wilson")
+        assert wilson_interval(k, n) == pytest.approx((k / n, ci.low, ci.high), abs=1e-9)
+
+
+def _logistic_data(seed=0, n=400, per_cluster=4):
+    rng = np.random.default_rng(seed)
+    x = np.column_stack([np.ones(n), rng.normal(size=n), rng.random(n) < 0.5])
+    shared = np.repeat(rng.normal(0, 1.5, n // per_cluster), per_cluster)  # what rows of one cluster share
+    y = (rng.random(n) < 1 / (1 + np.exp(-(0.2 + 0.8 * x[:, 1] - 0.6 * x[:, 2] + shared)))).astype(float)
+    return x, y, np.arange(n) // per_cluster
+
+
+def test_logistic_regression_maximizes_the_likelihood_as_scipy_finds_it():
+    from scipy.optimize import minimize
+
+    x, y, _ = _logistic_data()
+    fit = logistic_regression(x, y, ("c", "a", "b"))
+
+    def nll(beta):
+        eta = x @ beta
+        return float(np.sum(np.logaddexp(0, eta) - y * eta))
+
+    best = minimize(nll, np.zeros(3), method="BFGS", options={"gtol": 1e-10}).x
+    np.testing.assert_allclose(fit.coef, best, atol=1e-5)
+    p = 1 / (1 + np.exp(-(x @ fit.coef)))
+    np.testing.assert_allclose(fit.se, np.sqrt(np.diag(np.linalg.inv(x.T @ (x * (p * (1 - p))[:, None])))))
+
+
+def test_cluster_robust_errors_equal_the_sandwich_summed_cluster_by_cluster():
+    x, y, clusters = _logistic_data()
+    fit = logistic_regression(x, y, ("c", "a", "b"), clusters=clusters)
+    p = 1 / (1 + np.exp(-(x @ fit.coef)))
+    bread = np.linalg.inv(x.T @ (x * (p * (1 - p))[:, None]))
+    meat = np.zeros((3, 3))
+    for g in np.unique(clusters):
+        s = (x[clusters == g] * (y - p)[clusters == g, None]).sum(axis=0)
+        meat += np.outer(s, s)
+    g = np.unique(clusters).size
+    np.testing.assert_allclose(fit.se, np.sqrt(np.diag(bread @ meat @ bread * g / (g - 1))), rtol=1e-8)
+    assert fit.clusters == g
+    model_based = logistic_regression(x, y, ("c", "a", "b"))
+    assert fit.se[2] > model_based.se[2], "rows that share a cluster effect should widen the errors"
+
+
+def test_logistic_regression_flags_separated_data():
+    x = np.column_stack([np.ones(20), np.r_[np.zeros(10), np.ones(10)]])
+    y = np.r_[np.zeros(10), np.ones(10)]
+    assert not logistic_regression(x, y, ("c", "group")).converged
 
 
 # --- geometry -----------------------------------------------------------------
@@ -174,6 +268,71 @@ def test_the_reference_tokens_are_the_normal_tokens_that_do_not_tokenize_back_to
         assert round_trips(t) != (t in set(reference.tolist())), f"token {t} is misclassified"
 
 
+def test_the_indicator_variants_equal_direct_computations(tiny_path, reference):
+    mats = read_matrices(tiny_path)
+    w = mats.output.astype(np.float64)
+    pc_raw = np.linalg.svd(w, full_matrices=False)[2][0]
+    x = w - np.outer(w @ pc_raw, pc_raw)
+    r = x[reference].mean(axis=0)
+    direct = x @ r / (np.linalg.norm(x, axis=1) * np.linalg.norm(r))
+    np.testing.assert_allclose(indicator_variant("first PC removed", mats.output, mats.input, reference), direct,
+                               atol=1e-5)
+    np.testing.assert_allclose(indicator_variant("small input norm", mats.output, mats.input, reference),
+                               -np.linalg.norm(mats.input.astype(np.float64), axis=1), rtol=1e-6)
+    with pytest.raises(ValueError, match="unknown indicator"):
+        indicator_variant("largest", mats.output, mats.input, reference)
+
+
+def test_the_first_component_points_where_the_rows_mean_coordinate_is_positive(tiny_path):
+    w = read_matrices(tiny_path).output
+    for rows in (w, -w):
+        pc = first_component(rows)
+        assert float(np.mean(rows @ pc)) >= 0
+        x = rows.astype(np.float64) - rows.mean(axis=0)
+        assert abs(abs(pc @ np.linalg.svd(x, full_matrices=False)[2][0]) - 1) < 1e-6
+
+
+# --- the convex hull ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dim", [2, 3, 5])
+def test_hull_vertices_equal_qhulls_and_identical_rows_are_one_point(dim):
+    from scipy.spatial import ConvexHull
+
+    rng = np.random.default_rng(dim)
+    u = rng.normal(size=(200, dim))
+    same = [5, 7, int(np.argmax(u[:, 0]))]
+    u[same] = u[same[-1]]  # three identical rows at a vertex
+    u[8] = u[:4].mean(axis=0)  # a row inside
+    st = vertex_status(u, np.arange(200))
+    qhull = np.zeros(200, bool)
+    qhull[ConvexHull(u).vertices] = True
+    qhull[same] = qhull[same].any()  # qhull keeps one of identical points; they are one vertex
+    np.testing.assert_array_equal(st.vertex, qhull)
+    assert not st.undecided.any() and (st.method == "lp").any(), "the test should exercise the linear program"
+    assert st.ties[5] == 2 and not st.vertex[8]
+
+
+def test_a_vertex_is_the_unique_argmin_of_some_direction_and_an_inside_row_of_none():
+    rng = np.random.default_rng(0)
+    u = rng.normal(size=(60, 3))
+    st = vertex_status(u, np.arange(60))
+    h = rng.normal(size=(3, 20_000))
+    hits = np.unique(np.argmin(u @ h, axis=0))
+    assert set(hits.tolist()) <= set(np.flatnonzero(st.vertex).tolist()), "an inside row was an argmin"
+    assert len(hits) == st.vertex.sum(), "20,000 random directions in 3-d should find every vertex of 60 points"
+
+
+def test_the_hull_check_stops_at_its_time_budget_and_says_so():
+    u = np.random.default_rng(1).normal(size=(100, 3))
+    st = vertex_status(u, np.arange(100), budget_seconds=0.0)
+    left = st.method == "not reached"
+    assert left.any() and st.undecided[left].all() and not st.vertex[left].any()
+
+
+# --- the analysis -------------------------------------------------------------
+
+
 def test_the_overlap_with_candidates_and_its_chance_level_equal_a_direct_count(report, reference):
     out, results, _ = report
     with open(out / "candidates_output.csv") as f:
@@ -181,19 +340,24 @@ def test_the_overlap_with_candidates_and_its_chance_level_equal_a_direct_count(r
     with open(out / "token_counts.csv") as f:
         neg = {int(r["token"]) for r in csv.DictReader(f) if int(r["count_T_-0.001"]) > 0}
     regular = neg - set(reference.tolist())
-    d = results["draws"]["-0.001"]
-    assert d["distinct tokens"]["candidates among distinct tokens"][0] == len(regular & candidates)
-    assert d["distinct non-reference tokens"] == len(regular)
+    n = results["draws"]["-0.001"]["candidates among distinct tokens"]
+    assert n["observed"] == len(regular & candidates) and n["tokens"] == len(regular)
     pool = results["n_vocab"] - reference.size
-    assert d["chance overlap with candidates"] == pytest.approx(len(regular) * len(candidates) / pool)
+    assert n["uniform"] == pytest.approx(len(regular) * len(candidates) / pool)
+
+
+def _random_geometry(rng, n=50):
+    return Geometry(rng.uniform(0, 100, n), rng.uniform(0, 100, n), rng.uniform(0, 100, n), rng.random(n) < 0.2,
+                    rng.random(n) < 0.1)
 
 
 def test_draw_statistics_equal_direct_numbers_for_every_variant():
     rng = np.random.default_rng(5)
-    n = 50
-    g = Geometry(rng.uniform(0, 100, n), rng.uniform(0, 100, n), rng.random(n) < 0.2, rng.random(n) < 0.1)
-    draws = [rng.integers(0, n, 6) for _ in range(9)]
-    stats = draw_statistics(draws, g, n_boot=50, seed=0)
+    g = _random_geometry(rng)
+    g.candidate[g.reference] = False
+    static = rng.random(50) < 0.3
+    draws = [rng.integers(0, 50, 6) for _ in range(12)]
+    stats = draw_statistics(draws, prompt_factors(12), g, static, n_boot=50, seed=0)
     for variant, tokens in (("all draws", np.concatenate(draws)),
                             ("each token once per prompt", np.concatenate([np.unique(d) for d in draws])),
                             ("first token per prompt", np.array([d[0] for d in draws])),
@@ -201,50 +365,192 @@ def test_draw_statistics_equal_direct_numbers_for_every_variant():
         np.testing.assert_array_equal(variant_tokens(draws, variant), tokens)
         s = stats[variant]
         regular = tokens[~g.reference[tokens]]
-        assert s["median norm percentile"][0] == pytest.approx(np.median(g.norm_pct[tokens]))
-        assert s["median direction percentile"][0] == pytest.approx(np.median(g.direction_pct[tokens]))
-        assert s["share that are candidates"][0] == pytest.approx(g.candidate[regular].mean())
-        assert s["share that are reference tokens"][0] == pytest.approx(g.reference[tokens].mean())
-        lo, hi = s["median norm percentile"][1:]
-        assert lo <= s["median norm percentile"][0] <= hi
+        direct = {"mean norm percentile": g.norm_pct[tokens].mean(),
+                  "mean direction percentile": g.direction_pct[tokens].mean(),
+                  "share norm percentile >= 90": (g.norm_pct[tokens] >= 90).mean(),
+                  "share direction percentile >= 90": (g.direction_pct[tokens] >= 90).mean(),
+                  "share candidates of all": g.candidate[tokens].mean(),
+                  "share candidates of non-reference": g.candidate[regular].mean(),
+                  "share reference": g.reference[tokens].mean(),
+                  "share in the context-free bottom 2%": static[tokens].mean(),
+                  "mean first-PC percentile": g.pc1_pct[tokens].mean()}
+        assert set(direct) == set(STATS)
+        for name, value in direct.items():
+            assert s[name][0] == pytest.approx(value), f"{variant}: {name}"
+            if variant == "distinct tokens":  # a resample sees fewer distinct tokens: no interval is given
+                assert np.isnan(s[name][1:]).all(), f"{variant}: {name}"
+            else:
+                assert s[name][1] <= s[name][0] + 1e-12 and s[name][0] <= s[name][2] + 1e-12, f"{variant}: {name}"
+
+
+def test_the_prompts_are_the_crossed_grid_the_bootstrap_resamples():
+    from negtemp.experiment.run import _SUBJECTS
+
+    prompts, factors = varied_prompts(300), prompt_factors(300)
+    assert len(set(prompts)) == 300 and len(set(factors)) == 300
+    subject_of = {}
+    for p, (_, s) in zip(prompts, factors, strict=True):
+        subject_of.setdefault(s, set()).add(next(x for x in _SUBJECTS if x in p))
+    assert len(subject_of) == 20 and all(len(v) == 1 for v in subject_of.values()), "a subject factor mixes subjects"
+    template_of = {}
+    for p, (t, s) in zip(prompts, factors, strict=True):
+        template_of.setdefault(t, set()).add(p.replace(next(iter(subject_of[s])), "{}"))
+    assert len(template_of) == 15 and all(len(v) == 1 for v in template_of.values()), "a template factor mixes"
+
+
+def test_the_norm_matched_null_is_the_candidate_rate_of_each_tokens_norm_bin():
+    rng = np.random.default_rng(3)
+    g = _random_geometry(rng, 400)
+    g.candidate[g.reference] = False
+    distinct = rng.choice(400, 60, replace=False)
+    n = null_expectations(distinct, g)
+    regular = distinct[~g.reference[distinct]]
+    pool = np.flatnonzero(~g.reference)
+    bins = np.minimum((g.norm_pct // 2).astype(int), 49)
+    direct = sum(g.candidate[pool[bins[pool] == bins[t]]].mean() for t in regular)
+    assert n["norm-matched"] == pytest.approx(direct)
+    assert n["uniform"] == pytest.approx(regular.size * g.candidate[pool].mean())
+    assert n["observed"] == g.candidate[regular].sum()
+
+
+def test_the_indicator_table_counts_candidates_per_cutoff_and_its_auc():
+    rng = np.random.default_rng(4)
+    score = rng.normal(size=500)
+    reference = np.arange(10)
+    reached = rng.choice(np.arange(10, 500), 40, replace=False)
+    table = indicator_table({"s": score}, reference, {"r": reached}, (0.02, 0.05))["s"]["r"]
+    for cut in (0.02, 0.05):
+        cand = set(top_candidates(score, reference, cut).tolist())
+        share = np.mean([t in cand for t in reached])
+        assert table[f"{100 * cut:g}%"]["share"] == pytest.approx(share)
+        assert table[f"{100 * cut:g}%"]["enrichment"] == pytest.approx(share / cut)
+    others = np.setdiff1d(np.arange(10, 500), reached)
+    assert table["auc"] == pytest.approx(auc(score[reached], score[others]))
+
+
+def test_the_vocabulary_regression_fits_every_non_reference_token():
+    rng = np.random.default_rng(6)
+    norm, direction = rng.normal(5, 1, 300), rng.normal(0, 0.1, 300)
+    reference = np.arange(5)
+    reached = np.flatnonzero(norm + rng.normal(0, 0.5, 300) > 6)
+    v = vocabulary_regression(reached, norm, direction, reference)
+    pool = np.arange(5, 300)
+    z = lambda a: (a[pool] - a[pool].mean()) / a[pool].std()  # noqa: E731
+    fit = logistic_regression(np.column_stack([np.ones(pool.size), z(norm), z(direction)]),
+                              np.isin(pool, reached).astype(float), ("c", "n", "d"))
+    assert v["tokens"] == pool.size and v["reached"] == np.isin(pool, reached).sum()
+    assert v["model"]["terms"]["norm (sd)"]["coef"] == pytest.approx(fit.coef[1])
+    assert v["model"]["terms"]["norm (sd)"]["coef"] > 1 and v["auc norm"] > 0.8
+
+
+# --- the teacher-forced measure -------------------------------------------------
+
+
+def test_teacher_forced_argmins_are_the_argmins_of_each_windows_logits(tiny):
+    windows, about = corpus_windows(tiny, 2, 16)
+    tf = teacher_forced(tiny, windows)
+    assert about["windows"] == 2 and len(about["topics"]) == 2 and about["name"].startswith("pydoc_data.topics")
+    total = np.zeros(tiny.n_vocab)
+    for (_, tokens), lo, hi in zip(windows, tf.argmin, tf.argmax, strict=True):
+        z = tiny.logits(tokens)
+        np.testing.assert_array_equal(lo, z.argmin(axis=1))
+        np.testing.assert_array_equal(hi, z.argmax(axis=1))
+        total += z.sum(axis=0)
+    np.testing.assert_allclose(tf.mean_logits, total / 32, rtol=1e-5)
+
+
+def test_the_corpus_refuses_more_windows_than_it_has(tiny):
+    with pytest.raises(ValueError, match="at most"):
+        corpus_windows(tiny, 10_000, 16)
 
 
 # --- the repetition probe -------------------------------------------------------
 
 
-def test_the_probe_puts_the_token_into_the_request_by_its_id(tiny):
-    token = 270  # a word the tiny tokenizer cannot produce from its own text
-    assert tiny.chat_prompt("x") is None  # so the request is the template's text and a newline
-    for template in TEMPLATES:
-        ids = request_tokens(tiny, template, token).tolist()
-        before = tiny.tokenize(template.split("{}")[0]).tolist()
-        assert ids.count(token) == 1 and ids[: len(before)] == before and ids[len(before)] == token
+def test_the_probe_puts_the_token_into_the_request_by_its_id_with_the_tokens_own_spacing(tiny):
+    words = {t: tiny.token_bytes(t) for t in range(tiny.n_vocab)}
+    picks = [next(t for t, b in words.items() if b[:1] == b" " and b[1:].isalpha() and len(b) > 2),
+             next(t for t, b in words.items() if b.isalpha() and len(b) > 1)]
+    for token in picks:
+        spaced = words[token].startswith(b" ")
+        for k, (first, second, examples) in enumerate(TEMPLATES):
+            ids = request_tokens(tiny, k, token).tolist()
+            at = len(ids) - 1 - ids[::-1].index(token)
+            assert tiny.detokenize(ids[at + 1 :]) == f"\n{second}", "the cue does not follow the token"
+            text = tiny.detokenize(ids)
+            word = tiny.token_bytes(token).decode("utf-8", errors="replace")
+            assert f"{first}{word}\n{second}" in text
+            assert f"{first}{' ' if spaced else ''}{examples[0]}\n" in text
+            assert "  " not in text, "a doubled space"
 
 
-def test_matched_controls_share_the_probed_tokens_surface_form(tiny, tiny_path):
-    types = read_matrices(tiny_path).token_types
+def test_fragments_are_prefixes_or_suffixes_of_other_tokens():
+    texts = {0: " Confuci", 1: " Confucius", 2: "emeteries", 3: " cemeteries", 4: "table", 5: " chair"}
+    assert fragments(texts) == {0, 2}
+
+
+def test_matched_controls_are_the_nearest_of_the_same_kind_in_frequency_and_norm(tiny, tiny_path):
+    from scipy.stats import rankdata
+
+    mats = read_matrices(tiny_path)
+    norm = np.linalg.norm(mats.output, axis=1).astype(np.float64)
     probed = [259, 260, 261]
-    controls, exact = matched_controls(tiny, probed, set(probed), types, seed=0)
-    texts = {t: tiny.token_bytes(t).decode("utf-8", errors="replace") for t in range(tiny.n_vocab)}
-    prefixes = {text[:i] for text in texts.values() for i in range(1, len(text))}
-    assert any(exact), "no control matched exactly: the check below would be empty"
-    for p, c, e in zip(probed, controls, exact, strict=True):
-        assert c not in probed
-        if e:
-            assert surface_form(texts[p], texts[p] in prefixes) == surface_form(texts[c], texts[c] in prefixes)
+    match = matched_controls(tiny, probed, set(probed), mats.token_types, norm, mats.frequency_rank)
+    normal = np.flatnonzero(mats.token_types == 1)
+    texts = {int(t): tiny.token_bytes(int(t)).decode("utf-8", errors="replace") for t in normal}
+    frag = fragments(texts)
+    pct = {}
+    for name, v in (("f", mats.frequency_rank[normal].astype(float)), ("n", norm[normal])):
+        pct[name] = dict(zip(normal.tolist(), 100 * (rankdata(v) - 1) / (normal.size - 1), strict=True))
+
+    def kind(t):
+        return texts[t].startswith(" "), texts[t].strip().isalpha(), t in frag
+
+    used = set()
+    assert all(match.same_kind), "a control of another kind: the check below assumes none"
+    for p, c in zip(probed, match.controls, strict=True):
+        free = [t for t in texts if t not in used and t not in probed and kind(t) == kind(p)
+                and texts[t].strip() and texts[t].isprintable()]
+        dist = {t: np.hypot(pct["f"][t] - pct["f"][p], pct["n"][t] - pct["n"][p]) for t in free}
+        assert dist[c] == pytest.approx(min(dist.values())), f"control {c} of {p} is not the nearest"
+        used.add(c)
 
 
-def test_a_probe_trial_scores_the_tokens_highest_probability_over_the_greedy_answer(tiny):
+def test_a_probe_trial_scores_the_tokens_probability_where_the_copy_begins(tiny):
     token = 270
     trials = probe_tokens(tiny, {"group": [token]})
     assert [tr.template for tr in trials] == list(range(len(TEMPLATES)))
     for tr in trials:
-        request = request_tokens(tiny, TEMPLATES[tr.template], token)
-        answer = tiny.complete(request, 0.0, n_predict=N_ANSWER, seed=0).tokens
-        z = tiny.logits(np.concatenate([request, answer]))[request.size - 1 : request.size - 1 + answer.size]
-        p = np.exp(z - z.max(axis=1, keepdims=True))
-        direct = float((p[:, token] / p.sum(axis=1)).max())
-        # the probe's requests share their template's prefix, which the prefix cache evaluates once: logits
-        # of a sequence decoded in parts differ from one batch's in the last digits (test_sweep's tolerance)
-        assert tr.max_p == pytest.approx(direct, rel=1e-2)
-        assert tr.repeated == (tr.text.strip().lower() in tr.answer.lower())
+        request = request_tokens(tiny, tr.template, token)
+        z = tiny.logits(request)[-1].astype(np.float64)
+        direct = float(np.exp(z[token] - z.max()) / np.exp(z - z.max()).sum())
+        # the probe's requests share their examples, which the prefix cache evaluates once: logits of a sequence
+        # decoded in parts differ from one batch's in the last digits (test_sweep's tolerance)
+        assert tr.p == pytest.approx(direct, rel=1e-2, abs=1e-9)
+        answer = tiny.complete(request, 0.0, n_predict=N_ANSWER, seed=0).text
+        assert tr.repeated == answer.startswith(tr.text)
+
+
+def test_the_probe_summary_takes_each_tokens_best_template_and_clusters_its_trials():
+    from negtemp.experiment.probe import ProbeTrial
+
+    trials = [ProbeTrial(g, t, "x", k, p, rep, "") for g, t, k, p, rep in [
+        ("a", 1, 0, 0.1, False), ("a", 1, 1, 0.3, True), ("a", 2, 0, 0.01, False), ("a", 2, 1, 0.02, False),
+        ("c", 3, 0, 0.5, True), ("c", 3, 1, 0.6, True), ("c", 4, 0, 0.2, False), ("c", 4, 1, 0.4, True)]]
+    s = summarize(trials, {"a": "c"})["a"]
+    assert s["scores"] == [0.3, 0.02] and s["repeat_rate"] == 0.25
+    assert s["auc_score_vs_controls"] == auc([0.3, 0.02], [0.6, 0.4])
+    assert s["repeated_model"]["clusters"] == 4
+
+
+def test_the_context_free_ranking_of_the_draws_is_the_mean_of_the_logits_after_each_prompt(tiny):
+    from negtemp.experiment.run import bottom, draw_tokens
+
+    prompts = varied_prompts(3)
+    draws, mean_logits, seed_check = draw_tokens(tiny, prompts, 4, 1, quiet=True)
+    direct = np.mean([tiny.logits(tiny.tokenize(p))[-1] for p in prompts], axis=0)
+    np.testing.assert_allclose(mean_logits, direct, atol=1e-3)
+    assert all(d.size == 4 for d in draws[-0.001]) and seed_check["prompts"] == 3
+    low = bottom(mean_logits)
+    assert low.sum() == round(0.02 * tiny.n_vocab)
+    assert mean_logits[low].max() <= mean_logits[~low].min()

@@ -5,19 +5,25 @@ report.md, three plots and the raw numbers (results.json, CSVs):
 
 1. side by side: continuations at T = +-0.001 and +-1 for fixed prompts, with
    each chosen token's probability and rank at T = 1 (run);
-2. which tokens T = -0.001, -0.1 and -1 draw over a few hundred built-in
-   prompts, against T = +0.001 (run);
-3. each token's norm and direction in the unembedding matrix (and the
-   embedding matrix of an untied model), and the under-trained candidates
-   that Land & Bartolo's indicator finds (geometry);
-4. the draws against that geometry, every number with a bootstrap interval
-   over prompts, in four weightings; tie-aware Spearman (analysis, stats);
-5. whether the model can repeat T < 0 tokens and candidates, against
-   controls matched on surface form (probe);
-6. entropy and expected log-probability against beta = 1/T and against T.
+2. free-running draws at T = -0.001, -0.1, -1 and +0.001 over a templates x
+   subjects grid of prompts, and a seed check that changes one thing at a time
+   (run);
+3. each token's norm, direction and first-PC coordinate in the output matrix
+   (and the input matrix of an untied model), the known-unused tokens, and the
+   under-trained candidates of four indicator variants (geometry);
+4. the primary measure: the argmin (T -> 0-) at every position of a natural-text
+   corpus, teacher-forced (corpus);
+5. the statistics: cluster and crossed bootstraps, nulls matched on norm, a
+   context-free baseline, AUCs and a regression over the whole vocabulary
+   (analysis, stats);
+6. which candidates and reference tokens are vertices of the convex hull of the
+   output rows, the only tokens T -> 0- can reach (hull);
+7. whether the model can repeat T < 0 tokens and candidates, against controls
+   matched on kind, frequency and norm (probe);
+8. entropy and expected log-probability against beta = 1/T and against T.
 
-report renders results.json; stats holds the statistics. Needs the
-`experiment` extra (gguf, matplotlib).
+report renders results.json. Needs the `experiment` extra (gguf, matplotlib,
+scipy).
 """
 
 from .geometry import centroid_distances, embedding_matrix, read_matrices, undertrained_indicator

@@ -19,8 +19,9 @@ import numpy as np
 from ..model import Model
 
 __all__ = [
-    "GGUF_CONTROL", "GGUF_NORMAL", "GGUF_UNUSED", "Matrices", "Reference", "centroid_distances", "embedding_matrix",
-    "read_matrices", "reference_tokens", "top_candidates", "undertrained_indicator",
+    "GGUF_CONTROL", "GGUF_NORMAL", "GGUF_UNUSED", "INDICATORS", "Matrices", "Reference", "centroid_distances",
+    "embedding_matrix", "first_component", "indicator_variant", "read_matrices", "reference_tokens", "top_candidates",
+    "undertrained_indicator",
 ]
 
 # tokenizer.ggml.token_type values
@@ -35,6 +36,8 @@ class Matrices:
     output: np.ndarray  # the unembedding whose rows give the logits: output.weight, or token_embd when tied
     tied: bool
     token_types: np.ndarray  # tokenizer.ggml.token_type per id (1 normal, 3 control, 5 unused, ...)
+    frequency_rank: np.ndarray  # 0 = most frequent, by the tokenizer's own order (frequency_source says which)
+    frequency_source: str
 
 
 def read_matrices(path: str | Path) -> Matrices:
@@ -52,7 +55,34 @@ def read_matrices(path: str | Path) -> Matrices:
     tied = "output.weight" not in tensors
     field = reader.fields.get("tokenizer.ggml.token_type")
     types = np.asarray(field.contents(), dtype=np.int32) if field else np.full(emb.shape[0], GGUF_NORMAL, np.int32)
-    return Matrices(emb, emb if tied else matrix("output.weight"), tied, types)
+    rank, source = _frequency_rank(reader, emb.shape[0])
+    return Matrices(emb, emb if tied else matrix("output.weight"), tied, types, rank, source)
+
+
+def _frequency_rank(reader: object, n_vocab: int) -> tuple[np.ndarray, str]:
+    """A proxy for how frequent each token was in the tokenizer's training text, as a rank (0 = most frequent).
+
+    A SentencePiece vocabulary scores each piece by its log-probability; a
+    BPE vocabulary learned its merges most frequent first, so a token made
+    by merge k ranks k (tokens no merge makes, bytes and specials, rank 0
+    and are not compared: the probe draws controls among normal tokens).
+    """
+    fields = reader.fields  # type: ignore[attr-defined]
+    scores = fields.get("tokenizer.ggml.scores")
+    if scores is not None:
+        s = np.asarray(scores.contents(), dtype=np.float64)
+        if s.size == n_vocab and np.ptp(s) > 0:
+            return np.argsort(np.argsort(-s, kind="stable"), kind="stable"), "the tokenizer's piece scores"
+    merges, tokens = fields.get("tokenizer.ggml.merges"), fields.get("tokenizer.ggml.tokens")
+    if merges is not None and tokens is not None:
+        ids = {t: i for i, t in enumerate(tokens.contents())}
+        rank = np.zeros(n_vocab, np.int64)
+        for k, merge in enumerate(merges.contents()):
+            t = ids.get(merge.replace(" ", "", 1))
+            if t is not None and rank[t] == 0:
+                rank[t] = k + 1
+        return rank, "the BPE merge that makes the token"
+    return np.arange(n_vocab), "the token id (the GGUF has neither scores nor merges)"
 
 
 def embedding_matrix(path: str | Path) -> tuple[np.ndarray, bool]:
@@ -75,20 +105,57 @@ def centroid_distances(emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return euclid, cosine
 
 
+INDICATORS = ("centred, first PC removed", "first PC removed", "centred", "small input norm")
+
+
+def first_component(w: np.ndarray, centre: bool = True) -> np.ndarray:
+    """The unit first principal direction of the rows of w (of the centred rows when `centre`), oriented so
+    that the rows' mean coordinate on it is >= 0 (a sign fixed by the data, not by the eigensolver)."""
+    x = w - w.mean(axis=0, dtype=np.float64).astype(np.float32) if centre else w
+    _, vecs = np.linalg.eigh((x.T @ x).astype(np.float64))
+    pc = vecs[:, -1]
+    return pc if float(np.mean(w @ pc.astype(np.float32))) >= 0 else -pc
+
+
+def indicator_variant(name: str, output: np.ndarray, input_rows: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """One of INDICATORS per token, higher meaning more under-trained.
+
+    The first three are Land & Bartolo's unembedding indicator and two
+    variants of it: the cosine to the reference tokens' mean row after
+    centring and removing the first principal component (this experiment's
+    default), after removing it without centring, and after centring only.
+    The fourth is their indicator for untied models, a small input-embedding
+    norm (its negative, so that higher is more under-trained).
+    """
+    if name == "centred, first PC removed":
+        return undertrained_indicator(output, reference, "pc")
+    if name == "first PC removed":
+        return undertrained_indicator(output, reference, "pc-uncentred")
+    if name == "centred":
+        return undertrained_indicator(output, reference, "mean")
+    if name == "small input norm":
+        return np.asarray(-np.linalg.norm(input_rows, axis=1), dtype=np.float64)
+    raise ValueError(f"unknown indicator {name!r}; one of {', '.join(INDICATORS)}")
+
+
 def undertrained_indicator(w: np.ndarray, reference: np.ndarray,
-                           remove: Literal["mean", "pc"] = "pc") -> np.ndarray:
+                           remove: Literal["mean", "pc", "pc-uncentred"] = "pc") -> np.ndarray:
     """Cosine of each row of w, centred, to the mean centred row of the reference (known unused) tokens.
 
     ``remove="pc"`` also projects out the first principal component of the
-    centred rows (a direction every row shares), as Land & Bartolo do;
-    ``"mean"`` only centres. Higher means more like the unused tokens.
+    centred rows (a direction every row shares): this experiment's variant
+    of Land & Bartolo's indicator. ``"pc-uncentred"`` removes the first
+    principal direction of the raw rows and does not centre; ``"mean"`` only
+    centres. Higher means more like the unused tokens.
     """
     if reference.size == 0:
         raise ValueError("the indicator needs at least one known-unused reference token")
-    x = w - w.mean(axis=0, dtype=np.float64).astype(np.float32)
-    if remove == "pc":
-        _, vecs = np.linalg.eigh((x.T @ x).astype(np.float64))
-        pc = vecs[:, -1].astype(np.float32)
+    if remove == "pc-uncentred":
+        x = w.astype(np.float32, copy=True)
+    else:
+        x = w - w.mean(axis=0, dtype=np.float64).astype(np.float32)
+    if remove in ("pc", "pc-uncentred"):
+        pc = first_component(w, centre=remove == "pc").astype(np.float32)
         x = x - np.outer(x @ pc, pc)
     r = x[reference].mean(axis=0, dtype=np.float64)
     norms = np.linalg.norm(x, axis=1).astype(np.float64) * np.linalg.norm(r)

@@ -1,22 +1,29 @@
-"""Can the model repeat a token when asked? The repetition probe, with matched controls.
+"""Can the model repeat a token when asked? The repetition probe, with controls matched on frequency and norm.
 
-Each probed token is put into the request by its id (not by re-tokenizing
-its text, which can give other tokens), under each of the templates; the
-model answers greedily. A trial's score is the highest probability the
-model gives the token at any step of its answer; "repeated" means the
-token's text appears in the answer, ignoring case. Templates are repeated
-measures of one token, so a token's numbers are its means over them, and
-groups are compared token by token with an exact rank-sum test.
+Each request is a few-shot copying exercise in plain text (no chat
+template, so a base and a chat model get the same text): three example
+words each written and then copied, then the probed token, placed by its
+id, and the cue to copy it. In the spirit of Land & Bartolo's verification
+prompts; the text is this project's own. Every word follows its label
+directly and the examples take the token's own spacing: with a leading
+space ("Word:" + " Confuci") they read "Word: table", without one
+("Word:" + "MetaInfo") "Word:table". No space is ever doubled, and the
+examples show the spacing the answer needs.
 
-Controls are drawn, one per probed token, from tokens that match it on
-surface form: leading space, length, script, case pattern, letters only or
-not, and whether the vocabulary has a longer token that extends it (a proxy
-for a word fragment such as " Confuci").
+A trial's score is the probability the model gives the token where the
+copy begins (the next token after the cue); a token's score is the highest
+over the three templates. "Repeated" means the greedy answer's text starts
+with the token's text.
+
+Controls, one per probed token, are normal tokens of the same kind
+(leading space or not, letters only or not, a fragment or not: a proper
+prefix or suffix of another token's text, such as " Confuci" or
+"emeteries"), the nearest among them in the tokenizer's frequency rank and
+in the norm of the output row, both as percentiles.
 """
 
 from __future__ import annotations
 
-import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,52 +32,22 @@ import numpy as np
 
 from ..model import Model
 from ..reference import probs
-from .stats import rank_sum_test
+from .stats import auc, logistic_regression, percentile_of_all, rank_sum_test
 
 __all__ = [
-    "N_ANSWER", "TEMPLATES", "ProbeTrial", "matched_controls", "probe_tokens", "probeable", "request_tokens",
-    "summarize", "surface_form",
+    "N_ANSWER", "TEMPLATES", "ControlMatch", "ProbeTrial", "fragments", "matched_controls", "probe_tokens",
+    "probeable", "request_tokens", "summarize",
 ]
 
-TEMPLATES = ('Repeat the following string exactly: "{}"', 'Please say "{}" back to me.', "Copy this word: {}")
-_MARK = "\x1dNEGTEMP-TOKEN\x1d"  # stands for the token while the chat template formats the request
-N_ANSWER = 12  # answer tokens the score looks at
-
-
-def _script(text: str) -> str:
-    for ch in text:
-        if ch.isalpha():
-            name = unicodedata.name(ch, "")
-            return name.split(" ")[0] if name else "OTHER"
-    return "NONE"
-
-
-def _case(core: str) -> str:
-    if core.islower():
-        return "lower"
-    if core.isupper():
-        return "upper"
-    if core.istitle():
-        return "title"
-    return "mixed"
-
-
-def surface_form(text: str, extended: bool) -> tuple[object, ...]:
-    """What a control must share with a probed token: (leading space, length, script, case, letters only, extended)."""
-    core = text.strip()
-    return (text.startswith(" "), len(core), _script(core), _case(core), core.isalpha(), extended)
+# (label before the word, label before its copy, the three example words)
+TEMPLATES = (("Word:", "Copy:", ("table", "river", "green")),
+             ("Input:", "Output:", ("seven", "cloud", "paper")),
+             ("Say:", "Said:", ("lamp", "orange", "quiet")))
+N_ANSWER = 4  # tokens of the greedy answer that "repeated" reads
 
 
 def _texts(m: Model, ids: Iterable[int]) -> dict[int, str]:
     return {t: m.token_bytes(t).decode("utf-8", errors="replace") for t in ids}
-
-
-def _extended(texts: dict[int, str]) -> set[str]:
-    """Texts that are a proper prefix of another token's text (same leading space)."""
-    prefixes: set[str] = set()
-    for text in texts.values():
-        prefixes.update(text[:i] for i in range(1, len(text)))
-    return prefixes
 
 
 def probeable(text: str) -> bool:
@@ -78,43 +55,72 @@ def probeable(text: str) -> bool:
     return bool(text.strip()) and text.isprintable() and "\ufffd" not in text
 
 
-def matched_controls(m: Model, probed: Sequence[int], exclude: set[int], types: np.ndarray,
-                     seed: int) -> tuple[list[int], list[int]]:
-    """(one control per probed token, or -1 where no token matches its surface form; the exact-match flags).
+def fragments(texts: Mapping[int, str]) -> set[int]:
+    """Tokens whose text is a proper prefix of another token's text (" Confuci" of " Confucius") or whose text,
+    leading space aside, is a proper suffix of another's ("emeteries" of " cemeteries")."""
+    prefixes: set[str] = set()
+    suffixes: set[str] = set()
+    for text in texts.values():
+        prefixes.update(text[:i] for i in range(1, len(text)))
+        core = text.lstrip(" ")
+        suffixes.update(core[i:] for i in range(1, len(core)))
+    return {t for t, text in texts.items() if text in prefixes or text.lstrip(" ") in suffixes}
 
-    Controls are normal tokens outside `exclude`, each used once, drawn at
-    random among those with the probed token's surface_form; where none is
-    left, the match is relaxed to leading space, script and letters only.
-    """
-    rng = np.random.default_rng(seed)
+
+def _kind(text: str, fragment: bool) -> tuple[bool, bool, bool]:
+    return text.startswith(" "), text.strip().isalpha(), fragment
+
+
+@dataclass(frozen=True)
+class ControlMatch:
+    """The controls of one group and how well they match."""
+
+    controls: list[int]  # one per probed token, -1 where no normal token was left
+    same_kind: list[bool]  # the control shares the probed token's kind (else the nearest of any kind)
+    frequency_gap: float  # mean |difference| of frequency-rank percentiles, probed - control
+    norm_gap: float  # the same for the norm percentiles
+
+
+def matched_controls(m: Model, probed: Sequence[int], exclude: set[int], types: np.ndarray, norm: np.ndarray,
+                     frequency_rank: np.ndarray) -> ControlMatch:
+    """One control per probed token: a normal, probeable token outside `exclude`, not used before, of the same
+    kind, the nearest in (frequency-rank percentile, norm percentile); of any kind where none of its kind is left."""
     texts = _texts(m, np.flatnonzero(types == 1).tolist())
-    prefixes = _extended(texts)
-    strata: dict[tuple[object, ...], list[int]] = defaultdict(list)
-    loose: dict[tuple[object, ...], list[int]] = defaultdict(list)
-    for t, text in texts.items():
-        if t in exclude or not probeable(text):
-            continue
-        form = surface_form(text, text in prefixes)
-        strata[form].append(t)
-        loose[(form[0], form[2], form[4])].append(t)
-    chosen: set[int] = set()
-    controls, exact = [], []
+    frag = fragments(texts)
+    pool = [t for t, text in texts.items() if t not in exclude and probeable(text)]
+    normal = np.array(sorted(texts), np.int64)
+    freq_pct = np.zeros(norm.size)
+    freq_pct[normal] = percentile_of_all(frequency_rank[normal].astype(np.float64))
+    norm_pct = np.zeros(norm.size)
+    norm_pct[normal] = percentile_of_all(norm[normal])
+    by_kind: dict[tuple[bool, bool, bool], list[int]] = defaultdict(list)
+    for t in pool:
+        by_kind[_kind(texts[t], t in frag)].append(t)
+    kinds = {k: np.array(v, np.int64) for k, v in by_kind.items()}
+    every = np.array(pool, np.int64)
+    used = np.zeros(norm.size, bool)
     probed_texts = _texts(m, probed)
+    controls, same, gaps_f, gaps_n = [], [], [], []
     for t in probed:
-        form = surface_form(probed_texts[t], probed_texts[t] in prefixes)
         pick = -1
-        for pool, is_exact in ((strata[form], 1), (loose[(form[0], form[2], form[4])], 0)):
-            free = [c for c in pool if c not in chosen]
-            if free:
-                pick = int(free[rng.integers(len(free))])
-                exact.append(is_exact)
+        for candidates, is_same in ((kinds.get(_kind(probed_texts[t], t in frag)), True), (every, False)):
+            if candidates is None:
+                continue
+            free = candidates[~used[candidates]]
+            if free.size:
+                dist = np.hypot(freq_pct[free] - freq_pct[t], norm_pct[free] - norm_pct[t])
+                pick = int(free[np.argmin(dist)])
+                same.append(is_same)
                 break
         else:
-            exact.append(0)
+            same.append(False)
         if pick >= 0:
-            chosen.add(pick)
+            used[pick] = True
+            gaps_f.append(abs(freq_pct[t] - freq_pct[pick]))
+            gaps_n.append(abs(norm_pct[t] - norm_pct[pick]))
         controls.append(pick)
-    return controls, exact
+    return ControlMatch(controls, same, float(np.mean(gaps_f)) if gaps_f else float("nan"),
+                        float(np.mean(gaps_n)) if gaps_n else float("nan"))
 
 
 @dataclass(frozen=True)
@@ -123,63 +129,86 @@ class ProbeTrial:
     token: int
     text: str
     template: int
-    max_p: float  # the highest probability of the token over the answer's steps
-    repeated: bool  # the token's text appears in the answer, ignoring case
+    p: float  # the probability of the token where the copy begins
+    repeated: bool  # the greedy answer's text starts with the token's text
     answer: str
 
 
-def request_tokens(m: Model, template: str, token: int) -> np.ndarray:
-    """The request under the model's chat template (plain text for a base model), the token placed by its id."""
-    message = template.format(_MARK)
-    formatted = m.chat_prompt(message)
-    text = formatted if formatted is not None else message + "\n"
-    before, after = text.split(_MARK)
-    head = m.tokenize(before, add_special=True)
-    tail = m.tokenize(after, add_special=False) if after else np.zeros(0, np.int32)
+def request_tokens(m: Model, template: int, token: int) -> np.ndarray:
+    """The few-shot copying request for `token` under TEMPLATES[template], the token placed by its id."""
+    first, second, examples = TEMPLATES[template]
+    space = " " if m.token_bytes(token).startswith(b" ") else ""
+    shots = "".join(f"{first}{space}{w}\n{second}{space}{w}\n" for w in examples)
+    head = m.tokenize(shots + first, add_special=True, parse_special=False)
+    # the cue tokenized as a continuation of the text, not as a text of its own, to which a SentencePiece
+    # tokenizer would prefix a space
+    whole = m.tokenize(f"{shots}{first}\n{second}", add_special=True, parse_special=False)
+    if np.array_equal(whole[: head.size], head):
+        tail = whole[head.size :]
+    else:
+        tail = m.tokenize("\n" + second, add_special=False, parse_special=False)
     return np.concatenate([head, np.array([token], np.int32), tail])
 
 
 def probe_tokens(m: Model, groups: Mapping[str, Sequence[int]]) -> list[ProbeTrial]:
-    """Every token of every group under every template: one greedy answer each."""
+    """Every token of every group under every template: its probability where the copy begins, and whether the
+    greedy answer starts with it (one answer token decides that unless it begins the token's text; then
+    N_ANSWER do)."""
     trials = []
     for group, ids in groups.items():
         texts = _texts(m, ids)
         for t in ids:
-            for k, template in enumerate(TEMPLATES):
-                c = m.complete(request_tokens(m, template, t), 0.0, seed=0, n_predict=N_ANSWER, keep_logits=True)
+            for k in range(len(TEMPLATES)):
+                request = request_tokens(m, k, t)
+                c = m.complete(request, 0.0, seed=0, n_predict=1, keep_logits=True)
                 assert c.step_logits is not None
-                max_p = max(float(probs(z, 1.0)[t]) for z in c.step_logits)
-                trials.append(ProbeTrial(group, t, texts[t], k, max_p,
-                                         texts[t].strip().lower() in c.text.lower(), c.text))
+                p = float(probs(c.step_logits[0], 1.0)[t])
+                answer = c.text
+                if answer and texts[t].startswith(answer) and answer != texts[t]:
+                    answer = m.complete(request, 0.0, seed=0, n_predict=N_ANSWER).text
+                trials.append(ProbeTrial(group, t, texts[t], k, p, answer.startswith(texts[t]), answer))
     return trials
 
 
-def summarize(trials: Sequence[ProbeTrial], controls: dict[str, str]) -> dict[str, dict[str, object]]:
-    """Per group: tokens, mean and median score and repeat rate (per-token means over templates), the share of
-    tokens whose highest probability over every template stays under 0.001 and under 0.1 (Land & Bartolo's
-    verification), and for each group in `controls` the exact rank-sum p-values against its control group."""
+def summarize(trials: Sequence[ProbeTrial], controls: Mapping[str, str]) -> dict[str, dict[str, object]]:
+    """Per group: tokens, the mean and median of the tokens' scores (the highest over templates), the repeat rate
+    over trials, the shares of tokens scoring under 0.001 and 0.1 (Land & Bartolo's thresholds), and for each
+    group in `controls`:
+
+    - the score against its control group: an exact rank-sum test and the AUC (P(group > control));
+    - "repeated" against its control group: a logistic regression over trials, each token a cluster (its three
+      templates are not independent), giving the odds ratio and its cluster-robust p-value.
+    """
     per_token: dict[str, dict[int, list[ProbeTrial]]] = defaultdict(lambda: defaultdict(list))
     for tr in trials:
         per_token[tr.group][tr.token].append(tr)
 
-    def means(group: str, field: str) -> np.ndarray:
-        return np.array([np.mean([getattr(tr, field) for tr in ts]) for ts in per_token[group].values()], float)
+    def scores(group: str) -> np.ndarray:
+        return np.array([max(tr.p for tr in ts) for ts in per_token[group].values()], float)
 
     out: dict[str, dict[str, object]] = {}
     for group, tokens in per_token.items():
-        best = np.array([max(tr.max_p for tr in ts) for ts in tokens.values()])
+        best = scores(group)
+        rows = [tr for ts in tokens.values() for tr in ts]
         row: dict[str, object] = {
             "tokens": len(tokens),
-            "mean_max_p": float(means(group, "max_p").mean()),
-            "median_max_p": float(np.median(means(group, "max_p"))),
-            "repeat_rate": float(means(group, "repeated").mean()),
-            "share_max_p_below_0.001": float((best < 0.001).mean()),
-            "share_max_p_below_0.1": float((best < 0.1).mean()),
+            "mean_score": float(best.mean()),
+            "median_score": float(np.median(best)),
+            "repeat_rate": float(np.mean([tr.repeated for tr in rows])),
+            "share_score_below_0.001": float((best < 0.001).mean()),
+            "share_score_below_0.1": float((best < 0.1).mean()),
+            "scores": best.tolist(),
         }
         control = controls.get(group)
         if control in per_token:
             row["controls"] = control
-            row["p_max_p_vs_controls"] = rank_sum_test(means(group, "max_p"), means(control, "max_p"))
-            row["p_repeat_vs_controls"] = rank_sum_test(means(group, "repeated"), means(control, "repeated"))
+            row["p_score_vs_controls"] = rank_sum_test(best, scores(control))
+            row["auc_score_vs_controls"] = auc(best, scores(control))
+            both = rows + [tr for ts in per_token[control].values() for tr in ts]
+            x = np.array([[1.0, float(tr.group == group)] for tr in both])
+            y = np.array([float(tr.repeated) for tr in both])
+            fit = logistic_regression(x, y, ("intercept", group), clusters=[(tr.group, tr.token) for tr in both])
+            row["repeated_model"] = fit.as_dict()
+            row["odds_ratio_repeated"] = float(np.exp(fit.coef[1])) if fit.converged else float("nan")
         out[group] = row
     return out

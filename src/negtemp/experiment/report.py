@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .analysis import VARIANTS, Geometry
+from .analysis import STATS, VARIANTS, Geometry
 
 __all__ = ["markdown", "plots"]
 
@@ -15,61 +16,57 @@ _BETA_TICKS = [-1e3, -1.0, -1e-3, 0.0, 1e-3, 1.0, 1e3]
 _T_TICKS = [-1e3, -1.0, -1e-3, 1e-3, 1.0, 1e3]
 
 
-def plots(out: Path, name: str, results: dict[str, Any], g: Geometry, raw: dict[str, np.ndarray],
-          neg_ids: np.ndarray, pos_ids: np.ndarray, seed: int) -> None:
-    """norm_direction.png, groups_hist.png and beta_sweep.png."""
+def plots(out: Path, name: str, results: dict[str, Any], g: Geometry, raw: dict[str, Any], neg: Counter[int],
+          pos_ids: np.ndarray, seed: int) -> None:
+    """norm_direction.png, beta_sweep.png and repetition_ecdf.png."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rng = np.random.default_rng(seed)
-    n_vocab = raw["norm"].size
-    background = rng.choice(n_vocab, size=min(20_000, n_vocab), replace=False)
-    # drawn in this order, so the T<0 tokens lie on top
-    groups = {"under-trained candidates": np.flatnonzero(g.candidate),
-              "reference (known unused)": np.flatnonzero(g.reference),
-              "T>0 tokens (distinct)": pos_ids, "T<0 tokens (distinct)": neg_ids}
+    _norm_direction(plt, out, name, g, raw, neg, pos_ids)
+    _beta_sweep(plt, out, name, results["beta_sweep"])
+    _repetition_ecdf(plt, out, name, results["repetition"]["groups"])
 
+
+def _norm_direction(plt: Any, out: Path, name: str, g: Geometry, raw: dict[str, Any], neg: Counter[int],
+                    pos_ids: np.ndarray) -> None:
+    direction, norm = raw["indicator"], raw["norm"]
     fig, ax = plt.subplots(figsize=(8, 6))
-    ax.scatter(raw["indicator_pc"][background], raw["norm"][background], s=2, color="0.8",
-               label=f"all tokens (sample of {background.size:,})", rasterized=True)
-    for (label, ids), marker in zip(groups.items(), ("^", "x", "s", "o"), strict=True):
-        if ids.size:
-            ax.scatter(raw["indicator_pc"][ids], raw["norm"][ids], s=10, marker=marker, alpha=0.7,
-                       label=f"{label}, n = {ids.size:,}")
-    ax.set_xlabel("direction: cosine to the mean unused token (centred, first PC removed)")
-    ax.set_ylabel("norm of the unembedding row")
-    ax.set_title(f"{name}: direction and norm of each token's output row")
-    ax.legend(fontsize=8, loc="best")
+    ax.scatter(direction, norm, s=1, color="0.82", label=f"every token, n = {norm.size:,}", rasterized=True)
+    cand = np.flatnonzero(g.candidate)
+    ax.scatter(direction[cand], norm[cand], s=4, color="C0", label=f"under-trained candidates, n = {cand.size:,}",
+               rasterized=True)
+    ax.scatter(direction[pos_ids], norm[pos_ids], s=6, color="C2", marker="s",
+               label=f"T = +0.001 tokens (distinct), n = {pos_ids.size:,}")
+    ref = np.flatnonzero(g.reference)
+    points = Counter(zip(direction[ref].round(6).tolist(), norm[ref].round(6).tolist(), strict=True))
+    xs, ys = zip(*points, strict=True) if points else ((), ())
+    ax.scatter(xs, ys, s=[20 + 4 * np.sqrt(c) for c in points.values()], marker="x", color="k",
+               label=f"reference (known unused), n = {ref.size:,} at {len(points):,} points (size: tokens there)")
+    ids = np.array(sorted(neg), np.int64)
+    sizes = 6 + 6 * np.sqrt([neg[t] for t in ids.tolist()])
+    ax.scatter(direction[ids], norm[ids], s=sizes, facecolors="none", edgecolors="C3", linewidths=0.8,
+               label=f"T = -0.001 tokens (distinct), n = {ids.size:,}; area: draws")
+    ax.axvline(raw["cutoff"], color="C0", linestyle="--", linewidth=0.8, label="candidate cutoff (top 2%)")
+    ax.set_ylim(0, float(norm.max()) * 1.05)  # from zero, so the spread of the norms reads at its true size
+    ax.set_xlabel("direction: cosine to the mean unused row (centred, first PC removed)")
+    ax.set_ylabel("norm of the output row")
+    ax.set_title(f"{name}: direction and norm of every token's output row")
+    ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     fig.savefig(out / "norm_direction.png", dpi=110)
     plt.close(fig)
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for a, key, label in ((axes[0], "norm_pct", "norm percentile"), (axes[1], "direction_pct",
-                                                                    "direction percentile (100: most like unused)")):
-        values = getattr(g, key)
-        bins = np.linspace(0, 100, 41)  # the same bins for every group, so heights compare
-        a.hist(values, bins=bins, density=True, color="0.8", label=f"all tokens, n = {values.size:,}")
-        for group, ids in groups.items():
-            if ids.size:
-                a.hist(values[ids], bins=bins, density=True, histtype="step", linewidth=1.5,
-                       label=f"{group}, n = {ids.size:,}")
-        a.set_xlabel(label)
-        a.set_ylabel("density")
-        a.legend(fontsize=7, loc="upper left")
-    fig.suptitle(f"{name}: where each group's distinct tokens sit among all tokens")
-    fig.tight_layout()
-    fig.savefig(out / "groups_hist.png", dpi=110)
-    plt.close(fig)
 
-    sweep = results["beta_sweep"]
+def _beta_sweep(plt: Any, out: Path, name: str, sweep: dict[str, Any]) -> None:
     betas = np.array(sweep["beta"])
     entropy, exp_logp = np.array(sweep["entropy"]), np.array(sweep["expected_logprob_T1"])
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     axes[0].plot(betas, entropy, color="C0", label="entropy of the distribution (nats)")
     axes[0].plot(betas, exp_logp, color="C1", label="E[log p at T = 1] of the drawn token")
+    axes[0].axhline(sweep["ln reference tokens"], color="0.5", linestyle=":", linewidth=1,
+                    label=f"ln(reference tokens) = {sweep['ln reference tokens']:.2f}")
     axes[0].set_xscale("symlog", linthresh=1e-3)
     axes[0].set_xticks(_BETA_TICKS, ["-1e3", "-1", "-1e-3", "0", "1e-3", "1", "1e3"])
     axes[0].set_xlabel("beta = 1/T (continuous through 0, the uniform distribution)")
@@ -91,106 +88,166 @@ def plots(out: Path, name: str, results: dict[str, Any], g: Geometry, raw: dict[
     plt.close(fig)
 
 
+def _repetition_ecdf(plt: Any, out: Path, name: str, groups: dict[str, Any]) -> None:
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for i, group in enumerate(g for g in groups if not g.endswith(": controls")):
+        for label, key, style in ((group, group, "-"), (f"{group}: controls", f"{group}: controls", "--")):
+            if key not in groups:
+                continue
+            v = np.sort(np.maximum(np.array(groups[key]["scores"]), 1e-12))
+            ax.step(v, np.arange(1, v.size + 1) / v.size, where="post", color=f"C{i}", linestyle=style,
+                    label=f"{label} (n = {v.size})")
+    ax.set_xscale("log")
+    ax.set_xlabel("score: p(token) where the copy begins, highest over three prompts (floored at 1e-12)")
+    ax.set_ylabel("share of tokens scoring at most this")
+    ax.axvline(1e-3, color="0.6", linewidth=0.8)
+    ax.set_title(f"{name}: can the model repeat the token? (left: cannot)")
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(out / "repetition_ecdf.png", dpi=110)
+    plt.close(fig)
+
+
 def _ci(v: list[float] | None, digits: int = 1, scale: float = 1.0) -> str:
     if v is None or v[0] is None:
         return "n/a"
     point, lo, hi = (x * scale if x is not None else float("nan") for x in v)
+    if lo != lo:  # no interval (nan): the number is over distinct tokens, or nothing was resampled
+        return f"{point:.{digits}f}"
     return f"{point:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
-def _p(x: float | None) -> str:
-    return "n/a" if x is None else (f"{x:.2g}" if x >= 1e-4 else "< 1e-4")
+def _p(x: float | None, floor: float | None = None) -> str:
+    if x is None:
+        return "n/a"
+    if floor is not None and x <= floor:
+        return f"<= {floor:.2g}"
+    return f"{x:.2g}"
+
+
+def _stats_table(title: str, rows: dict[str, dict[str, list[float]]]) -> list[str]:
+    percent = {s for s in STATS if s.startswith("share")}
+    lines = [f"| {title} | " + " | ".join(STATS) + " |", "|---" * (len(STATS) + 1) + "|"]
+    for label, s in rows.items():
+        cells = [(_ci(s[k], 1, 100) + "%") if k in percent else _ci(s[k]) for k in STATS]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def markdown(r: dict[str, Any]) -> str:
-    """report.md: every number in results.json that the conclusions rest on, with its interval."""
-    geo = r["geometry"]
-    t = r["tokens"]
-    ref = r["reference"]
+    """report.md: the numbers in results.json that the conclusions rest on, each with its interval."""
+    geo, t, ref, tf = r["geometry"], r["tokens"], r["reference"], r["teacher_forced"]
     lines = [f"# Negative-temperature experiment: {Path(r['model']).name}", "",
              f"Vocabulary {r['n_vocab']:,} tokens; rows {geo['n_embd']}-dimensional; output layer "
              f"{'tied to' if geo['tied_output'] else 'separate from'} the token embeddings; seed {r['seed']}; "
-             f"{r['seconds']:.0f} s. Intervals are 95% bootstrap intervals; for draws they resample prompts.", "",
+             f"{r['seconds']:.0f} s. Intervals are 95%: for the teacher-forced measure, a bootstrap over corpus "
+             "windows; for the draws, the crossed bootstrap over templates and subjects; for shares of tokens, "
+             "Wilson intervals.", "",
              "## 1. Side by side", "",
              "| prompt | T | continuation | median rank at T = 1 | mean log10 p |", "|---|---|---|---|---|"]
     for s in r["side_by_side"]:
         text = s["text"].replace("\n", "\\n").replace("|", "\\|")[:120]
         lines.append(f"| {s['prompt']} | {s['temp']:g} | `{text}` | {s['median_rank']} | "
                      f"{s['mean_log10_prob']:.1f} |")
-    lines += ["", "Per-token probabilities and ranks: `side_by_side.csv`.", "",
-              "## 2. Which tokens negative temperatures draw", "",
+    sc = r["seed_check"]
+    lines += ["", "## 2. Free-running draws", "",
               f"{t['prompts']} prompts x {t['tokens_per_prompt']} tokens at each temperature (one batched sweep a "
-              f"prompt). With another seed, {t['seed_check']['changed']} of the first {t['seed_check']['prompts']} "
-              "prompts draw different tokens at T = -0.001: the draws are nearly a function of the prompt.", "",
+              f"prompt). Seed check at T = -0.001 on {sc['prompts']} prompts: with another seed on the same path, "
+              f"{sc['same path, new seed: differ']} draw other tokens ({sc['same path, new seed: first token differs']}"
+              f" a different first token); on the other path (complete()) with the same seed, "
+              f"{sc['other path (complete), same seed: differ']} do.", "",
               "| T | distinct tokens | distinct first tokens | top 10 tokens' share of draws |", "|---|---|---|---|"]
     for temp, d in r["draws"].items():
-        lines.append(f"| {temp} | {t['distinct'][temp]:,} | {d['distinct first tokens']} | "
+        lines.append(f"| {temp} | {d['distinct token count']:,} | {d['distinct first tokens']} | "
                      f"{100 * d['top 10 share of draws']:.0f}% |")
-    lines += ["", "Most drawn at T = -0.001:", "", "| token id | text | count |", "|---|---|---|"]
-    for row in t["top_neg"]:
-        lines.append(f"| {row['token']} | `{row['text']!r}` | {row['count']} |")
-    lines += ["", "Counts at every temperature: `token_counts.csv`.", "",
-              "## 3. Norm and direction", "",
-              f"Known-unused reference tokens: {ref['total']:,} ({ref['unused_type']:,} of type UNUSED, "
-              f"{ref['unused_control']:,} unused control tokens, {ref['unreachable']:,} unreachable by the "
-              "tokenizer). "
-              f"Rule: {ref['rule']}. Under-trained candidates: the 2% of the other tokens whose output row, centred "
-              "and with its first principal component removed, points most nearly the way the reference tokens' "
-              "mean does (Land & Bartolo's indicator). Norm percentile 100 = largest norm; direction percentile "
-              "100 = most like the unused tokens.", ""]
+    lines += ["", "Most drawn at T = -0.001: " + ", ".join(f"`{row['text']!r}` ({row['count']})"
+                                                          for row in t["top_neg"][:10]), "",
+              "## 3. Geometry", "",
+              f"Reference tokens: {ref['total']:,} ({ref['unused_type']:,} of type UNUSED, {ref['unused_control']:,} "
+              f"unused control tokens, {ref['unreachable']:,} unreachable by the tokenizer). Candidates: the 2% of "
+              "the other tokens with the highest indicator (a variant of Land & Bartolo's: centred, first principal "
+              "component removed, cosine to the reference tokens' mean row).", ""]
     for name in ("output", "input"):
         if name not in geo:
             continue
         gm = geo[name]
-        lines += [f"### The {'unembedding (output)' if name == 'output' else 'embedding (input)'} matrix", "",
-                  "| group (distinct tokens) | n | median norm percentile | median direction percentile |",
-                  "|---|---|---|---|"]
-        for group, s in gm["groups"].items():
-            if s["n"]:
-                lines.append(f"| {group} | {s['n']:,} | {_ci(s['median norm percentile'])} | "
-                             f"{_ci(s['median direction percentile'])} |")
-        lines += ["", "Strongest candidates: " + ", ".join(f"`{c['text']!r}`" for c in gm["top_candidates"][:15])
-                  + f" (all {gm['candidates']:,}: `candidates_{name}.csv`).", ""]
-    lines += [f"For comparison with the first version of this report: the T<0 tokens' median percentile of "
-              f"Euclidean distance to the centroid of the output rows is {geo['euclid_percentile_T<0_median']:.1f}, "
-              f"and of uncentred cosine distance {geo['cosine_percentile_T<0_median']:.1f}.", "",
-              "![direction and norm](norm_direction.png)", "", "![groups](groups_hist.png)", "",
-              "## 4. The draws against the geometry", ""]
-    lines += ["The variants weight the same draws differently: every draw, each token once per prompt, only each "
-              "prompt's first token, or each distinct token once. An interval for the distinct tokens, and for the "
-              "overlap count, leans low: a resample repeats some prompts and so sees fewer distinct tokens.", ""]
+        lo, p1, p99, hi = gm["norm range"]
+        lines += [f"### The {name} matrix", "",
+                  f"Norms from {lo:.3g} to {hi:.3g} (1st-99th percentile {p1:.3g}-{p99:.3g}; coefficient of "
+                  f"variation {gm['norm coefficient of variation']:.3f}).", "",
+                  "| tokens | " + " | ".join(f"mean {k} percentile" for k in gm["mean percentiles"]["all tokens"])
+                  + " |", "|---" * 5 + "|"]
+        for group, vals in gm["mean percentiles"].items():
+            lines.append(f"| {group} | " + " | ".join(f"{v:.1f}" for v in vals.values()) + " |")
+        lines += ["", "Strongest candidates: " + ", ".join(f"`{c['text']!r}`" for c in gm["top_candidates"][:12]), ""]
+    lines += ["![direction and norm](norm_direction.png)", "",
+              "## 4. Teacher-forced: the argmin at every position of natural text (primary)", "",
+              f"Corpus: {r['corpus']['name']}, {r['corpus']['windows']} windows of {r['corpus']['tokens_per_window']} "
+              f"tokens (sha256 {r['corpus']['sha256_16']}...). {tf['positions']:,} positions; "
+              f"{100 * tf['unique argmin share']:.1f}% have a unique argmin.", ""]
+    lines += _stats_table("teacher-forced", {k: tf[k] for k in ("all positions", "distinct tokens")})
+    lines += _nulls(tf["candidates among distinct tokens"])
+    lines += ["", "## 5. The draws against the geometry (secondary)", ""]
     for temp, d in r["draws"].items():
-        lines += [f"### T = {temp}", "",
-                  "| variant | median norm pct | median direction pct | share candidates | share reference | "
-                  "candidates among distinct |", "|---|---|---|---|---|---|"]
-        for v in VARIANTS:
-            s = d[v]
-            lines.append(f"| {v} | {_ci(s['median norm percentile'])} | {_ci(s['median direction percentile'])} | "
-                         f"{_ci(s['share that are candidates'], 1, 100)}% | "
-                         f"{_ci(s['share that are reference tokens'], 1, 100)}% | "
-                         f"{_ci(s['candidates among distinct tokens'], 0)} |")
-        sn, sd = d["spearman count vs norm"], d["spearman count vs direction"]
-        lines += ["", f"{d['distinct non-reference tokens']} distinct non-reference tokens; by chance "
-                  f"{d['chance overlap with candidates']:.1f} of them would be candidates. Spearman (ties "
-                  f"averaged; permutation p) between a token's count and its norm: {sn['rho']:.3f} (p {_p(sn['p'])}),"
-                  f" its direction: {sd['rho']:.3f} (p {_p(sd['p'])}); n = {sn['n']}, "
-                  f"{sn['ties_in_count']} tokens share their count with another.", ""]
+        lines += [f"### T = {temp}", ""]
+        lines += _stats_table("variant", {v: d[v] for v in VARIANTS})
+        lines += [*_nulls(d["candidates among distinct tokens"]), ""]
+    lines += ["### Every indicator variant, every cutoff", "",
+              "| indicator | reached set | AUC | 1% | 2% | 5% |", "|---|---|---|---|---|---|"]
+    for ind, row in r["indicators"].items():
+        for label, e in row.items():
+            cells = " | ".join(f"{100 * e[c]['share']:.1f}% ({e[c]['enrichment']:.1f}x)" for c in ("1%", "2%", "5%"))
+            lines.append(f"| {ind} | {label} | {e['auc']:.3f} | {cells} |")
+    lines += ["", "### The whole vocabulary: reached against norm and direction together", "",
+              "| reached set | tokens reached | coef norm (sd) | coef direction (sd) | AUC norm | AUC direction |",
+              "|---|---|---|---|---|---|"]
+    for label, v in r["vocabulary_regression"].items():
+        terms = v["model"]["terms"]
+        lines.append(f"| {label} | {v['reached']:,} of {v['tokens']:,} | {terms['norm (sd)']['coef']:.2f} "
+                     f"(p {_p(terms['norm (sd)']['p'])}) | {terms['direction (sd)']['coef']:.2f} "
+                     f"(p {_p(terms['direction (sd)']['p'])}) | {v['auc norm']:.3f} | {v['auc direction']:.3f} |")
+    h = r["hull"]
+    lines += ["", "## 6. The convex hull: which tokens T -> 0- can reach at all", "",
+              f"Reached: {h['reached']}. {h['random directions']:,} random Gaussian directions reach "
+              f"{h['distinct argmins of random directions']:,} distinct tokens "
+              f"({h['candidates among them']} candidates).", "",
+              "| tokens | sampled | by LP | undecided | vertices | reached | inside the hull | reached |",
+              "|---|---|---|---|---|---|---|---|"]
+    for label in ("candidates", "reference"):
+        x = h[label]
+        v, i = x["vertices"], x["inside the hull"]
+        lines.append(f"| {label} ({x['tokens']:,}) | {x['sampled']} | {x['by the linear program']} | "
+                     f"{x['undecided'] + x['not reached in the time budget']} | {v['tokens']} | "
+                     f"{_ci(v['reached'], 1, 100)}% | {i['tokens']} | {_ci(i['reached'], 1, 100)}% |")
+    am = h["argmin vs argmax over the corpus"]
+    lines += ["", f"Over the corpus, T -> 0- reaches {am['argmin tokens']:,} distinct tokens and T -> 0+ "
+              f"{am['argmax tokens']:,}; {am['shared']} are in both; candidates among them: {am['candidates'][0]} and "
+              f"{am['candidates'][1]}.", ""]
     rep = r["repetition"]
-    lines += ["## 5. Can the model repeat them?", "",
-              "Each token is placed in the request by its id, under three templates, and the model answers "
-              "greedily. Score: the highest probability of the token over the answer; repeated: its text "
-              "appears in the answer, ignoring case. Per token, the mean over templates; p: exact rank-sum "
-              "test against the matched controls. Controls match on leading space, length, script, case, "
-              f"letters only, and being a prefix of a longer token ({rep['exact_matches']['T<0 controls']} and "
-              f"{rep['exact_matches']['candidate controls']} matched exactly, the rest on space, script and "
-              "letters).", "",
-              "| group | tokens | mean score | median score | repeated | max p < 0.001 | max p < 0.1 | p (score) "
-              "| p (repeated) |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += ["## 7. Can the model repeat them?", "",
+              "A few-shot copying prompt, the token placed by its id; score: p(token) where the copy begins, the "
+              f"highest over three prompts; repeated: the greedy answer starts with the token. Controls: matched on "
+              f"kind, frequency ({rep['frequency proxy']}) and norm. p (score): exact rank-sum; AUC: P(group > "
+              "control); odds ratio of repeating: logistic model, tokens as clusters.", "",
+              "| group | tokens | mean score | median score | repeated | score < 0.001 | score < 0.1 | AUC | p (score) "
+              "| odds ratio | p (repeated) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for group, s in rep["groups"].items():
-        lines.append(f"| {group} | {s['tokens']} | {s['mean_max_p']:.3f} | {s['median_max_p']:.3g} | "
-                     f"{100 * s['repeat_rate']:.0f}% | {100 * s['share_max_p_below_0.001']:.0f}% | "
-                     f"{100 * s['share_max_p_below_0.1']:.0f}% | {_p(s.get('p_max_p_vs_controls'))} | "
-                     f"{_p(s.get('p_repeat_vs_controls'))} |")
-    lines += ["", "Every trial, with its answer: `repetition_probe.csv`.", "",
-              "## 6. beta = 1/T is continuous", "", "![beta sweep](beta_sweep.png)", ""]
+        model = s.get("repeated_model")
+        p_rep = model["terms"][group]["p"] if model and model["converged"] else None
+        lines.append(f"| {group} | {s['tokens']} | {s['mean_score']:.3g} | {s['median_score']:.3g} | "
+                     f"{100 * s['repeat_rate']:.0f}% | {100 * s['share_score_below_0.001']:.0f}% | "
+                     f"{100 * s['share_score_below_0.1']:.0f}% | "
+                     f"{s['auc_score_vs_controls']:.2f} | {_p(s.get('p_score_vs_controls'))} | "
+                     f"{s.get('odds_ratio_repeated', float('nan')):.2f} | {_p(p_rep)} |"
+                     if "controls" in s else
+                     f"| {group} | {s['tokens']} | {s['mean_score']:.3g} | {s['median_score']:.3g} | "
+                     f"{100 * s['repeat_rate']:.0f}% | {100 * s['share_score_below_0.001']:.0f}% | "
+                     f"{100 * s['share_score_below_0.1']:.0f}% | | | | |")
+    lines += ["", "![repetition scores](repetition_ecdf.png)", "",
+              "## 8. beta = 1/T is continuous", "", "![beta sweep](beta_sweep.png)", ""]
     return "\n".join(lines)
+
+
+def _nulls(n: dict[str, Any]) -> list[str]:
+    return ["", f"Candidates among the {n['tokens']:,} distinct non-reference tokens: {n['observed']:.0f}; by "
+            f"chance {n['uniform']:.1f} (uniform) or {n['norm-matched']:.1f} (tokens of the same norms)."]

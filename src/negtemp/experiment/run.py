@@ -17,26 +17,40 @@ from ..model import Model
 from ..reference import probs
 from ..results import json_value
 from . import report
-from .analysis import Geometry, draw_statistics, group_statistics
+from .analysis import (
+    Geometry,
+    draw_statistics,
+    indicator_table,
+    teacher_statistics,
+    vocabulary_regression,
+)
+from .corpus import TeacherForced, corpus_windows, teacher_forced
 from .geometry import (
     GGUF_NORMAL,
+    INDICATORS,
     Matrices,
     centroid_distances,
+    first_component,
+    indicator_variant,
     read_matrices,
     reference_tokens,
     top_candidates,
     undertrained_indicator,
 )
+from .hull import argmin_tokens, vertex_status
 from .probe import matched_controls, probe_tokens, probeable, summarize
-from .stats import percentile_of_all
+from .stats import auc, percentile_of_all, wilson_interval
 
-__all__ = ["DRAW_TEMPS", "run_experiment", "undertrained_candidates", "varied_prompts"]
+__all__ = ["DRAW_TEMPS", "prompt_factors", "run_experiment", "undertrained_candidates", "varied_prompts"]
 
 SIDE_PROMPTS = ["Temperature is a concept", "The capital of France is", "Once upon a time", "def fibonacci(n):"]
 SIDE_TEMPS = [0.001, -0.001, 1.0, -1.0]
 DRAW_TEMPS = (-0.001, -0.1, -1.0, 0.001)  # each prompt's sweep; the first is the experiment's
 SEED_CHECK_PROMPTS = 20  # prompts redrawn with another seed, to measure how deterministic T = -0.001 is
 CANDIDATE_FRACTION = 0.02
+CUTOFFS = (0.01, 0.02, 0.05)  # the candidate fractions the indicator table compares
+RANDOM_DIRECTIONS = 1024  # Gaussian hidden states whose argmins bound the reachable set from below
+HULL_SECONDS = 90.0  # the time the hull check may spend on each of its two samples
 _SUBJECTS = ["the ocean", "a violin", "quantum physics", "my grandmother", "the stock market", "a cat", "Mars",
              "democracy", "the internet", "a thunderstorm", "chess", "bread", "the Roman Empire", "a bicycle",
              "photosynthesis", "jazz", "a volcano", "friendship", "the moon", "a library"]
@@ -66,9 +80,14 @@ class _Clock:
 
 
 def varied_prompts(n: int) -> list[str]:
-    """n built-in prompts (subjects x templates), deterministic; at most 300 distinct."""
-    all_prompts = [t.format(s) for t in _TEMPLATES for s in _SUBJECTS]
-    return [all_prompts[i % len(all_prompts)] for i in range(n)]
+    """n built-in prompts (templates x subjects, template-major), deterministic; at most 300 distinct."""
+    return [_TEMPLATES[t].format(_SUBJECTS[s]) for t, s in prompt_factors(n)]
+
+
+def prompt_factors(n: int) -> list[tuple[int, int]]:
+    """(template, subject) of each of varied_prompts(n): the crossed design the bootstrap resamples."""
+    cells = len(_TEMPLATES) * len(_SUBJECTS)
+    return [divmod(i % cells, len(_SUBJECTS)) for i in range(n)]
 
 
 def _text(m: Model, tok: int) -> str:
@@ -105,28 +124,44 @@ def side_by_side(m: Model, out: Path, seed: int) -> list[dict[str, Any]]:
 
 
 def draw_tokens(m: Model, prompts: list[str], n_tokens: int, seed: int, quiet: bool
-                ) -> tuple[dict[float, list[np.ndarray]], int]:
-    """Part 2: each prompt's draws at every DRAW_TEMPS temperature (one batched sweep a prompt, seed + i), and how
-    many of the first SEED_CHECK_PROMPTS prompts draw other tokens at T = -0.001 with another seed."""
+                ) -> tuple[dict[float, list[np.ndarray]], np.ndarray, dict[str, Any]]:
+    """Part 2: each prompt's draws at every DRAW_TEMPS temperature (one batched sweep a prompt, seed + i); the mean
+    of the logits after each prompt (u_i . h_mean over the prompts, the context-free ranking); and the seed check
+    at T = -0.001 on the first SEED_CHECK_PROMPTS prompts, one change at a time: the same path (a sweep) with
+    another seed, and the other path (complete(), one sequence) with the same seed."""
     draws: dict[float, list[np.ndarray]] = {t: [] for t in DRAW_TEMPS}
+    total = np.zeros(m.n_vocab, np.float64)
     for i, prompt in enumerate(prompts):
         for t, c in zip(DRAW_TEMPS, m.sweep(prompt, list(DRAW_TEMPS), n_predict=n_tokens, seed=seed + i),
                         strict=True):
             draws[t].append(c.tokens.astype(np.int64))
+        # the prompt is in the prefix cache now: its logits cost one token's decode, not a context of their own
+        after = m.complete(prompt, 1.0, n_predict=1, keep_logits=True).step_logits
+        assert after is not None
+        total += after[0]
         if (i + 1) % 50 == 0 or i + 1 == len(prompts):
-            _progress(f"[2/6] T = {', '.join(f'{t:g}' for t in DRAW_TEMPS)} over prompts: {i + 1}/{len(prompts)}",
+            _progress(f"[2/8] T = {', '.join(f'{t:g}' for t in DRAW_TEMPS)} over prompts: {i + 1}/{len(prompts)}",
                       quiet)
-    changed = 0
-    for i, prompt in enumerate(prompts[:SEED_CHECK_PROMPTS]):
-        other = m.complete(prompt, DRAW_TEMPS[0], n_predict=n_tokens, seed=seed + i + 1_000_003).tokens
-        changed += not np.array_equal(other, draws[DRAW_TEMPS[0]][i])
-    return draws, changed
+    new_seed = other_path = first_differs = 0
+    checked = prompts[:SEED_CHECK_PROMPTS]
+    for i, prompt in enumerate(checked):
+        mine = draws[DRAW_TEMPS[0]][i]
+        redrawn = m.sweep(prompt, list(DRAW_TEMPS), n_predict=n_tokens, seed=seed + i + 1_000_003)[0].tokens
+        new_seed += not np.array_equal(redrawn, mine)
+        first_differs += bool(redrawn.size and mine.size and redrawn[0] != mine[0])
+        other_path += not np.array_equal(m.complete(prompt, DRAW_TEMPS[0], n_predict=n_tokens, seed=seed + i).tokens,
+                                         mine)
+    check = {"prompts": len(checked), "same path, new seed: differ": new_seed,
+             "same path, new seed: first token differs": first_differs,
+             "other path (complete), same seed: differ": other_path}
+    return draws, total / max(len(prompts), 1), check
 
 
 def undertrained_candidates(m: Model) -> np.ndarray:
-    """The token ids part 3 calls under-trained candidates in m's output matrix (the probability view marks
-    them): the top 2% of tokens by Land & Bartolo's indicator. Reads and dequantizes the matrix, and
-    tokenizes the vocabulary to find the known-unused tokens: seconds for a small model."""
+    """The token ids the experiment calls under-trained candidates in m's output matrix (the probability view
+    marks them): the top 2% of the other tokens by its variant of Land & Bartolo's indicator. Reads and
+    dequantizes the matrix, and tokenizes the vocabulary to find the known-unused tokens: seconds for a small
+    model."""
     mats = read_matrices(m.path)
     reference, _ = known_unused(m, mats.token_types)
     geometry, _ = matrix_geometry(mats.output, reference)
@@ -134,16 +169,24 @@ def undertrained_candidates(m: Model) -> np.ndarray:
 
 
 def matrix_geometry(w: np.ndarray, reference: np.ndarray) -> tuple[Geometry, dict[str, np.ndarray]]:
-    """Norm and direction (both indicators) of every row, the candidates, as a Geometry and raw arrays."""
+    """Norm, direction and first-PC coordinate of every row, and the candidates, as a Geometry and raw arrays."""
     norm = np.linalg.norm(w, axis=1).astype(np.float64)
     pc = undertrained_indicator(w, reference, "pc")
-    centred = undertrained_indicator(w, reference, "mean")
+    pc1 = (w - w.mean(axis=0, dtype=np.float64).astype(np.float32)) @ first_component(w).astype(np.float32)
     cand = np.zeros(w.shape[0], bool)
     cand[top_candidates(pc, reference, CANDIDATE_FRACTION)] = True
     ref = np.zeros(w.shape[0], bool)
     ref[reference] = True
-    g = Geometry(percentile_of_all(norm), percentile_of_all(pc), cand, ref)
-    return g, {"norm": norm, "indicator_pc": pc, "indicator_centred": centred}
+    g = Geometry(percentile_of_all(norm), percentile_of_all(pc), percentile_of_all(pc1.astype(np.float64)), cand, ref)
+    return g, {"norm": norm, "indicator": pc, "pc1": pc1.astype(np.float64),
+               "cutoff": float(np.min(pc[cand])) if cand.any() else float("nan")}
+
+
+def bottom(scores: np.ndarray, fraction: float = CANDIDATE_FRACTION) -> np.ndarray:
+    """A mask of the `fraction` of tokens with the lowest scores."""
+    mask = np.zeros(scores.size, bool)
+    mask[np.argsort(scores, kind="stable")[: max(1, round(fraction * scores.size))]] = True
+    return mask
 
 
 def run_experiment(
@@ -152,15 +195,20 @@ def run_experiment(
     *,
     n_prompts: int = 300,
     n_tokens: int = 16,
-    n_probe: int = 50,
+    n_windows: int = 32,
+    window: int = 128,
+    n_probe: int = 30,
+    n_hull: int = 200,
     n_boot: int = 1000,
     seed: int = 1,
     quiet: bool = False,
 ) -> Path:
     """Run every part of the experiment and write the report; returns the path of report.md.
 
-    n_probe: tokens per group in the repetition probe; n_boot: bootstrap
-    resamples behind each interval.
+    n_windows x window: the teacher-forced corpus; n_probe: tokens per group
+    in the repetition probe; n_hull: candidates and reference tokens (each)
+    whose hull status is decided (a random sample where there are more);
+    n_boot: bootstrap resamples behind each interval.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -171,38 +219,57 @@ def run_experiment(
     results: dict[str, Any] = {"model": str(m.path), "n_vocab": m.n_vocab, "seed": seed,
                                "seconds_per_part": clock.parts}
     try:
-        _progress(f"[1/6] side by side: {len(SIDE_PROMPTS)} prompts x {len(SIDE_TEMPS)} temperatures", quiet)
+        _progress(f"[1/8] side by side: {len(SIDE_PROMPTS)} prompts x {len(SIDE_TEMPS)} temperatures", quiet)
         results["side_by_side"] = side_by_side(m, out, seed)
         clock.lap("side by side")
 
         prompts = varied_prompts(n_prompts)
-        draws, changed = draw_tokens(m, prompts, n_tokens, seed, quiet)
+        factors = prompt_factors(n_prompts)
+        draws, prompt_logits, results["seed_check"] = draw_tokens(m, prompts, n_tokens, seed, quiet)
         counts = {t: Counter(np.concatenate(d).tolist()) for t, d in draws.items()}
         neg = counts[DRAW_TEMPS[0]]
-        results["tokens"] = count_tokens(m, out, counts, len(prompts), n_tokens, changed)
+        results["tokens"] = count_tokens(m, out, counts, len(prompts), n_tokens)
         clock.lap("draws")
 
-        _progress("[3/6] geometry: dequantizing the matrices, finding the known-unused tokens", quiet)
+        _progress("[3/8] geometry: dequantizing the matrices, finding the known-unused tokens", quiet)
         mats = read_matrices(m.path)
         reference, results["reference"] = known_unused(m, mats.token_types)
         clock.lap("reference tokens")
+        geometry, raw, results["geometry"] = token_geometry(m, out, mats, reference, neg)
+        g = geometry["output"]
+        clock.lap("geometry")
+
+        _progress(f"[4/8] teacher-forced: {n_windows} windows x {window} tokens of the corpus", quiet)
+        windows, results["corpus"] = corpus_windows(m, n_windows, window)
+        tf = teacher_forced(m, windows)
+        clock.lap("teacher-forced")
+
+        _progress(f"[5/8] statistics: {n_boot} bootstrap resamples per interval", quiet)
+        results["teacher_forced"] = teacher_forced_statistics(m, tf, g, n_boot, seed)
+        results["draws"] = {f"{t:g}": draw_statistics(draws[t], factors, g, bottom(prompt_logits), n_boot=n_boot,
+                                                       seed=seed) for t in DRAW_TEMPS}
+        tf_ids = np.unique(np.concatenate(tf.argmin))
         neg_ids = np.array(sorted(neg), np.int64)
         pos_ids = np.array(sorted(counts[DRAW_TEMPS[-1]]), np.int64)
-        geometry, raw, results["geometry"] = token_geometry(m, out, mats, reference, neg, pos_ids, n_boot, seed)
-        clock.lap("geometry")
-        _progress(f"[4/6] statistics: {n_boot} bootstrap resamples of the prompts per number", quiet)
-        results["draws"] = {f"{t:g}": draw_statistics(draws[t], geometry["output"], n_boot=n_boot, seed=seed)
-                            for t in DRAW_TEMPS}
+        reached = {"teacher-forced argmins": tf_ids, "T = -0.001 draws": neg_ids}
+        scores = {name: indicator_variant(name, mats.output, mats.input, reference) for name in INDICATORS}
+        results["indicators"] = indicator_table(scores, reference, reached, CUTOFFS)
+        results["vocabulary_regression"] = {
+            label: vocabulary_regression(ids, raw["output"]["norm"], raw["output"]["indicator"], reference)
+            for label, ids in reached.items()}
         clock.lap("statistics")
 
-        _progress(f"[5/6] repetition probe: up to {n_probe} tokens per group and matched controls", quiet)
-        results["repetition"] = repetition_probe(m, out, neg, geometry["output"], raw["output"]["indicator_pc"],
-                                                 mats.token_types, n_probe, seed)
+        _progress(f"[6/8] convex hull: up to {n_hull} candidates and {n_hull} reference tokens", quiet)
+        results["hull"] = hull_analysis(mats.output, g, tf, neg_ids, n_hull, seed)
+        clock.lap("hull")
+
+        _progress(f"[7/8] repetition probe: up to {n_probe} tokens per group and matched controls", quiet)
+        results["repetition"] = repetition_probe(m, out, neg, g, raw["output"], mats, n_probe)
         clock.lap("repetition probe")
 
-        _progress("[6/6] beta sweep", quiet)
-        results["beta_sweep"] = beta_sweep(m)
-        report.plots(out, m.path.name, results, geometry["output"], raw["output"], neg_ids, pos_ids, seed)
+        _progress("[8/8] beta sweep and plots", quiet)
+        results["beta_sweep"] = beta_sweep(m, int(reference.size))
+        report.plots(out, m.path.name, results, g, raw["output"], neg, pos_ids, seed)
         clock.lap("beta sweep and plots")
     finally:
         if own:
@@ -216,8 +283,8 @@ def run_experiment(
     return path
 
 
-def count_tokens(m: Model, out: Path, counts: dict[float, Counter[int]], n_prompts: int, n_tokens: int,
-                 changed: int) -> dict[str, Any]:
+def count_tokens(m: Model, out: Path, counts: dict[float, Counter[int]], n_prompts: int,
+                 n_tokens: int) -> dict[str, Any]:
     """token_counts.csv, and the summary of part 2 for results.json."""
     neg = counts[DRAW_TEMPS[0]]
     with open(out / "token_counts.csv", "w", newline="") as f:
@@ -229,7 +296,6 @@ def count_tokens(m: Model, out: Path, counts: dict[float, Counter[int]], n_promp
         "prompts": n_prompts, "tokens_per_prompt": n_tokens,
         "generated": {f"{t:g}": int(sum(counts[t].values())) for t in DRAW_TEMPS},
         "distinct": {f"{t:g}": len(counts[t]) for t in DRAW_TEMPS},
-        "seed_check": {"prompts": min(SEED_CHECK_PROMPTS, n_prompts), "changed": changed},
         "top_neg": [{"token": t, "text": _text(m, t), "count": c} for t, c in neg.most_common(20)],
     }
 
@@ -250,74 +316,160 @@ def known_unused(m: Model, types: np.ndarray) -> tuple[np.ndarray, dict[str, Any
     }
 
 
-def token_geometry(m: Model, out: Path, mats: Matrices, reference: np.ndarray, neg: Counter[int],
-                   pos_ids: np.ndarray, n_boot: int, seed: int
-                   ) -> tuple[dict[str, Geometry], dict[str, dict[str, np.ndarray]], dict[str, Any]]:
-    """Part 3 for each matrix (the output one; the input one too when untied): the groups' norm and direction,
-    the candidates (candidates_<matrix>.csv), and the old centroid measures for comparison."""
+def _group_means(ids: np.ndarray, values: dict[str, np.ndarray]) -> dict[str, float]:
+    return {name: float(v[ids].mean()) if ids.size else float("nan") for name, v in values.items()}
+
+
+def token_geometry(m: Model, out: Path, mats: Matrices, reference: np.ndarray, neg: Counter[int]
+                   ) -> tuple[dict[str, Geometry], dict[str, dict[str, Any]], dict[str, Any]]:
+    """Part 3 for each matrix (the output one; the input one too when untied): norm, direction, candidates
+    (candidates_<matrix>.csv), and the centroid measures of the original claim, which for an untied model are
+    the input matrix's (the matrix the claim was about)."""
     neg_ids = np.array(sorted(neg), np.int64)
-    euclid, cosine = centroid_distances(mats.output)
-    np.save(out / "centroid_distance_euclid.npy", euclid)
     matrices = {"output": mats.output} if mats.tied else {"output": mats.output, "input": mats.input}
-    random_ids = np.random.default_rng(seed).choice(m.n_vocab, size=min(1000, m.n_vocab), replace=False)
     geometry: dict[str, Geometry] = {}
-    raw: dict[str, dict[str, np.ndarray]] = {}
-    summary: dict[str, Any] = {
-        "tied_output": mats.tied, "n_embd": int(mats.output.shape[1]),
-        "euclid_percentile_T<0_median": float(np.median(percentile_of_all(euclid)[neg_ids])),
-        "cosine_percentile_T<0_median": float(np.median(percentile_of_all(cosine)[neg_ids])),
-    }
+    raw: dict[str, dict[str, Any]] = {}
+    summary: dict[str, Any] = {"tied_output": mats.tied, "n_embd": int(mats.output.shape[1])}
     for name, matrix in matrices.items():
         g, arrays = matrix_geometry(matrix, reference)
         geometry[name], raw[name] = g, arrays
+        euclid, cosine = centroid_distances(matrix)
+        np.save(out / f"centroid_distance_euclid_{name}.npy", euclid)
         cand_ids = np.flatnonzero(g.candidate)
-        groups = {"T<0 tokens": neg_ids, "T>0 tokens": pos_ids, "random tokens": random_ids,
-                  "under-trained candidates": cand_ids, "reference (unused)": reference}
-        ranked = cand_ids[np.argsort(-arrays["indicator_pc"][cand_ids])]
+        ranked = cand_ids[np.argsort(-arrays["indicator"][cand_ids])]
+        pct = {"norm": g.norm_pct, "direction": g.direction_pct, "euclid to centroid": percentile_of_all(euclid),
+               "uncentred cosine distance to centroid": percentile_of_all(cosine)}
+        norm = arrays["norm"]
         summary[name] = {
             "candidates": int(cand_ids.size),
+            "indicator cutoff": arrays["cutoff"],
+            "norm range": [float(norm.min()), float(np.percentile(norm, 1)), float(np.percentile(norm, 99)),
+                           float(norm.max())],
+            "norm coefficient of variation": float(norm.std() / norm.mean()),
             "top_candidates": [{"token": int(t), "text": _text(m, int(t)),
-                                "indicator": float(arrays["indicator_pc"][t])} for t in ranked[:30]],
-            "groups": group_statistics(groups, g, n_boot=n_boot, seed=seed),
+                                "indicator": float(arrays["indicator"][t])} for t in ranked[:30]],
+            "mean percentiles": {"T<0 tokens (distinct)": _group_means(neg_ids, pct),
+                                 "under-trained candidates": _group_means(cand_ids, pct),
+                                 "reference (unused)": _group_means(reference, pct),
+                                 "all tokens": _group_means(np.arange(norm.size), pct)},
+            "indicator of T<0 candidates": _quantiles(arrays["indicator"][np.intersect1d(neg_ids, cand_ids)]),
+            "indicator of all candidates": _quantiles(arrays["indicator"][cand_ids]),
         }
         with open(out / f"candidates_{name}.csv", "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["token", "text", "indicator_pc", "indicator_centred", "norm", "count_T_-0.001"])
+            w.writerow(["token", "text", "indicator", "norm", "count_T_-0.001"])
             for t in ranked.tolist():
-                w.writerow([t, _text(m, t), arrays["indicator_pc"][t], arrays["indicator_centred"][t],
-                            arrays["norm"][t], neg[t]])
+                w.writerow([t, _text(m, t), arrays["indicator"][t], arrays["norm"][t], neg[t]])
     return geometry, raw, summary
 
 
-def repetition_probe(m: Model, out: Path, neg: Counter[int], g: Geometry, indicator: np.ndarray,
-                     types: np.ndarray, n_probe: int, seed: int) -> dict[str, Any]:
-    """Part 5: the most drawn T < 0 tokens, the strongest under-trained candidates, and a matched control each."""
+def _quantiles(v: np.ndarray) -> dict[str, float]:
+    if v.size == 0:
+        return {"n": 0}
+    q = np.percentile(v, [0, 25, 50, 75, 100])
+    return {"n": int(v.size), "min": float(q[0]), "q1": float(q[1]), "median": float(q[2]), "q3": float(q[3]),
+            "max": float(q[4])}
+
+
+def teacher_forced_statistics(m: Model, tf: TeacherForced, g: Geometry, n_boot: int, seed: int) -> dict[str, Any]:
+    """Part 5's primary measure: the argmins over natural text, with the context-free bottom 2% of the mean
+    logits over the same positions (u_i . h_mean: the ranking no context changes) as their baseline."""
+    stats = teacher_statistics(tf.argmin, g, bottom(tf.mean_logits), n_boot=n_boot, seed=seed)
+    argmin_ids = np.unique(np.concatenate(tf.argmin))
+    argmax_ids = np.unique(np.concatenate(tf.argmax))
+    positions = np.concatenate(tf.argmin)
+    common = Counter(positions.tolist()).most_common(10)
+    stats.update({
+        "positions": tf.positions,
+        "unique argmin share": float(np.concatenate(tf.argmin_unique).mean()),
+        "distinct argmax tokens (T -> 0+)": int(argmax_ids.size),
+        "argmin and argmax sets shared": int(np.intersect1d(argmin_ids, argmax_ids).size),
+        "candidates among distinct argmax": int(g.candidate[argmax_ids].sum()),
+        "most common argmins": [{"token": t, "text": _text(m, t), "positions": c} for t, c in common],
+    })
+    return stats
+
+
+def hull_analysis(w: np.ndarray, g: Geometry, tf: TeacherForced, neg_ids: np.ndarray, n_hull: int, seed: int
+                  ) -> dict[str, Any]:
+    """Part 6: which candidates and reference tokens are hull vertices (exactly, on a random sample of n_hull of
+    each), how often T < 0 reached each kind, and the reachable sets of real and random hidden states."""
+    rng = np.random.default_rng(seed)
+    tf_min, tf_max = np.unique(np.concatenate(tf.argmin)), np.unique(np.concatenate(tf.argmax))
+    reached = np.union1d(tf_min, neg_ids)
+    unique_min = np.unique(np.concatenate([a[u] for a, u in zip(tf.argmin, tf.argmin_unique, strict=True)]))
+    gaussian = rng.standard_normal((w.shape[1], RANDOM_DIRECTIONS)).astype(np.float32)
+    random_min, random_unique = argmin_tokens(w, gaussian)
+    out: dict[str, Any] = {"reached": "a teacher-forced argmin or a T = -0.001 draw",
+                           "random directions": RANDOM_DIRECTIONS,
+                           "distinct argmins of random directions": int(np.unique(random_min[random_unique]).size),
+                           "candidates among them": int(g.candidate[np.unique(random_min[random_unique])].sum())}
+    for label, mask in (("candidates", g.candidate), ("reference", g.reference)):
+        ids = np.flatnonzero(mask)
+        sample = np.sort(rng.choice(ids, size=min(n_hull, ids.size), replace=False))
+        st = vertex_status(w, rng.permutation(sample), budget_seconds=HULL_SECONDS)
+        sample = st.ids
+        hit = np.isin(sample, reached)
+        rows: dict[str, Any] = {"tokens": int(ids.size), "sampled": int(sample.size),
+                                "by the linear program": int((st.method == "lp").sum()),
+                                "undecided": int((st.method == "undecided").sum()),
+                                "not reached in the time budget": int((st.method == "not reached").sum()),
+                                "sharing their row with another token": int((st.ties > 0).sum())}
+        for kind, sel in (("vertices", st.vertex), ("inside the hull", ~st.vertex & ~st.undecided)):
+            rows[kind] = {"tokens": int(sel.sum()), "reached": list(wilson_interval(int(hit[sel].sum()),
+                                                                                    int(sel.sum()))),
+                          "reached (count)": int(hit[sel].sum()),
+                          "a unique teacher-forced argmin": int(np.isin(sample[sel], unique_min).sum())}
+        out[label] = rows
+    out["argmin vs argmax over the corpus"] = {
+        "argmin tokens": int(tf_min.size), "argmax tokens": int(tf_max.size),
+        "shared": int(np.intersect1d(tf_min, tf_max).size),
+        "candidates": [int(g.candidate[tf_min].sum()), int(g.candidate[tf_max].sum())],
+        "auc norm, argmin vs argmax tokens": auc(g.norm_pct[tf_min], g.norm_pct[tf_max]),
+    }
+    return out
+
+
+def repetition_probe(m: Model, out: Path, neg: Counter[int], g: Geometry, raw: dict[str, Any], mats: Matrices,
+                     n_probe: int) -> dict[str, Any]:
+    """Part 7: three groups and a matched control each: the most drawn T < 0 tokens that are candidates, those
+    that are not (stratified, since the two may behave differently), and the strongest candidates never drawn."""
+    types = mats.token_types
+
     def visible(ids: list[int]) -> list[int]:
         return [t for t in ids if types[t] == GGUF_NORMAL and probeable(_text(m, t))]
 
-    anomalous = visible([t for t, _ in neg.most_common()])[:n_probe]
-    ranked = np.flatnonzero(g.candidate)[np.argsort(-indicator[g.candidate])].tolist()
-    candidates = visible([t for t in ranked if t not in neg])[:n_probe]
+    drawn = [t for t, _ in neg.most_common()]
+    ranked = np.flatnonzero(g.candidate)[np.argsort(-raw["indicator"][g.candidate])].tolist()
+    probed = {"T<0 candidates": visible([t for t in drawn if g.candidate[t]])[:n_probe],
+              "T<0 non-candidates": visible([t for t in drawn if not g.candidate[t]])[:n_probe],
+              "candidates never drawn": visible([t for t in ranked if t not in neg])[:n_probe]}
     exclude = set(neg) | set(np.flatnonzero(g.candidate).tolist())
-    controls_neg, exact_neg = matched_controls(m, anomalous, exclude, types, seed)
-    controls_cand, exact_cand = matched_controls(m, candidates, exclude | set(controls_neg), types, seed + 1)
-    groups = {"T<0 tokens": anomalous, "T<0 controls": [c for c in controls_neg if c >= 0],
-              "under-trained candidates": candidates, "candidate controls": [c for c in controls_cand if c >= 0]}
+    groups: dict[str, list[int]] = {}
+    matching: dict[str, Any] = {}
+    for name, ids in probed.items():
+        match = matched_controls(m, ids, exclude, types, raw["norm"], mats.frequency_rank)
+        exclude |= {c for c in match.controls if c >= 0}
+        groups[name] = ids
+        groups[f"{name}: controls"] = [c for c in match.controls if c >= 0]
+        matching[name] = {"same kind": int(sum(match.same_kind)), "of": len(ids),
+                          "mean frequency-percentile gap": match.frequency_gap,
+                          "mean norm-percentile gap": match.norm_gap}
     trials = probe_tokens(m, groups)
     with open(out / "repetition_probe.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["group", "token", "text", "template", "max_p", "repeated", "answer"])
+        w.writerow(["group", "token", "text", "template", "p", "repeated", "answer"])
         for tr in trials:
-            w.writerow([tr.group, tr.token, tr.text, tr.template, tr.max_p, int(tr.repeated), tr.answer])
-    summary = summarize(trials, {"T<0 tokens": "T<0 controls", "under-trained candidates": "candidate controls"})
-    return {"groups": summary, "exact_matches": {"T<0 controls": int(sum(exact_neg)),
-                                                 "candidate controls": int(sum(exact_cand))},
-            "examples": [{"group": tr.group, "text": tr.text, "answer": tr.answer, "max_p": tr.max_p}
+            w.writerow([tr.group, tr.token, tr.text, tr.template, tr.p, int(tr.repeated), tr.answer])
+    summary = summarize(trials, {name: f"{name}: controls" for name in probed})
+    return {"groups": summary, "matching": matching, "frequency proxy": mats.frequency_source,
+            "examples": [{"group": tr.group, "text": tr.text, "answer": tr.answer, "p": tr.p}
                          for tr in trials if tr.template == 0][:: max(1, len(trials) // 30)]}
 
 
-def beta_sweep(m: Model) -> dict[str, list[float]]:
-    """Part 6: entropy and expected T = 1 log-probability of the next token against beta = 1/T."""
+def beta_sweep(m: Model, n_reference: int) -> dict[str, Any]:
+    """Part 8: entropy and expected T = 1 log-probability of the next token against beta = 1/T, with ln of the
+    number of reference tokens (a flat bottom of that many near-equal logits shows as a plateau there)."""
     z = m.logits(m.tokenize(SIDE_PROMPTS[0]))[-1].astype(np.float64)
     logp1 = np.log(np.maximum(probs(z, 1.0), 1e-300))
     pos_betas = np.logspace(-3, 3, 61)
@@ -328,4 +480,6 @@ def beta_sweep(m: Model) -> dict[str, list[float]]:
         nz = pb > 0
         entropy.append(float(-(pb[nz] * np.log(pb[nz])).sum()))
         exp_logp.append(float((pb[nz] * logp1[nz]).sum()))
-    return {"beta": betas.tolist(), "entropy": entropy, "expected_logprob_T1": exp_logp}
+    at = int(np.argmin(np.abs(betas + 1.0)))
+    return {"beta": betas.tolist(), "entropy": entropy, "expected_logprob_T1": exp_logp,
+            "ln reference tokens": math.log(n_reference), "entropy at beta -1": entropy[at]}
