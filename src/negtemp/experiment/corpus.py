@@ -47,7 +47,8 @@ def corpus_windows(m: Model, n_windows: int, window: int) -> tuple[list[tuple[st
 
     names = sorted(topics)
     texts = {n: " ".join(topics[n].split()) for n in names}
-    long_enough = [n for n in names if m.tokenize(texts[n]).size >= window]
+    tokens = {n: m.tokenize(texts[n]) for n in names}
+    long_enough = [n for n in names if tokens[n].size >= window]
     if len(long_enough) < n_windows:
         raise ValueError(f"the corpus has {len(long_enough)} topics of at least {window} tokens for this model; "
                          f"ask for at most that many windows")
@@ -56,7 +57,7 @@ def corpus_windows(m: Model, n_windows: int, window: int) -> tuple[list[tuple[st
     about = {"name": f"pydoc_data.topics of CPython {platform.python_version()} (the language reference's help "
                      "topics, whitespace collapsed)", "sha256_16": digest, "windows": n_windows,
              "tokens_per_window": window, "topics": chosen}
-    return [(n, m.tokenize(texts[n])[:window]) for n in chosen], about
+    return [(n, tokens[n][:window]) for n in chosen], about
 
 
 def teacher_forced(m: Model, windows: list[tuple[str, np.ndarray]]) -> TeacherForced:

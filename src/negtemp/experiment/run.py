@@ -375,16 +375,10 @@ def teacher_forced_statistics(m: Model, tf: TeacherForced, g: Geometry, n_boot: 
     """Part 5's primary measure: the argmins over natural text, with the context-free bottom 2% of the mean
     logits over the same positions (u_i . h_mean: the ranking no context changes) as their baseline."""
     stats = teacher_statistics(tf.argmin, g, bottom(tf.mean_logits), n_boot=n_boot, seed=seed)
-    argmin_ids = np.unique(np.concatenate(tf.argmin))
-    argmax_ids = np.unique(np.concatenate(tf.argmax))
-    positions = np.concatenate(tf.argmin)
-    common = Counter(positions.tolist()).most_common(10)
+    common = Counter(np.concatenate(tf.argmin).tolist()).most_common(10)
     stats.update({
         "positions": tf.positions,
         "unique argmin share": float(np.concatenate(tf.argmin_unique).mean()),
-        "distinct argmax tokens (T -> 0+)": int(argmax_ids.size),
-        "argmin and argmax sets shared": int(np.intersect1d(argmin_ids, argmax_ids).size),
-        "candidates among distinct argmax": int(g.candidate[argmax_ids].sum()),
         "most common argmins": [{"token": t, "text": _text(m, t), "positions": c} for t, c in common],
     })
     return stats
