@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import negtemp
+from negtemp import _native
 
 
 def run_cli(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -111,11 +112,13 @@ def test_help_for_a_subcommand_shows_its_options():
     assert r.returncode == 0 and "--temps" in r.stdout and "--top-k" in r.stdout and "default 64" in r.stdout
 
 
-def test_version_names_the_package_and_the_pinned_llama_cpp():
+def test_version_names_the_package_the_pinned_llama_cpp_and_the_cpu_code_that_runs():
     r = run_cli("--version")
     assert r.returncode == 0
     patches = len(list((Path(__file__).resolve().parent.parent / "patches").glob("*.patch")))
-    assert r.stdout.strip() == f"negtemp {negtemp.__version__} (llama.cpp 0c1e57098bba with {patches} negtemp patches)"
+    assert r.stdout.splitlines() == [
+        f"negtemp {negtemp.__version__} (llama.cpp 0c1e57098bba with {patches} negtemp patches)",
+        f"CPU backend: {_native.cpu_backend()}; fused sampler: {_native.fused_target()}"]
 
 
 def test_logit_bias_as_llama_cli_writes_it(tiny_path):

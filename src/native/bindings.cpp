@@ -1,7 +1,9 @@
 // negtemp._native: the module definition, and nothing else. The loop it
 // exposes is sequences.hpp, the rules it enforces chain_spec.hpp.
+#include "backends.hpp"
 #include "chain_spec.hpp"
 #include "errors.hpp"
+#include "fused_sampler.hpp"
 #include "model.hpp"
 #include "probes.hpp"
 #include "py_types.hpp"
@@ -16,6 +18,7 @@ PYBIND11_MODULE(_native, m) {
     m.doc() = "negtemp's native generation loop over a patched llama.cpp (private: use the negtemp package)";
 
     log_to_buffer();
+    load_backends();  // before llama.cpp, which would otherwise search the working directory for them
     llama_backend_init();
 
     m.attr("llama_commit") = NEGTEMP_LLAMA_COMMIT;  // the pinned upstream commit this build patched
@@ -149,7 +152,17 @@ PYBIND11_MODULE(_native, m) {
         py::arg("endpoint"), py::arg("cache_dir"), py::arg("n_threads"),
         "Serve this machine's GPUs (else its CPU) to llama.cpp RPC clients at endpoint (host:port); returns only "
         "if the server cannot start");
+    m.def("portable", [] { return kPortable; },
+          "whether ggml's backends are loaded at run time, the best CPU variant for this CPU (a portable build)");
+    m.def("cpu_backend", &cpu_backend_description,
+          "which CPU backend runs: the variant's file in a portable build, else what the build targeted");
+    m.def("fused_target", &fused_target, "the instruction set the fused sampler's loops run with");
     m.def(
-        "system_info", [] { return std::string(llama_print_system_info()); },
-        "llama.cpp's build and CPU features (SIMD extensions, backends), for bug reports and benchmarks");
+        "system_info",
+        [] {
+            return "negtemp: CPU backend " + cpu_backend_description() + "; fused sampler " + fused_target() +
+                   "\n" + llama_print_system_info();
+        },
+        "which CPU code runs, llama.cpp's build and CPU features (SIMD extensions, backends), for bug reports "
+        "and benchmarks");
 }

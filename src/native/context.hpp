@@ -1,7 +1,7 @@
 // A llama.cpp context and the ggml thread pool its decodes run on, for one call.
 #pragma once
 
-#include "ggml-cpu.h"
+#include "backends.hpp"
 #include "llama.h"
 
 #include <exception>
@@ -22,7 +22,7 @@ struct ContextDeleter {
 };
 
 struct ThreadpoolDeleter {
-    void operator()(ggml_threadpool * p) const { ggml_threadpool_free(p); }
+    void operator()(ggml_threadpool * p) const { threadpool_free(p); }
 };
 
 // Without a pool ggml starts and joins its threads on every decode (generate

@@ -21,35 +21,14 @@
 
 namespace negtemp {
 
-// exp(x) for x <= 0, written so that compilers vectorise the loops that call
-// it (no branches, no libm call). Max relative error 7.9e-8 (1.3 ulp), checked
-// against double exp over every float in [-87.3, 0]. Results below FLT_MIN,
-// where expf would return a denormal, are 0: weights that small are under
-// 1e-38 of the largest weight, which is 1.
-inline float exp_nonpositive(float x) {
-    constexpr float kLog2e = 1.44269504088896341f;
-    constexpr float kLn2Hi = 0.693145751953125f;  // few mantissa bits: n * kLn2Hi is exact
-    constexpr float kLn2Lo = 1.42860682030941723e-6f;
-    constexpr float kRound = 12582912.0f;          // 1.5 * 2^23: adding it rounds to an integer
-    constexpr float kMin = -87.33654475f;          // log(FLT_MIN)
-    const bool tiny = !(x >= kMin);                // also -inf
-    const float xc = tiny ? 0.0f : x;
-    const float n = (xc * kLog2e + kRound) - kRound;
-    const float r = (xc - n * kLn2Hi) - n * kLn2Lo;  // |r| <= ln2 / 2
-    // Taylor series to r^7: truncation error below 2e-9 relative on |r| <= ln2 / 2
-    float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;  // 2^n; n >= -126 here
-    float scale;
-    std::memcpy(&scale, &bits, sizeof(scale));
-    return tiny ? 0.0f : p * scale;
-}
+// The two passes over every logit (fused_sampler.cpp), compiled for several
+// instruction sets and picked at load time when the build is not for one CPU.
+// The key of z_i is sign * z_i, -inf for a masked (non-finite) logit; the max key.
+float max_key(const float * z, size_t n, float sign);
+// w_i = exp((z_i - z_star) / t) for z[lo, hi), 0 where masked; returns their sum in double.
+double weigh_block(const float * z, float * w, size_t lo, size_t hi, float z_star, float t);
+// What the dispatch chose ("x86-64-v4", ...), or what the build targeted.
+const char * fused_target();
 
 struct FusedSampler {
     static constexpr size_t kBlock = 256;
@@ -88,13 +67,7 @@ struct FusedSampler {
         }
         // z* as the max of sign(T) * z over finite z; the sign flip is exact
         const float sign = temp > 0.0f ? 1.0f : -1.0f;
-        float key_max = -INFINITY;
-#pragma omp simd reduction(max : key_max)
-        for (size_t i = 0; i < n; ++i) {
-            const float key = std::fabs(z[i]) <= FLT_MAX ? sign * z[i] : -INFINITY;
-            key_max = key > key_max ? key : key_max;
-        }
-        const float z_star = sign * key_max;
+        const float z_star = sign * max_key(z, n, sign);
         const float t = temp;
         w.resize(n);
         float * wp = w.data();
@@ -103,15 +76,7 @@ struct FusedSampler {
         double sum = 0.0;
         for (size_t blk = 0; blk < n_blocks; ++blk) {
             const size_t lo = blk * kBlock;
-            const size_t hi = std::min(n, lo + kBlock);
-            double s = 0.0;
-#pragma omp simd reduction(+ : s)
-            for (size_t i = lo; i < hi; ++i) {
-                // as llama.cpp's temp sampler: (z - z*) / T in float; masks to -inf
-                const float x = std::fabs(z[i]) <= FLT_MAX ? (z[i] - z_star) / t : -INFINITY;
-                wp[i] = exp_nonpositive(x);
-                s += wp[i];
-            }
+            const double s = weigh_block(z, wp, lo, std::min(n, lo + kBlock), z_star, t);
             block_sum[blk] = s;
             sum += s;
         }

@@ -356,7 +356,7 @@ NodeList Model::op_backends(const TokenArray & prompt_tokens, const ChainSpec & 
 
 std::unique_ptr<ggml_threadpool, ThreadpoolDeleter> Model::new_pool() const {
     ggml_threadpool_params tpp = ggml_threadpool_params_default(n_threads_);
-    std::unique_ptr<ggml_threadpool, ThreadpoolDeleter> pool(ggml_threadpool_new(&tpp));
+    std::unique_ptr<ggml_threadpool, ThreadpoolDeleter> pool(threadpool_new(&tpp));
     if (!pool) {
         throw std::runtime_error("ggml could not start a pool of " + std::to_string(n_threads_) +
                                  " threads; lower n_threads");

@@ -9,10 +9,8 @@
 #include "prefix_cache.hpp"
 #include "py_types.hpp"
 
-#include "llama.h"
-#ifdef GGML_USE_RPC
 #include "ggml-rpc.h"
-#endif
+#include "llama.h"
 
 #include <atomic>
 #include <condition_variable>
@@ -140,15 +138,11 @@ private:
 };
 
 template <class F> auto Model::remote_guard(F && f) -> decltype(f()) {
-#ifdef GGML_USE_RPC
     try {
         return f();
     } catch (const ggml_backend_rpc_error & e) {
         lose(e.endpoint, e.what());
     }
-#else
-    return f();
-#endif
 }
 
 }  // namespace negtemp

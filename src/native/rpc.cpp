@@ -1,23 +1,37 @@
 #include "rpc.hpp"
 
+#include "backends.hpp"
 #include "errors.hpp"
 
-#ifdef GGML_USE_RPC
 #include "ggml-rpc.h"
-#endif
 
 #include <stdexcept>
 
 namespace negtemp {
 
-#ifdef GGML_USE_RPC
+namespace {
+[[noreturn]] void no_rpc() {
+    throw std::invalid_argument("this build of negtemp has no RPC backend (it was built with -DGGML_RPC=OFF); "
+                                "rebuild it without that option");
+}
+
+const RpcApi & rpc() {
+    const RpcApi * api = rpc_api();
+    if (!api) {
+        no_rpc();
+    }
+    return *api;
+}
+}  // namespace
+
 std::vector<ggml_backend_dev_t> rpc_devices(const std::vector<std::string> & endpoints, uint32_t timeout_ms) {
-    ggml_backend_rpc_set_timeout(timeout_ms);
+    const RpcApi & api = rpc();
+    api.set_timeout(timeout_ms);
     std::vector<ggml_backend_dev_t> out;
     for (const auto & endpoint : endpoints) {
         ggml_backend_reg_t reg = nullptr;
         try {
-            reg = ggml_backend_rpc_add_server(endpoint.c_str());
+            reg = api.add_server(endpoint.c_str());
         } catch (const ggml_backend_rpc_error & e) {
             throw RemoteFault(e.endpoint, e.what());
         }
@@ -48,7 +62,8 @@ std::vector<ggml_backend_dev_t> rpc_devices(const std::vector<std::string> & end
 
 bool rpc_fault(const std::string & endpoint, std::string & why) {
     char buf[1024];
-    if (!ggml_backend_rpc_get_fault(endpoint.c_str(), buf, sizeof(buf))) {
+    const RpcApi * api = rpc_api();
+    if (!api || !api->get_fault(endpoint.c_str(), buf, sizeof(buf))) {
         return false;
     }
     why = buf;
@@ -67,25 +82,11 @@ void serve_rpc(const std::string & endpoint, const std::string & cache_dir, size
     if (devices.empty()) {
         devices.push_back(ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU));
     }
-    ggml_backend_rpc_start_server(endpoint.c_str(), cache_dir.empty() ? nullptr : cache_dir.c_str(), n_threads,
-                                  devices.size(), devices.data());
+    rpc().start_server(endpoint.c_str(), cache_dir.empty() ? nullptr : cache_dir.c_str(), n_threads, devices.size(),
+                       devices.data());
     // ggml printed its reason on stderr
     throw std::runtime_error("the RPC server could not start at " + endpoint +
                              ": is the address this machine's, and the port free?");
 }
-#else
-namespace {
-[[noreturn]] void no_rpc() {
-    throw std::invalid_argument("this build of negtemp has no RPC backend (it was built with -DGGML_RPC=OFF); "
-                                "rebuild it without that option");
-}
-}  // namespace
-
-std::vector<ggml_backend_dev_t> rpc_devices(const std::vector<std::string> &, uint32_t) { no_rpc(); }
-
-bool rpc_fault(const std::string &, std::string &) { return false; }
-
-void serve_rpc(const std::string &, const std::string &, size_t) { no_rpc(); }
-#endif
 
 }  // namespace negtemp

@@ -6,10 +6,10 @@
 // build. Shared by the extension and scripts/verify/driver.cpp.
 #pragma once
 
+#include "backends.hpp"
 #include "chain.hpp"
 #include "ggml-alloc.h"
 #include "ggml-backend.h"
-#include "ggml-cpu.h"
 #include "ggml.h"
 #include "llama.h"
 
@@ -61,9 +61,7 @@ inline ggml_backend_t start_device(const std::string & name) {
     if (!backend) {
         throw std::runtime_error("could not start the ggml device " + name);
     }
-    if (ggml_backend_is_cpu(backend)) {
-        ggml_backend_cpu_set_n_threads(backend, 1);
-    }
+    set_cpu_threads(backend, 1);
     return backend;
 }
 

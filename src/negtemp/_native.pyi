@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['Cancelled', 'ChainSpec', 'Generation', 'Model', 'SamplingError', 'devices', 'ggml_type_info', 'llama_commit', 'patch_count', 'rpc_server', 'sample_tokens', 'sampler_paths', 'sampler_probs', 'system_info']
+__all__: list[str] = ['Cancelled', 'ChainSpec', 'Generation', 'Model', 'SamplingError', 'cpu_backend', 'devices', 'fused_target', 'ggml_type_info', 'llama_commit', 'patch_count', 'portable', 'rpc_server', 'sample_tokens', 'sampler_paths', 'sampler_probs', 'system_info']
 class SamplingError(ValueError):
     pass
 class Cancelled(RuntimeError):
@@ -95,13 +95,25 @@ class Generation:
         """
         each draw's seed: spec's seed + i
         """
+def cpu_backend() -> str:
+    """
+    which CPU backend runs: the variant's file in a portable build, else what the build targeted
+    """
 def devices() -> list[tuple[str, str, str, int]]:
     """
     (name, description, kind, memory bytes) of every ggml device this build can use
     """
+def fused_target() -> str:
+    """
+    the instruction set the fused sampler's loops run with
+    """
 def ggml_type_info(type: typing.SupportsInt | typing.SupportsIndex) -> tuple[int, int] | None:
     """
     (block size, bytes per block) of a ggml tensor type, or None if ggml has no such type
+    """
+def portable() -> bool:
+    """
+    whether ggml's backends are loaded at run time, the best CPU variant for this CPU (a portable build)
     """
 def rpc_server(endpoint: str, cache_dir: str, n_threads: typing.SupportsInt | typing.SupportsIndex) -> None:
     """
@@ -117,7 +129,7 @@ def sampler_probs(logits: typing.Annotated[numpy.typing.ArrayLike, numpy.float32
     ...
 def system_info() -> str:
     """
-    llama.cpp's build and CPU features (SIMD extensions, backends), for bug reports and benchmarks
+    which CPU code runs, llama.cpp's build and CPU features (SIMD extensions, backends), for bug reports and benchmarks
     """
 llama_commit: str = '0c1e57098bba43ac29e6e3b677cdceebdd22334f'
 patch_count: int = 10

@@ -14,7 +14,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TextIO
+from typing import Any, TextIO
 
 from . import _native, registry
 from .config import DEFAULT_TEMP, MAX_SEED, SamplerPath, SamplingConfig
@@ -25,10 +25,24 @@ from .view import ansi, ansi_completion, legend, render_html, use_color
 
 __all__ = ["main"]
 
+class _PrintVersion(argparse.Action):
+    """--version as its own lines (argparse's version action rewraps them into one paragraph)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(_version())
+        parser.exit()
+
+
 def _version() -> str:
     from . import __version__
 
-    return f"negtemp {__version__} (llama.cpp {_native.llama_commit[:12]} with {_native.patch_count} negtemp patches)"
+    patched = f"llama.cpp {_native.llama_commit[:12]} with {_native.patch_count} negtemp patches"
+    return (f"negtemp {__version__} ({patched})\n"
+            f"CPU backend: {_native.cpu_backend()}; fused sampler: {_native.fused_target()}")
 
 
 def _bind_negative_values(ap: argparse.ArgumentParser, argv: Sequence[str]) -> list[str]:
@@ -207,7 +221,8 @@ def _generate_parser() -> argparse.ArgumentParser:
     ap.add_argument("--mark-undertrained", action="store_true",
                     help="with --html, mark the tokens the experiment's under-trained indicator flags (computes it "
                     "from the model's output matrix first: seconds for a small model)")
-    ap.add_argument("--version", action="version", version=_version())
+    ap.add_argument("--version", action=_PrintVersion, help="show the version, the llama.cpp it patches and the CPU "
+                    "code that runs, and exit")
     return ap
 
 
