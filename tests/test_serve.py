@@ -16,12 +16,20 @@ import openai
 import pytest
 
 import negtemp
+from negtemp.serve import server_binary
 from ports import free_port
 
 pytestmark = pytest.mark.real_model
 
 PROMPT = "Temperature is a concept"
 TIE = 0.05  # logits this close count as a tie: the server's batched decode rounds differently
+
+
+@pytest.fixture(scope="module", autouse=True)
+def llama_server():
+    """The server binary, built here first when this is a source install that has not built it yet
+    (negtemp.serve.server_binary: minutes), so that no test's 120 s wait includes that build."""
+    return server_binary()
 
 
 def start_server(*args: str, log) -> tuple[subprocess.Popen, str]:

@@ -1,15 +1,18 @@
 """`negtemp serve`: llama.cpp's own OpenAI-compatible server, built from negtemp's patched tree.
 
-The wheel carries llama-server (CMakeLists.txt, NEGTEMP_SERVER); patch 0008
-lets a request's temperature be negative. This module resolves the model as
-negtemp does, starts the server with the experiment's sampler chain as its
-default, waits for it to load, and stops it cleanly.
+A wheel carries llama-server (CMakeLists.txt, NEGTEMP_SERVER=ON); a source
+install leaves it a target of its build directory and builds it here on first
+use, once. Patch 0008 lets a request's temperature be negative. This module
+resolves the model as negtemp does, starts the server with the experiment's
+sampler chain as its default, waits for it to load, and stops it cleanly.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -64,15 +67,60 @@ class ServeOptions:
                 raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
 
 
+_BIN = Path(__file__).resolve().parent / "bin"
+_REINSTALL = "install negtemp with its server instead: NEGTEMP_SERVER=ON pip install ."
+
+
 def server_binary() -> Path:
-    """The llama-server this negtemp was built with."""
-    path = Path(__file__).resolve().parent / "bin" / "llama-server"
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path} is missing: this negtemp was built without its server (NEGTEMP_SERVER=OFF); "
-            "reinstall with `pip install .` (NEGTEMP_SERVER defaults to ON)"
-        )
-    return path
+    """The llama-server this negtemp was built with: the wheel's, or the one of its source build, which
+    is built on first use (and again when negtemp has been rebuilt since), with progress on stderr."""
+    shipped = _BIN / "llama-server"
+    if shipped.exists():
+        return shipped
+    record = _BIN / "llama-server.build"
+    if not record.exists():
+        raise FileNotFoundError(f"this negtemp has no llama-server and no build to make one in; {_REINSTALL}")
+    build = dict(line.split("=", 1) for line in record.read_text().splitlines() if "=" in line)
+    binary, build_dir = Path(build["binary"]), Path(build["build"])
+    extension = max(Path(__file__).resolve().parent.glob("_native*"), key=lambda p: p.stat().st_mtime)
+    if binary.exists() and binary.stat().st_mtime >= extension.stat().st_mtime:
+        return binary
+    if not (build_dir / "CMakeCache.txt").exists():
+        raise FileNotFoundError(f"llama-server is built on first use in negtemp's build directory {build_dir}, "
+                                f"which is gone; {_REINSTALL}")
+    with open(build_dir / "negtemp-server.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time; a second `negtemp serve` waits for it
+        _build_server(build["cmake"], build_dir, build["target"])
+    return binary
+
+
+def _build_server(cmake: str, build_dir: Path, target: str) -> None:
+    """cmake --build for llama-server, its [done/total] steps shown on stderr as they finish."""
+    print(f"negtemp: building llama-server for `negtemp serve` in {build_dir} (once; about 4 minutes on 2 cores)",
+          file=sys.stderr, flush=True)
+    started = time.monotonic()
+    tail: list[str] = []
+    try:
+        proc = subprocess.Popen([cmake, "--build", str(build_dir), "--target", target], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, errors="replace")
+    except OSError as e:
+        raise RuntimeError(f"could not run CMake ({cmake}) to build llama-server: {e}; {_REINSTALL}") from e
+    with proc:
+        assert proc.stdout is not None
+        shown = -1
+        for line in proc.stdout:
+            tail = [*tail[-40:], line.rstrip()]
+            step = re.match(r"\[(\d+)/(\d+)\]", line)
+            if step:
+                percent = 100 * int(step[1]) // int(step[2])
+                if percent >= shown + 10 or sys.stderr.isatty():
+                    shown = percent
+                    print(f"negtemp: llama-server {step[1]}/{step[2]} ({percent}%, "
+                          f"{time.monotonic() - started:.0f} s)", end="\r" if sys.stderr.isatty() else "\n",
+                          file=sys.stderr, flush=True)
+    if proc.returncode != 0:
+        raise RuntimeError("building llama-server failed:\n" + "\n".join(tail) + f"\nFix what it says, or {_REINSTALL}")
+    print(f"negtemp: llama-server built in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
 
 
 def default_cache_ram() -> int:
