@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -72,54 +73,69 @@ _REINSTALL = "install negtemp with its server instead: NEGTEMP_SERVER=ON pip ins
 
 
 def server_binary() -> Path:
-    """The llama-server this negtemp was built with: the wheel's, or the one of its source build, which
-    is built on first use (and again when negtemp has been rebuilt since), with progress on stderr."""
+    """The llama-server this negtemp was built with: the wheel's, or for a source install the one built
+    here on first use (and again once negtemp has been rebuilt), with its progress on stderr."""
     shipped = _BIN / "llama-server"
     if shipped.exists():
         return shipped
     record = _BIN / "llama-server.build"
     if not record.exists():
-        raise FileNotFoundError(f"this negtemp has no llama-server and no build to make one in; {_REINSTALL}")
+        raise FileNotFoundError(f"this negtemp has no llama-server and nothing to build one from; {_REINSTALL}")
     build = dict(line.split("=", 1) for line in record.read_text().splitlines() if "=" in line)
-    binary, build_dir = Path(build["binary"]), Path(build["build"])
+    project, tree, build_dir = Path(build["project"]), Path(build["tree"]), Path(build["build"])
+    binary = build_dir / "bin" / "llama-server"
     extension = max(Path(__file__).resolve().parent.glob("_native*"), key=lambda p: p.stat().st_mtime)
     if binary.exists() and binary.stat().st_mtime >= extension.stat().st_mtime:
         return binary
-    if not (build_dir / "CMakeCache.txt").exists():
-        raise FileNotFoundError(f"llama-server is built on first use in negtemp's build directory {build_dir}, "
-                                f"which is gone; {_REINSTALL}")
+    if not (project / "CMakeLists.txt").exists() or not tree.is_dir():
+        raise FileNotFoundError(f"llama-server is built on first use from the source tree negtemp was installed "
+                                f"from ({project.parent.parent}), which is gone; {_REINSTALL}")
+    build_dir.mkdir(parents=True, exist_ok=True)
     with open(build_dir / "negtemp-server.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time; a second `negtemp serve` waits for it
-        _build_server(build["cmake"], build_dir, build["target"])
+        _build_server(project, tree, build_dir, build.get("options", "").split())
     return binary
 
 
-def _build_server(cmake: str, build_dir: Path, target: str) -> None:
-    """cmake --build for llama-server, its [done/total] steps shown on stderr as they finish."""
-    print(f"negtemp: building llama-server for `negtemp serve` in {build_dir} (once; about 4 minutes on 2 cores)",
+def _build_server(project: Path, tree: Path, build_dir: Path, options: list[str]) -> None:
+    """Configure cmake/server over the patched tree, then ninja llama-server, its steps shown on stderr."""
+    tools = {name: shutil.which(name) for name in ("cmake", "ninja")}
+    missing = [name for name, path in tools.items() if path is None]
+    if missing:
+        raise RuntimeError(f"llama-server is built on first use with CMake and ninja; {' and '.join(missing)} "
+                           f"not on PATH: `pip install {' '.join(missing)}`, or {_REINSTALL}")
+    print(f"negtemp: building llama-server for `negtemp serve` in {build_dir} (once; about 7 minutes on 2 cores)",
           file=sys.stderr, flush=True)
     started = time.monotonic()
-    tail: list[str] = []
-    try:
-        proc = subprocess.Popen([cmake, "--build", str(build_dir), "--target", target], stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, errors="replace")
-    except OSError as e:
-        raise RuntimeError(f"could not run CMake ({cmake}) to build llama-server: {e}; {_REINSTALL}") from e
-    with proc:
-        assert proc.stdout is not None
-        shown = -1
-        for line in proc.stdout:
-            tail = [*tail[-40:], line.rstrip()]
-            step = re.match(r"\[(\d+)/(\d+)\]", line)
-            if step:
-                percent = 100 * int(step[1]) // int(step[2])
-                if percent >= shown + 10 or sys.stderr.isatty():
-                    shown = percent
-                    print(f"negtemp: llama-server {step[1]}/{step[2]} ({percent}%, "
-                          f"{time.monotonic() - started:.0f} s)", end="\r" if sys.stderr.isatty() else "\n",
-                          file=sys.stderr, flush=True)
-    if proc.returncode != 0:
-        raise RuntimeError("building llama-server failed:\n" + "\n".join(tail) + f"\nFix what it says, or {_REINSTALL}")
+    # the tree sits in the build directory as in the extension's (llama.cpp/), so that with a compiler
+    # cache (ccache with CCACHE_BASEDIR, as CI runs) llama and ggml compile to the extension's objects
+    link = build_dir / "llama.cpp"
+    if not link.exists():
+        link.symlink_to(tree, target_is_directory=True)
+    steps = [
+        [str(tools["cmake"]), "-S", str(project), "-B", str(build_dir), "-G", "Ninja", f"-DLLAMA_DIR={link}",
+         "-DCMAKE_BUILD_TYPE=Release", *options],
+        [str(tools["ninja"]), "-C", str(build_dir), "llama-server"],
+    ]
+    for cmd in steps:
+        tail: list[str] = []
+        with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              errors="replace") as proc:
+            assert proc.stdout is not None
+            shown = -1
+            for line in proc.stdout:
+                tail = [*tail[-40:], line.rstrip()]
+                step = re.match(r"\[(\d+)/(\d+)\]", line)
+                if step:
+                    percent = 100 * int(step[1]) // int(step[2])
+                    if percent >= shown + 10 or sys.stderr.isatty():
+                        shown = percent
+                        print(f"negtemp: llama-server {step[1]}/{step[2]} ({percent}%, "
+                              f"{time.monotonic() - started:.0f} s)", end="\r" if sys.stderr.isatty() else "\n",
+                              file=sys.stderr, flush=True)
+        if proc.returncode != 0:
+            raise RuntimeError("building llama-server failed:\n" + "\n".join(tail) +
+                               f"\nFix what it says, or {_REINSTALL}")
     print(f"negtemp: llama-server built in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
 
 
