@@ -32,7 +32,16 @@ build/tools/), then prints, with medians of --reps runs on this machine:
      against as many sequential negtemp.generate calls (--no-serve skips it);
   8. with --rpc: each model split over 1 and 2 `negtemp rpc-server`
      processes on loopback (this machine keeping an equal share of the
-     layers), tokens/s against the local model, and the load time.
+     layers), tokens/s against the local model, and the load time;
+  9. with --wheel: the portable wheel installed in a virtual environment
+     (scripts/check_wheel.py makes build/wheel-venv) against this
+     environment's negtemp (a native source build): generate tokens/s and the
+     fused sampler at 262,144 tokens, each in its own process, and llama-bench
+     decode from the portable build (build/portable, made by build_wheel) beside the wheel's
+     backends; with ggml's best CPU variant for this CPU and with lower ones
+     forced (NEGTEMP_CPU_VARIANT; for llama-bench, a directory holding only that
+     variant), so the drop the variant selection saves shows. `--only wheel`
+     runs this table alone.
 
 Needs cmake, ninja and a compiler (as the install does), the models (fetched
 on first use) and the `gguf` package (in the test extra). About 6 minutes on a
@@ -63,7 +72,7 @@ import numpy as np
 import negtemp
 from negtemp import reference
 from negtemp.gguf_check import check_gguf
-from scripts import llama_tools
+from scripts import llama_tools, llama_tree
 
 PROMPT = "Temperature is a concept"
 TEMP = -0.001
@@ -91,6 +100,29 @@ for _ in range(reps + 1):
                                 typical_p=1.0, repeat_penalty=1.0, seed=1)
     rates.append(out["usage"]["completion_tokens"] / (time.perf_counter() - t))
 print(statistics.median(rates[1:]))
+"""
+
+
+# One measurement in a process of the Python given (the wheel's or this one): generate tokens/s and the
+# fused sampler's time per draw over 262,144 logits, with the CPU code that runs.
+BUILD_PROBE = """
+import json, sys, time
+import numpy as np
+import negtemp
+from negtemp import _native
+path, threads, prompt, temp, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4]), int(sys.argv[5])
+with negtemp.Model(path, n_ctx=512, n_threads=threads) as m:
+    m.complete(prompt, temp, seed=1, n_predict=16)
+    t = time.perf_counter()
+    m.complete(prompt, temp, seed=1, n_predict=n, ignore_eos=True)
+    rate = n / (time.perf_counter() - t)
+z = np.random.default_rng(0).normal(0, 3, 262_144).astype(np.float32)
+negtemp.sample_tokens(z, -1.0, n=10, seed=1, path="fused")
+t = time.perf_counter()
+negtemp.sample_tokens(z, -1.0, n=200, seed=1, path="fused")
+fused = (time.perf_counter() - t) / 200
+print(json.dumps({"cpu": _native.cpu_backend(), "fused_target": _native.fused_target(), "generate": rate,
+                  "fused_us": fused * 1e6}))
 """
 
 
@@ -379,6 +411,66 @@ def targets(samplers: dict[int, dict[str, float]], rows: list[dict], sweep: dict
         line(extra < 150, f"{r['model']}: peak RSS {r['rss']:.0f} MB = file + KV + {extra:.0f} MB (< 150)")
 
 
+def portable_llama_bench(wheel_bin: Path, variant: str | None, work: Path) -> Path:
+    """llama-bench of the portable build, in a directory beside the wheel's backends (only `variant` of the CPU's)."""
+    built = llama_tree.REPO / "build" / "portable" / "bin" / "llama-bench"
+    if not built.exists():
+        raise SystemExit("bench: no llama-bench in build/portable; run python -m scripts.build_wheel first")
+    home = work / (variant or "best")
+    home.mkdir(parents=True, exist_ok=True)
+    for lib in wheel_bin.glob("lib*.so"):
+        if variant is None or not lib.name.startswith("libggml-cpu-") or lib.name == f"libggml-cpu-{variant}.so":
+            (home / lib.name).symlink_to(lib)
+    # ggml looks for backends beside the executable (and in the working directory, which is the same)
+    shutil.copy2(built, home / "llama-bench")
+    return home / "llama-bench"
+
+
+def wheel_table(venv: Path, models: list[str], tools: dict[str, Path], threads: int, reps: int, n: int,
+                lower: tuple[str, ...] = ("haswell", "x64")) -> None:
+    python = venv / "bin" / "python"
+    if not python.exists():
+        raise SystemExit(f"bench: no virtual environment at {venv}; run python -m scripts.check_wheel first")
+    wheel_bin = Path(run([str(python), "-c", "import negtemp, pathlib; print(pathlib.Path(negtemp.__file__).parent "
+                          "/ 'bin')"]).stdout.strip())
+    print(f"9. the portable wheel ({venv}) against this native build: {n} tokens, T = {TEMP}, {threads} threads; "
+          f"medians of {reps}, round-robin")
+    builds: dict[str, tuple[str, dict[str, str]]] = {"native": (sys.executable, {})}
+    builds["wheel"] = (str(python), {})
+    for v in lower:
+        builds[f"wheel {v}"] = (str(python), {"NEGTEMP_CPU_VARIANT": v})
+    with tempfile.TemporaryDirectory(prefix="negtemp-bench-") as tmp:
+        benches = {"native": tools["llama-bench"], "wheel": portable_llama_bench(wheel_bin, None, Path(tmp))}
+        for v in lower:
+            benches[f"wheel {v}"] = portable_llama_bench(wheel_bin, v, Path(tmp))
+        for name in models:
+            path = negtemp.registry.pull(name)
+            gen: dict[str, list[dict]] = {k: [] for k in builds}
+            dec: dict[str, list[float]] = {k: [] for k in benches}
+            for _ in range(reps):
+                for key, (exe, env) in builds.items():
+                    res = subprocess.run([exe, "-c", BUILD_PROBE, str(path), str(threads), PROMPT, str(TEMP), str(n)],
+                                         capture_output=True, text=True, env={**os.environ, **env})
+                    if res.returncode != 0:
+                        raise SystemExit(f"bench: the {key} probe failed:\n{res.stderr[-2000:]}")
+                    gen[key].append(json.loads(res.stdout))
+                for key, exe in benches.items():
+                    dec[key].append(llama_bench(exe, path, threads, n))
+            print(f"   {name}")
+            print(f"   {'build':>14} {'CPU backend':>44} {'generate':>9} {'/native':>8} {'llama-bench':>12} "
+                  f"{'/native':>8} {'fused us':>9} {'fused target':>30}")
+            base_gen = statistics.median(r["generate"] for r in gen["native"])
+            base_dec = statistics.median(dec["native"])
+            for key in builds:
+                g = statistics.median(r["generate"] for r in gen[key])
+                d = statistics.median(dec[key])
+                f = statistics.median(r["fused_us"] for r in gen[key])
+                last = gen[key][-1]
+                print(f"   {key:>14} {last['cpu'][:44]:>44} {g:>9.1f} {g / base_gen:>8.3f} {d:>12.1f} "
+                      f"{d / base_dec:>8.3f} {f:>9.0f} {last['fused_target'][:30]:>30}")
+    print("   target: the wheel (best variant) within 5% of native on generate and llama-bench")
+
+
 BUSY_LOOP = "import time\nend = time.monotonic() + 600\nwhile time.monotonic() < end: pass\n"
 
 
@@ -543,7 +635,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-threads", action="store_true", help="skip the thread-pool against OpenMP table")
     ap.add_argument("--no-serve", action="store_true", help="skip the negtemp serve table")
     ap.add_argument("--no-prefix", action="store_true", help="skip the prefix reuse table (about 3 minutes a rep)")
-    ap.add_argument("--only", choices=["draws", "prefix"],
+    ap.add_argument("--wheel", type=Path, nargs="?", const=llama_tree.REPO / "build" / "wheel-venv",
+                    help="add the portable wheel's table: the venv it is installed in (default build/wheel-venv)")
+    ap.add_argument("--only", choices=["draws", "prefix", "wheel"],
                     help="only the tools' build and this table (with the ceiling it compares against)")
     ap.add_argument("--rpc", action="store_true", help="add the table of models split over RPC servers")
     args = ap.parse_args(argv)
@@ -563,6 +657,9 @@ def main(argv: list[str] | None = None) -> int:
         draws_table(models[0], args.threads, args.reps, args.n_predict, ceiling)
     if args.only == "prefix":
         prefix_table(models[0], args.threads, args.reps)
+    if args.only == "wheel":
+        wheel_table(args.wheel or llama_tree.REPO / "build" / "wheel-venv", models, tools, args.threads, args.reps,
+                    args.n_predict)
     if args.only:
         print(f"bench took {time.perf_counter() - started:.0f} s")
         return 0
@@ -585,6 +682,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.rpc:
         print()
         rpc_table(models, args.threads, args.reps, args.n_predict)
+    if args.wheel:
+        print()
+        wheel_table(args.wheel, models, tools, args.threads, args.reps, args.n_predict)
     print(f"\nbench took {time.perf_counter() - started:.0f} s")
     return 0
 

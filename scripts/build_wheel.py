@@ -51,8 +51,11 @@ def build_raw(out: Path) -> Path:
     shutil.rmtree(out, ignore_errors=True)
     env = dict(os.environ, NEGTEMP_PORTABLE="ON", NEGTEMP_SERVER="ON")
     env.pop("NEGTEMP_NATIVE", None)
+    # llama-bench too, for scripts/bench.py's wheel table: built here, while pip's build environment (whose
+    # CMake the build directory's rules name) still exists; it is not part of the wheel
     cmd = [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-w", str(out),
-           f"--config-settings=build-dir={BUILD_DIR.relative_to(REPO)}"]
+           f"--config-settings=build-dir={BUILD_DIR.relative_to(REPO)}",
+           "--config-settings=build.targets=_native;llama-bench"]
     print(f"build_wheel: {' '.join(cmd[2:])} (NEGTEMP_PORTABLE=ON NEGTEMP_SERVER=ON)", file=sys.stderr, flush=True)
     subprocess.run(cmd, env=env, cwd=REPO, check=True)
     (wheel,) = out.glob("negtemp-*.whl")
