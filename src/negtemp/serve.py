@@ -107,13 +107,8 @@ def _build_server(project: Path, tree: Path, build_dir: Path, options: list[str]
     print(f"negtemp: building llama-server for `negtemp serve` in {build_dir} (once; about 7 minutes on 2 cores)",
           file=sys.stderr, flush=True)
     started = time.monotonic()
-    # the tree sits in the build directory as in the extension's (llama.cpp/), so that with a compiler
-    # cache (ccache with CCACHE_BASEDIR, as CI runs) llama and ggml compile to the extension's objects
-    link = build_dir / "llama.cpp"
-    if not link.exists():
-        link.symlink_to(tree, target_is_directory=True)
     steps = [
-        [str(tools["cmake"]), "-S", str(project), "-B", str(build_dir), "-G", "Ninja", f"-DLLAMA_DIR={link}",
+        [str(tools["cmake"]), "-S", str(project), "-B", str(build_dir), "-G", "Ninja", f"-DLLAMA_DIR={tree}",
          "-DCMAKE_BUILD_TYPE=Release", *options],
         [str(tools["ninja"]), "-C", str(build_dir), "llama-server"],
     ]
