@@ -1,8 +1,9 @@
 """`negtemp serve`: llama.cpp's own OpenAI-compatible server, built from negtemp's patched tree.
 
-A wheel carries llama-server (CMakeLists.txt, NEGTEMP_SERVER=ON); a source
-install leaves it a target of its build directory and builds it here on first
-use, once. Patch 0008 lets a request's temperature be negative. This module
+A wheel carries llama-server (CMakeLists.txt, NEGTEMP_SERVER=ON); for a
+source install it is built here on first use, once, from the patched tree the
+install recorded (cmake/server). Patch 0008 lets a request's temperature be
+negative. This module
 resolves the model as negtemp does, starts the server with the experiment's
 sampler chain as its default, waits for it to load, and stops it cleanly.
 """
@@ -104,34 +105,33 @@ def _build_server(project: Path, tree: Path, build_dir: Path, options: list[str]
     if missing:
         raise RuntimeError(f"llama-server is built on first use with CMake and ninja; {' and '.join(missing)} "
                            f"not on PATH: `pip install {' '.join(missing)}`, or {_REINSTALL}")
-    print(f"negtemp: building llama-server for `negtemp serve` in {build_dir} (once; about 7 minutes on 2 cores)",
+    print(f"negtemp: building llama-server for `negtemp serve` in {build_dir} (once; about 12 minutes on 2 cores)",
           file=sys.stderr, flush=True)
     started = time.monotonic()
-    steps = [
-        [str(tools["cmake"]), "-S", str(project), "-B", str(build_dir), "-G", "Ninja", f"-DLLAMA_DIR={tree}",
-         "-DCMAKE_BUILD_TYPE=Release", *options],
-        [str(tools["ninja"]), "-C", str(build_dir), "llama-server"],
-    ]
-    for cmd in steps:
-        tail: list[str] = []
-        with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              errors="replace") as proc:
-            assert proc.stdout is not None
-            shown = -1
-            for line in proc.stdout:
-                tail = [*tail[-40:], line.rstrip()]
-                step = re.match(r"\[(\d+)/(\d+)\]", line)
-                if step:
-                    percent = 100 * int(step[1]) // int(step[2])
-                    if percent >= shown + 10 or sys.stderr.isatty():
-                        shown = percent
-                        print(f"negtemp: llama-server {step[1]}/{step[2]} ({percent}%, "
-                              f"{time.monotonic() - started:.0f} s)", end="\r" if sys.stderr.isatty() else "\n",
-                              file=sys.stderr, flush=True)
-        if proc.returncode != 0:
-            raise RuntimeError("building llama-server failed:\n" + "\n".join(tail) +
-                               f"\nFix what it says, or {_REINSTALL}")
+    _run_showing_steps([str(tools["cmake"]), "-S", str(project), "-B", str(build_dir), "-G", "Ninja",
+                        f"-DLLAMA_DIR={tree}", "-DCMAKE_BUILD_TYPE=Release", *options], started)
+    _run_showing_steps([str(tools["ninja"]), "-C", str(build_dir), "llama-server"], started)
     print(f"negtemp: llama-server built in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+
+
+def _run_showing_steps(cmd: list[str], started: float) -> None:
+    """Run a build command, showing its [done/total] steps on stderr (every 10% unless a terminal);
+    RuntimeError with its last lines if it fails."""
+    tail: list[str] = []
+    shown = -1
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace") as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            tail = [*tail[-40:], line.rstrip()]
+            step = re.match(r"\[(\d+)/(\d+)\]", line)
+            if step:
+                percent = 100 * int(step[1]) // int(step[2])
+                if percent >= shown + 10 or sys.stderr.isatty():
+                    shown = percent
+                    print(f"negtemp: llama-server {step[1]}/{step[2]} ({percent}%, {time.monotonic() - started:.0f} s)",
+                          end="\r" if sys.stderr.isatty() else "\n", file=sys.stderr, flush=True)
+    if proc.returncode != 0:
+        raise RuntimeError("building llama-server failed:\n" + "\n".join(tail) + f"\nFix what it says, or {_REINSTALL}")
 
 
 def default_cache_ram() -> int:
