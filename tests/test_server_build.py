@@ -64,6 +64,22 @@ def test_a_server_older_than_the_extension_is_brought_up_to_date(tmp_path, monke
     assert "negtemp: building llama-server" in capsys.readouterr().err
 
 
+def test_a_server_that_needed_no_relink_counts_as_up_to_date(tmp_path, monkeypatch, capsys):
+    # negtemp rebuilt, the server's sources not: ninja has nothing to do, and the next serve must not ask it again
+    monkeypatch.setattr(serve, "_BIN", configured(tmp_path, "int main(void) { return 0; }\n"))
+    serve.server_binary()
+    extension = Path(serve.__file__).resolve().parent.glob("_native*")
+    stamp = min(p.stat().st_mtime for p in extension) - 60
+    for path in (tmp_path / "cmake", tmp_path / "build"):
+        for f in [path, *path.rglob("*")]:
+            os.utime(f, (stamp, stamp), follow_symlinks=False)
+    capsys.readouterr()
+    serve.server_binary()
+    assert "negtemp: building llama-server" in capsys.readouterr().err
+    serve.server_binary()
+    assert "building" not in capsys.readouterr().err, "checked again although nothing changed since"
+
+
 def test_a_failed_build_shows_the_compilers_message(tmp_path, monkeypatch):
     monkeypatch.setattr(serve, "_BIN", configured(tmp_path, "int main(void) { return undeclared_name; }\n"))
     with pytest.raises(RuntimeError, match=r"(?s)building llama-server failed:.*undeclared_name.*Fix what it says, "

@@ -95,6 +95,7 @@ def server_binary() -> Path:
     with open(build_dir / "negtemp-server.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time; a second `negtemp serve` waits for it
         _build_server(project, tree, build_dir, build.get("options", "").split())
+    os.utime(binary)  # up to date with this extension, whether or not ninja had to relink it
     return binary
 
 
