@@ -67,14 +67,14 @@ def repair(wheel: Path, dest: Path) -> Path:
     show = subprocess.run(["auditwheel", "show", str(wheel)], capture_output=True, text=True, check=True)
     print(show.stdout.strip(), file=sys.stderr)
     dest.mkdir(parents=True, exist_ok=True)
-    for old in dest.glob(f"negtemp-*-{_python_tag()}-*.whl"):
+    for old in dest.glob(f"negtemp-*-{python_tag()}-*.whl"):
         old.unlink()
     subprocess.run(["auditwheel", "repair", "-w", str(dest), str(wheel)], check=True)
-    (repaired,) = dest.glob(f"negtemp-*-{_python_tag()}-*.whl")
+    (repaired,) = dest.glob(f"negtemp-*-{python_tag()}-*.whl")
     return repaired
 
 
-def _python_tag() -> str:
+def python_tag() -> str:
     return f"cp{sys.version_info.major}{sys.version_info.minor}"
 
 

@@ -32,7 +32,7 @@ import time
 import venv
 from pathlib import Path
 
-from scripts import llama_tree
+from scripts import build_wheel, llama_tree
 
 REPO = llama_tree.REPO
 VENV = REPO / "build" / "wheel-venv"
@@ -65,9 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("wheel", nargs="?", type=Path, help="the wheel (default: the newest in dist/ for this Python)")
     ap.add_argument("--tests", action="store_true", help="also run the whole test suite against it")
     args = ap.parse_args(argv)
-    tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
-    wheel = args.wheel or max((REPO / "dist").glob(f"negtemp-*-{tag}-*.whl"), key=lambda p: p.stat().st_mtime,
-                              default=None)
+    built = build_wheel.DIST.glob(f"negtemp-*-{build_wheel.python_tag()}-*.whl")
+    wheel = args.wheel or max(built, key=lambda p: p.stat().st_mtime, default=None)
     if wheel is None:
         raise SystemExit("check_wheel: no wheel in dist/ for this Python; build one with python -m scripts.build_wheel")
     wheel = wheel.resolve()

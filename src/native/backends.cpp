@@ -13,6 +13,16 @@ namespace negtemp {
 
 namespace {
 
+#ifdef GGML_BACKEND_DL
+namespace fs = std::filesystem;
+
+// The shared library that holds `address` (this module, a loaded backend); empty if unknown.
+fs::path library_of(const void * address) {
+    Dl_info info{};
+    return address && dladdr(address, &info) && info.dli_fname ? fs::path(info.dli_fname) : fs::path();
+}
+#endif
+
 ggml_backend_reg_t cpu_reg() {
     ggml_backend_dev_t dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
     if (!dev) {
@@ -30,8 +40,6 @@ template <class F> F cpu_function(const char * name) {
 }
 
 #ifdef GGML_BACKEND_DL
-namespace fs = std::filesystem;
-
 std::string variants_in(const fs::path & dir) {
     std::string names;
     std::error_code ec;
@@ -71,11 +79,11 @@ void load_forced(const fs::path & dir, const std::string & variant) {
 
 #ifdef GGML_BACKEND_DL
 void load_backends() {
-    Dl_info self{};
-    if (!dladdr(reinterpret_cast<void *>(&load_backends), &self) || !self.dli_fname) {
+    const fs::path self = library_of(reinterpret_cast<const void *>(&load_backends));
+    if (self.empty()) {
         throw std::runtime_error("negtemp could not find its own directory to load ggml's backends from");
     }
-    const std::string dir = (fs::path(self.dli_fname).parent_path() / "bin").string();
+    const std::string dir = (self.parent_path() / "bin").string();
     const char * forced = std::getenv("NEGTEMP_CPU_VARIANT");
     const std::string cpu_variant = forced ? forced : "";
     if (cpu_variant.empty()) {
@@ -91,12 +99,9 @@ void load_backends() {
 }
 
 std::string cpu_backend_description() {
-    Dl_info info{};
-    auto * fn = ggml_backend_reg_get_proc_address(cpu_reg(), "ggml_backend_set_n_threads");
-    if (!fn || !dladdr(fn, &info) || !info.dli_fname) {
-        return "a CPU variant loaded at run time (its file is unknown)";
-    }
-    return std::string(fs::path(info.dli_fname).filename()) + ", loaded at run time";
+    const fs::path variant = library_of(ggml_backend_reg_get_proc_address(cpu_reg(), "ggml_backend_set_n_threads"));
+    return variant.empty() ? "a CPU variant loaded at run time (its file is unknown)"
+                           : variant.filename().string() + ", loaded at run time";
 }
 #else
 void load_backends() {
@@ -145,18 +150,18 @@ const RpcApi * rpc_api() {
     // the loaded module's own exports: its registry offers only two of these four
     static const RpcApi * api = []() -> const RpcApi * {
         ggml_backend_reg_t reg = ggml_backend_reg_by_name("RPC");
-        Dl_info info{};
-        void * fn = reg ? ggml_backend_reg_get_proc_address(reg, "ggml_backend_rpc_add_server") : nullptr;
-        if (!fn || !dladdr(fn, &info) || !info.dli_fname) {
+        const fs::path module =
+            library_of(reg ? ggml_backend_reg_get_proc_address(reg, "ggml_backend_rpc_add_server") : nullptr);
+        void * lib = module.empty() ? nullptr : dlopen(module.c_str(), RTLD_NOW | RTLD_NOLOAD);  // already open
+        if (!lib) {
             return nullptr;
         }
-        void * lib = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD);  // the module ggml loaded, already open
         static RpcApi found{
             reinterpret_cast<decltype(RpcApi::add_server)>(dlsym(lib, "ggml_backend_rpc_add_server")),
             reinterpret_cast<decltype(RpcApi::set_timeout)>(dlsym(lib, "ggml_backend_rpc_set_timeout")),
             reinterpret_cast<decltype(RpcApi::get_fault)>(dlsym(lib, "ggml_backend_rpc_get_fault")),
             reinterpret_cast<decltype(RpcApi::start_server)>(dlsym(lib, "ggml_backend_rpc_start_server"))};
-        if (!lib || !found.add_server || !found.set_timeout || !found.get_fault || !found.start_server) {
+        if (!found.add_server || !found.set_timeout || !found.get_fault || !found.start_server) {
             return nullptr;
         }
         return &found;
