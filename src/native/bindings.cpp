@@ -1,7 +1,7 @@
 // negtemp._native: the module definition, and nothing else. The loop it
-// exposes is sequences.hpp, the rules it enforces chain_spec.hpp.
+// exposes is sequences.hpp, the rules it enforces sampling_rules.hpp.
 #include "backends.hpp"
-#include "chain_spec.hpp"
+#include "sampling_rules.hpp"
 #include "errors.hpp"
 #include "fused_sampler.hpp"
 #include "model.hpp"
@@ -13,6 +13,17 @@
 #include "ggml-backend.h"
 #include "llama.h"
 
+#include <cmath>
+#include <optional>
+
+namespace {
+
+std::optional<double> optional_number(double v) {
+    return std::isnan(v) ? std::nullopt : std::optional<double>(v);
+}
+
+}  // namespace
+
 PYBIND11_MODULE(_native, m) {
     using namespace negtemp;
     m.doc() = "negtemp's native generation loop over a patched llama.cpp (private: use the negtemp package)";
@@ -23,9 +34,61 @@ PYBIND11_MODULE(_native, m) {
 
     m.attr("llama_commit") = NEGTEMP_LLAMA_COMMIT;  // the pinned upstream commit this build patched
     m.attr("patch_count") = NEGTEMP_PATCH_COUNT;    // patches of negtemp's series applied to it
+    m.attr("default_n_ctx") = Model::kDefaultCtx;   // a sequence's context when none is given (at most)
     m.def(
         "sampler_paths", [] { return std::vector<std::string>(std::begin(kPathNames), std::end(kPathNames)); },
         "the names of the sampling paths, 'auto' first");
+
+    py::class_<Setting>(m, "Setting", "One sampling setting as every door shows it (sampling_schema())")
+        .def_readonly("name", &Setting::name, "the library's keyword")
+        .def_property_readonly(
+            "kind",
+            [](const Setting & s) {
+                static const char * const kinds[] = {"int", "float", "bool", "str", "bias"};
+                return std::string(kinds[static_cast<int>(s.kind)]);
+            },
+            "the Python type of a value: 'int', 'float', 'bool', 'str' (a choice) or 'bias' (token id -> number)")
+        .def_property_readonly(
+            "default", [](const Setting & s) { return optional_number(s.fallback); },
+            "the value when none is given; None where there is none (seed: one is drawn)")
+        .def_property_readonly(
+            "neutral", [](const Setting & s) { return optional_number(s.neutral); },
+            "the value that turns the setting off; None where none does")
+        .def_readonly("lo", &Setting::lo)
+        .def_readonly("hi", &Setting::hi)
+        .def_readonly("open", &Setting::open, "whether the range excludes lo and hi")
+        .def_property_readonly("range", &Setting::range_text, "the range as text: [0, 1], (0, inf)")
+        .def_readonly("flag", &Setting::flag, "negtemp's CLI flag: llama.cpp's where it has one")
+        .def_readonly("field", &Setting::field, "llama-server's request field ('' if none)")
+        .def_readonly("server_flag", &Setting::server_flag,
+                      "llama-server's flag for its default, which negtemp serve sets to this default ('' if none)")
+        .def_readonly("meaning", &Setting::meaning)
+        .def_property_readonly("expects", &Setting::expects, "what a value is, as messages say it: 'an int'")
+        .def(
+            "check", [](const Setting & s, double v) { return s.check(v); }, py::arg("value"),
+            "value, or ValueError with the setting's range when it is outside it");
+    m.def(
+        "sampling_schema",
+        [] {
+            pt::List<Setting> out;
+            for (const Setting * s : kSettings) {
+                out.append(py::cast(s, py::return_value_policy::reference));
+            }
+            return out;
+        },
+        "every sampling setting, in the chain's order: the one table the library, the CLI, negtemp serve and "
+        "llama-server read");
+
+    m.def(
+        "unoffered_samplers",
+        [] {
+            pt::Dict<py::str, py::str> out;
+            for (const Unoffered & u : kUnoffered) {
+                out[py::str(u.name)] = py::str(u.why);
+            }
+            return out;
+        },
+        "llama.cpp's samplers negtemp does not offer, each with why (the library refuses them by name)");
 
     py::register_exception<SamplingError>(m, "SamplingError", PyExc_ValueError);
     py::register_exception<Cancelled>(m, "Cancelled", PyExc_RuntimeError);
@@ -55,7 +118,7 @@ PYBIND11_MODULE(_native, m) {
         .def("check", &check_chain, py::arg("n_vocab"), py::arg("history"),
             "ValueError unless the logit bias and the history are token ids of a vocabulary of n_vocab tokens")
         .def(
-            "draw_seeds", [](const ChainSpec & s, const py::int_ & n) { return s.draw_seeds(int_in(n, kSequences)); },
+            "draw_seeds", [](const ChainSpec & s, const py::int_ & n) { return s.draw_seeds(int_in(n, kDrawsTogether)); },
             py::arg("n"), "the seeds of n draws decoded together (seed + i for draw i); ValueError names the range")
         .def_property_readonly("plain", &ChainSpec::plain, "logit bias, temperature and the draw only")
         .def_property_readonly(

@@ -1,12 +1,12 @@
 // The sampler chain negtemp builds from llama.cpp's samplers, in llama.cpp's
 // order: logit bias, repeat penalty, top-k, top-p, min-p, temperature, draw,
-// from a BoundChain (chain_spec.hpp) only. Shared by generation
+// from a BoundChain (sampling_rules.hpp) only. Shared by generation
 // (sequences.cpp), the probes on caller logits (sampler_probe.hpp) and
 // scripts/verify/driver.cpp, which also builds it against an unpatched
 // llama.cpp. Header-only, llama.h's public API.
 #pragma once
 
-#include "chain_spec.hpp"
+#include "sampling_rules.hpp"
 #include "ggml.h"
 #include "llama.h"
 
@@ -116,6 +116,19 @@ inline SamplerPtr make_chain(const BoundChain & b) {
     add(llama_sampler_init_temp(b.temp()));
     add(llama_sampler_init_dist(c.seed));
     return chain;
+}
+
+// The repeat penalty's window counts the prompt, as llama.cpp's server and
+// transformers count it: the prompt's last penalty_last_n tokens are accepted
+// before the first draw.
+inline void accept_prompt(llama_sampler * chain, const BoundChain & b, const std::vector<llama_token> & prompt) {
+    if (b.spec().repeat_penalty == kRepeatPenalty.neutral) {
+        return;
+    }
+    const size_t n = std::min(prompt.size(), static_cast<size_t>(b.spec().penalty_last_n));
+    for (size_t i = prompt.size() - n; i < prompt.size(); ++i) {
+        llama_sampler_accept(chain, prompt[i]);
+    }
 }
 
 // One draw through the chain on the CPU: the chosen token, with the probability

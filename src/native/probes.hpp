@@ -4,7 +4,7 @@
 // negtemp.reference.
 #pragma once
 
-#include "chain_spec.hpp"
+#include "sampling_rules.hpp"
 #include "py_types.hpp"
 
 #include <string>

@@ -16,15 +16,20 @@ bool as_int64(const py::handle & value, int64_t & out) {
     return overflow == 0;
 }
 
-}  // namespace
-
-int64_t int_in(const py::int_ & value, const IntRange & range) {
+template <typename Range>
+int64_t checked_int(const py::int_ & value, const Range & range) {
     int64_t v = 0;
     if (!as_int64(value, v)) {
         range.refuse(py::str(value).cast<std::string>());
     }
     return range.check(v);
 }
+
+}  // namespace
+
+int64_t int_in(const py::int_ & value, const IntRange & range) { return checked_int(value, range); }
+
+int64_t int_in(const py::int_ & value, const Setting & setting) { return checked_int(value, setting); }
 
 ChainSpec make_spec(double beta, const py::int_ & seed, const py::int_ & top_k, double top_p, double min_p,
                     double repeat_penalty, const py::int_ & penalty_last_n, const BiasMap & logit_bias,

@@ -3,7 +3,7 @@
 // types them exactly, and the one conversion of Python values into a ChainSpec.
 #pragma once
 
-#include "chain_spec.hpp"
+#include "sampling_rules.hpp"
 
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -36,6 +36,7 @@ using CacheInfo = pt::Tuple<py::int_, py::int_, py::int_, py::int_, py::int_, py
 // A Python int within range's bounds, or ValueError naming the setting and
 // its range: a value past 64 bits is out of every range.
 int64_t int_in(const py::int_ & value, const IntRange & range);
+int64_t int_in(const py::int_ & value, const Setting & setting);
 
 // Python's values as a ChainSpec, validated (std::invalid_argument, i.e.
 // ValueError, naming the first setting out of range).

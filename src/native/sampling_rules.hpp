@@ -9,6 +9,7 @@
 // (scripts/verify/driver.cpp) builds against an unpatched tree too.
 #pragma once
 
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -38,16 +39,26 @@ inline constexpr const char * kPathNames[] = {"auto", "fused", "chain", "backend
 
 inline const char * path_name(SamplerPath p) { return kPathNames[static_cast<int>(p)]; }
 
+// 'auto', 'fused', 'chain', 'backend'
+inline std::string path_choices() {
+    std::string out;
+    for (const char * name : kPathNames) {
+        out += (out.empty() ? "'" : ", '") + std::string(name) + "'";
+    }
+    return out;
+}
+
 inline SamplerPath parse_path(const std::string & name) {
     for (int i = 0; i < 4; ++i) {
         if (name == kPathNames[i]) {
             return static_cast<SamplerPath>(i);
         }
     }
-    throw std::invalid_argument("path must be one of 'auto', 'fused', 'chain', 'backend', got '" + name + "'");
+    throw std::invalid_argument("path must be one of " + path_choices() + ", got '" + name + "'");
 }
 
-// An integer setting's allowed range, with what it means, for its error message.
+// An integer's allowed range that is not a sampling setting (a cache's
+// slots, draws of bare logits), with what it means, for its error message.
 struct IntRange {
     const char * name;
     int64_t lo;
@@ -67,16 +78,161 @@ struct IntRange {
     }
 };
 
+// A number as the shortest text that reads back as it (1.5, 0.1, inf, 4294967294).
+inline std::string number_text(double v) {
+    if (std::isnan(v)) {
+        return "NaN";
+    }
+    if (std::isinf(v)) {
+        return v > 0 ? "inf" : "-inf";
+    }
+    char buf[32];
+    const auto res = std::to_chars(buf, buf + sizeof buf, v);
+    return std::string(buf, res.ptr);
+}
+
+enum class Kind { Int, Real, Bool, Choice, Bias };
+
+// One sampling setting, as every door shows it: the library's keyword, the
+// CLI's flag (llama.cpp's own, which `negtemp serve` also hands llama-server
+// as its default), llama-server's request field, the type, the default, the
+// neutral ("off") value, the range and what it means. The library, the CLI,
+// `negtemp serve`, the patched llama-server and negtemp.hf all read this one
+// table (Python through _native.sampling_schema()); a value's type is checked
+// by each door's parser, its range here.
+struct Setting {
+    const char * name;
+    Kind kind;
+    double fallback;  // the default; NaN where there is none (seed: random)
+    double neutral;   // the value that turns it off; NaN where none does
+    double lo;
+    double hi;
+    bool open;           // the range excludes lo and hi: (lo, hi), else [lo, hi]
+    const char * flag;         // negtemp's CLI flag: llama.cpp's where it has one
+    const char * field;        // llama-server's request field ("" where it has none)
+    const char * server_flag;  // llama-server's flag for its default, which `negtemp serve` sets ("" where none)
+    const char * meaning;
+
+    bool admits(double v) const { return open ? (v > lo && v < hi) : (v >= lo && v <= hi); }
+
+    std::string range_text() const {
+        return (open ? "(" : "[") + number_text(lo) + ", " + number_text(hi) + (open ? ")" : "]");
+    }
+
+    // what a value of this setting is, in a message: "top_k must be an int"
+    std::string expects() const {
+        switch (kind) {
+            case Kind::Int: return "an int";
+            case Kind::Real: return "a number";
+            case Kind::Bool: return "a bool";
+            case Kind::Choice: return "one of " + path_choices();
+            case Kind::Bias: return "a map of token ids to numbers";
+        }
+        return "";
+    }
+
+    [[noreturn]] void refuse(const std::string & got) const {
+        const std::string off = std::isnan(neutral) ? "" : " (" + number_text(neutral) + " = off)";
+        throw std::invalid_argument(std::string(name) + " must be in " + range_text() + off + ", got " + got);
+    }
+
+    [[noreturn]] void refuse_type(const std::string & got) const {
+        throw std::invalid_argument(std::string(name) + " must be " + expects() + ", got " + got);
+    }
+
+    double check(double v) const {
+        if (!admits(v)) {
+            refuse(number_text(v));
+        }
+        return v;
+    }
+
+    int64_t check(int64_t v) const {
+        if (!admits(static_cast<double>(v))) {
+            refuse(std::to_string(v));
+        }
+        return v;
+    }
+};
+
+inline constexpr double kInf = std::numeric_limits<double>::infinity();
+inline constexpr double kNone = std::numeric_limits<double>::quiet_NaN();
+inline constexpr double kInt32Max = std::numeric_limits<int32_t>::max();
+
+inline constexpr Setting kTemp{"temp", Kind::Real, 0.8, kNone, -kInf, kInf, false, "--temp", "temperature", "--temp",
+                               "temperature T: 0 greedy, -0.001 the least likely tokens, +-inf uniform"};
+inline constexpr Setting kBeta{"beta", Kind::Real, kNone, kNone, -kInf, kInf, false, "--beta", "", "",
+                               "inverse temperature 1/T instead of temp: +inf greedy, 0 uniform, -inf anti-greedy"};
 // 2**32 - 1 is llama.cpp's "pick a random seed", so it cannot name a draw
-inline constexpr IntRange kSeed{"seed", 0, 4294967294LL, ""};
-inline constexpr IntRange kTopK{"top_k", 0, std::numeric_limits<int32_t>::max(), " (0 = off)"};
+inline constexpr Setting kSeed{"seed", Kind::Int, kNone, kNone, 0, 4294967294.0, false, "--seed", "seed", "",
+                               "random seed; left out, one is drawn and reported"};
+inline constexpr Setting kTopK{"top_k", Kind::Int, 0, 0, 0, kInt32Max, false, "--top-k", "top_k", "--top-k",
+                               "keep the k tokens most likely at this temperature"};
+inline constexpr Setting kTopP{"top_p", Kind::Real, 1, 1, 0, 1, false, "--top-p", "top_p", "--top-p",
+                               "keep the most likely tokens (at this temperature) up to this probability"};
+inline constexpr Setting kMinP{"min_p", Kind::Real, 0, 0, 0, 1, false, "--min-p", "min_p", "--min-p",
+                               "drop tokens less likely than min_p times the most likely one (at this temperature)"};
+inline constexpr Setting kRepeatPenalty{"repeat_penalty", Kind::Real, 1, 1, 0, kInf, true, "--repeat-penalty",
+                                        "repeat_penalty", "--repeat-penalty",
+                                        "discourage the last penalty_last_n tokens, at every T"};
 // the penalty keeps a ring buffer of this many tokens: past a million it only costs memory
-inline constexpr IntRange kPenaltyLastN{"penalty_last_n", 1, 1 << 20, ""};
-inline constexpr IntRange kDraws{"n", 1, std::numeric_limits<int32_t>::max(), " (draws)"};
-inline constexpr IntRange kNPredict{"n_predict", 1, std::numeric_limits<int32_t>::max(), " (tokens)"};
-inline constexpr IntRange kNProbs{"n_probs", 0, std::numeric_limits<int32_t>::max(), " (0 = off)"};
+inline constexpr Setting kPenaltyLastN{"penalty_last_n", Kind::Int, 64, kNone, 1, 1 << 20, false, "--repeat-last-n",
+                                       "repeat_last_n", "--repeat-last-n",
+                                       "tokens the repeat penalty looks back on, the prompt's included"};
+inline constexpr Setting kLogitBias{"logit_bias", Kind::Bias, kNone, kNone, -kInf, kInf, false, "--logit-bias",
+                                    "logit_bias", "", "added to a token's logit before the chain; -inf bans the token"};
+inline constexpr Setting kIgnoreEos{"ignore_eos", Kind::Bool, 0, 0, 0, 1, false, "--ignore-eos", "ignore_eos", "",
+                                    "never stop at an end-of-generation token"};
+inline constexpr Setting kPath{"path", Kind::Choice, kNone, kNone, kNone, kNone, false, "--sampler-path", "", "",
+                               "where the chain runs: auto (fused for the plain chain, else chain), fused, chain "
+                               "(llama.cpp's on the CPU), backend (in the decode's ggml graph)"};
+inline constexpr Setting kNPredict{"n_predict", Kind::Int, 128, kNone, 1, kInt32Max, false, "--n-predict",
+                                   "n_predict", "--n-predict", "tokens to generate at most"};
+inline constexpr Setting kNProbs{"n_probs", Kind::Int, 0, 0, 0, kInt32Max, false, "--n-probs", "n_probs", "",
+                                 "also report each step's n_probs most likely tokens (at most the vocabulary)"};
 // llama.cpp decodes at most 256 sequences together (llama_max_parallel_sequences)
-inline constexpr IntRange kSequences{"n", 1, 256, " (draws decoded together: llama.cpp's limit; split them over calls)"};
+inline constexpr Setting kDrawsTogether{"n", Kind::Int, 1, kNone, 1, 256, false, "--draws", "n", "",
+                                        "independent draws of one prompt, decoded together; draw i takes seed + i"};
+
+// Every setting, in the order the chain and the docs list them.
+inline constexpr const Setting * kSettings[] = {&kTemp,           &kBeta,          &kSeed,      &kTopK,
+                                                &kTopP,           &kMinP,          &kRepeatPenalty,
+                                                &kPenaltyLastN,   &kLogitBias,     &kIgnoreEos, &kPath,
+                                                &kNPredict,       &kNProbs,        &kDrawsTogether};
+
+// llama.cpp samplers negtemp does not offer, and why: the library refuses them
+// by name; the patched llama-server refuses them at T < 0, where their
+// meaning flips, and keeps upstream's meaning at T >= 0.
+struct Unoffered {
+    const char * name;
+    const char * why;
+};
+
+inline constexpr Unoffered kUnoffered[] = {
+    {"mirostat", "mirostat steers the draw toward a target surprise under the tempered distribution; at T < 0 "
+                 "that target has no sound meaning"},
+    {"typical_p", "typical sampling is not offered (no backend implementation upstream to check it against)"},
+    {"top_n_sigma", "top-n-sigma is not offered (no backend implementation upstream to check it against)"},
+    {"xtc_probability", "XTC removes the most likely tokens at random; at T < 0, where the least likely win, it has "
+                        "no sound meaning"},
+    {"dry_multiplier", "DRY subtracts from the logits of repeated sequences, which at T < 0 would favour them; use "
+                       "repeat_penalty, which discourages repeats at every T"},
+    {"frequency_penalty", "llama.cpp subtracts it from z, which at T < 0 would favour repeats; use repeat_penalty"},
+    {"presence_penalty", "llama.cpp subtracts it from z, which at T < 0 would favour repeats; use repeat_penalty"},
+    {"dynatemp_range", "dynamic temperature is defined for T >= 0 only"},
+};
+
+inline const char * unoffered_reason(const std::string & name) {
+    for (const Unoffered & u : kUnoffered) {
+        if (name == u.name) {
+            return u.why;
+        }
+    }
+    return "";
+}
+
+// draws of bare logits (sample_tokens), which decode nothing
+inline constexpr IntRange kDraws{"n", 1, std::numeric_limits<int32_t>::max(), " (draws)"};
 // prompts a Model's prefix cache keeps: each a sequence beside the draws a call decodes
 inline constexpr IntRange kPrefixSlots{"prefix_cache", 0, 64, " (prompts kept; 0 = off)"};
 
@@ -106,28 +262,23 @@ inline std::vector<int32_t> history_tokens(const std::vector<int64_t> & history,
 }
 
 struct ChainSpec {
-    double beta = 1.25;  // 1/T: +inf greedy, 0 uniform, -inf anti-greedy
+    double beta = 1.0 / kTemp.fallback;  // 1/T: +inf greedy, 0 uniform, -inf anti-greedy
     uint32_t seed = 0;
-    int32_t top_k = 0;
-    double top_p = 1.0;
-    double min_p = 0.0;
-    double repeat_penalty = 1.0;
-    int32_t penalty_last_n = 64;
+    int32_t top_k = static_cast<int32_t>(kTopK.fallback);
+    double top_p = kTopP.fallback;
+    double min_p = kMinP.fallback;
+    double repeat_penalty = kRepeatPenalty.fallback;
+    int32_t penalty_last_n = static_cast<int32_t>(kPenaltyLastN.fallback);
     std::map<int64_t, double> logit_bias;  // token id -> bias; ids are checked against a vocabulary when bound
     bool ignore_eos = false;               // the model's end-of-generation tokens banned when bound
     SamplerPath path = SamplerPath::Auto;
 
     // The rules that need no vocabulary; throws std::invalid_argument naming the setting.
     void validate() const {
-        if (std::isnan(beta)) {
-            throw std::invalid_argument("the temperature is NaN: give a number (beta = 1/T may be +-inf)");
-        }
-        unit("top_p", top_p);
-        unit("min_p", min_p);
-        if (!(repeat_penalty > 0.0 && std::isfinite(repeat_penalty))) {
-            throw std::invalid_argument("repeat_penalty must be a positive finite number (1 = off), got " +
-                                        std::to_string(repeat_penalty));
-        }
+        kBeta.check(beta);
+        kTopP.check(top_p);
+        kMinP.check(min_p);
+        kRepeatPenalty.check(repeat_penalty);
         for (const auto & [token, bias] : logit_bias) {
             if (std::isnan(bias) || bias == INFINITY) {
                 throw std::invalid_argument("logit_bias[" + std::to_string(token) + "] = " + std::to_string(bias) +
@@ -146,10 +297,11 @@ struct ChainSpec {
     ChainSpec draw(int64_t i) const {
         ChainSpec out = *this;
         const int64_t s = static_cast<int64_t>(seed) + i;
-        if (s > kSeed.hi) {
+        const auto max_seed = static_cast<int64_t>(kSeed.hi);
+        if (s > max_seed) {
             throw std::invalid_argument("draw " + std::to_string(i) + " would take seed " + std::to_string(s) +
-                                        ", past the largest seed " + std::to_string(kSeed.hi) +
-                                        ": start from a seed at most " + std::to_string(kSeed.hi - i));
+                                        ", past the largest seed " + std::to_string(max_seed) +
+                                        ": start from a seed at most " + std::to_string(max_seed - i));
         }
         out.seed = static_cast<uint32_t>(s);
         return out;
@@ -166,7 +318,10 @@ struct ChainSpec {
     }
 
     // logit bias, temperature and the draw only: what the fused sampler runs
-    bool plain() const { return top_k == 0 && top_p == 1.0 && min_p == 0.0 && repeat_penalty == 1.0; }
+    bool plain() const {
+        return top_k == kTopK.neutral && top_p == kTopP.neutral && min_p == kMinP.neutral &&
+               repeat_penalty == kRepeatPenalty.neutral;
+    }
 
     SamplerPath resolved_path() const {
         if (path != SamplerPath::Auto) {
@@ -192,12 +347,6 @@ struct ChainSpec {
         return static_cast<float>(1.0 / beta);
     }
 
-private:
-    static void unit(const char * name, double v) {
-        if (!(v >= 0.0 && v <= 1.0)) {
-            throw std::invalid_argument(std::string(name) + " must be in [0, 1], got " + std::to_string(v));
-        }
-    }
 };
 
 // A ChainSpec checked against one vocabulary, with its bias merged into

@@ -78,7 +78,7 @@ TopTokens top_tokens(const float * logits, const std::vector<double> & sampled, 
 
 }  // namespace
 
-CpuSampler::CpuSampler(const BoundChain & c) : n_vocab_(c.n_vocab()) {
+CpuSampler::CpuSampler(const BoundChain & c, const std::vector<llama_token> & prompt) : n_vocab_(c.n_vocab()) {
     if (c.path() == SamplerPath::Fused) {
         std::vector<float> bias;
         if (!c.bias().empty()) {
@@ -90,6 +90,7 @@ CpuSampler::CpuSampler(const BoundChain & c) : n_vocab_(c.n_vocab()) {
         fused_ = std::make_unique<FusedSampler>(c.temp(), std::move(bias), c.spec().seed);
     } else {
         chain_ = make_chain(c);
+        accept_prompt(chain_.get(), c, prompt);
     }
 }
 
@@ -118,8 +119,8 @@ bool CpuSampler::fused_probs(const float * logits, double * dst) {
 
 const char * finish_name(Finish f) {
     switch (f) {
-        case Finish::Eog: return "eog";
-        case Finish::Length: return "length";
+        case Finish::Eog: return "eos";
+        case Finish::Length: return "limit";
         default: return "";
     }
 }
@@ -158,9 +159,10 @@ Sequences::Sequences(Model & model, std::vector<llama_token> prompt, int64_t n_p
     batch_.reset(new llama_batch(llama_batch_init(static_cast<int32_t>(std::max(prompt_.size(), k_seqs)), 0, 1)));
     if (backend) {
         backend_chain_ = make_chain(chains[0]);
+        accept_prompt(backend_chain_.get(), chains[0], prompt_);
     } else {
         for (const BoundChain & c : chains) {
-            samplers_.emplace_back(c);
+            samplers_.emplace_back(c, prompt_);
         }
         // last: a lease taken is given back by the destructor, which a throwing constructor never runs
         lease_ = model.prefix_cache().acquire(model, prompt_, n_predict, k_seqs);
@@ -281,7 +283,7 @@ Generation::Generation(Model & model, const TokenArray & prompt, const py::int_ 
     : model_(&model), keep_logits_(keep_logits), n_probs_(static_cast<int32_t>(int_in(n_probs, kNProbs))),
       negative_temp_(spec.beta < 0.0) {
     const int64_t n = int_in(n_predict, kNPredict);
-    const int64_t k_draws = int_in(n_draws, kSequences);
+    const int64_t k_draws = int_in(n_draws, kDrawsTogether);
     std::vector<llama_token> toks = model.prompt(prompt, n);
     seeds_ = spec.draw_seeds(k_draws);
     std::vector<BoundChain> chains;

@@ -9,7 +9,7 @@
 #pragma once
 
 #include "chain.hpp"
-#include "chain_spec.hpp"
+#include "sampling_rules.hpp"
 #include "context.hpp"
 #include "fused_sampler.hpp"
 #include "model.hpp"
@@ -24,10 +24,11 @@
 
 namespace negtemp {
 
-// One sequence's sampler on the CPU: negtemp's fused sampler or llama.cpp's chain.
+// One sequence's sampler on the CPU: negtemp's fused sampler or llama.cpp's chain,
+// its repeat penalty's window starting with the end of prompt (accept_prompt).
 class CpuSampler {
 public:
-    explicit CpuSampler(const BoundChain & chain);
+    explicit CpuSampler(const BoundChain & chain, const std::vector<llama_token> & prompt = {});
 
     // A draw from logits; logprob gets its log-probability, and probs (when
     // given) every token's probability in the distribution drawn from.
@@ -140,7 +141,7 @@ public:
     }
 
     // The next token of each sequence still running: [(sequence, token, log p
-    // sampled, piece bytes, finish reason ("", "eog" or "length"), raw logits or
+    // sampled, piece bytes, why it ended, in llama-server's words ("", "eos" or "limit"), raw logits or
     // None, (ids, log p sampled, log p model) or None)]; None once every
     // sequence has finished or the generation was closed.
     pt::Optional<Steps> next();

@@ -6,7 +6,74 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['Cancelled', 'ChainSpec', 'Generation', 'Model', 'SamplingError', 'cpu_backend', 'devices', 'fused_target', 'ggml_type_info', 'llama_commit', 'patch_count', 'portable', 'rpc_server', 'sample_tokens', 'sampler_paths', 'sampler_probs', 'system_info']
+__all__: list[str] = ['Cancelled', 'ChainSpec', 'Generation', 'Model', 'SamplingError', 'Setting', 'cpu_backend', 'default_n_ctx', 'devices', 'fused_target', 'ggml_type_info', 'llama_commit', 'patch_count', 'portable', 'rpc_server', 'sample_tokens', 'sampler_paths', 'sampler_probs', 'sampling_schema', 'system_info', 'unoffered_samplers']
+class Setting:
+    """
+    One sampling setting as every door shows it (sampling_schema())
+    """
+    def check(self, value: typing.SupportsFloat | typing.SupportsIndex) -> float:
+        """
+        value, or ValueError with the setting's range when it is outside it
+        """
+    @property
+    def default(self) -> float | None:
+        """
+        the value when none is given; None where there is none (seed: one is drawn)
+        """
+    @property
+    def expects(self) -> str:
+        """
+        what a value is, as messages say it: 'an int'
+        """
+    @property
+    def field(self) -> str:
+        """
+        llama-server's request field ('' if none)
+        """
+    @property
+    def flag(self) -> str:
+        """
+        negtemp's CLI flag: llama.cpp's where it has one
+        """
+    @property
+    def hi(self) -> float:
+        ...
+    @property
+    def kind(self) -> str:
+        """
+        the Python type of a value: 'int', 'float', 'bool', 'str' (a choice) or 'bias' (token id -> number)
+        """
+    @property
+    def lo(self) -> float:
+        ...
+    @property
+    def meaning(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        """
+        the library's keyword
+        """
+    @property
+    def neutral(self) -> float | None:
+        """
+        the value that turns the setting off; None where none does
+        """
+    @property
+    def open(self) -> bool:
+        """
+        whether the range excludes lo and hi
+        """
+    @property
+    def range(self) -> str:
+        """
+        the range as text: [0, 1], (0, inf)
+        """
+    @property
+    def server_flag(self) -> str:
+        """
+        llama-server's flag for its default, which negtemp serve sets to this default ('' if none)
+        """
 class SamplingError(ValueError):
     pass
 class Cancelled(RuntimeError):
@@ -127,9 +194,18 @@ def sampler_paths() -> list[str]:
     """
 def sampler_probs(logits: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], spec: ChainSpec, history: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], device: str) -> numpy.typing.NDArray[numpy.float64]:
     ...
+def sampling_schema() -> list[Setting]:
+    """
+    every sampling setting, in the chain's order: the one table the library, the CLI, negtemp serve and llama-server read
+    """
 def system_info() -> str:
     """
     which CPU code runs, llama.cpp's build and CPU features (SIMD extensions, backends), for bug reports and benchmarks
     """
+def unoffered_samplers() -> dict[str, str]:
+    """
+    llama.cpp's samplers negtemp does not offer, each with why (the library refuses them by name)
+    """
+default_n_ctx: int = 2048
 llama_commit: str = '0c1e57098bba43ac29e6e3b677cdceebdd22334f'
-patch_count: int = 10
+patch_count: int = 11
