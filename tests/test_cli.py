@@ -150,7 +150,7 @@ def test_reverse_prompt_stops_before_the_text(tiny_path):
     stop = full["text"][10:12]
     out = json_out(run_cli("-m", str(tiny_path), "hi", "--temp", "-1", "--seed", "4", "-n", "30", "--ignore-eos",
                            "-r", stop, "--json"))
-    assert out["finish_reason"] == "stop" and out["text"] == full["text"][: full["text"].index(stop)]
+    assert out["stop_type"] == "word" and out["text"] == full["text"][: full["text"].index(stop)]
 
 
 def test_a_context_past_the_training_length_warns_on_stderr(tiny_path):

@@ -71,10 +71,24 @@ def test_the_path_names_python_types_are_the_native_layers():
     assert typing.get_args(negtemp.config.SamplerPath) == tuple(negtemp._native.sampler_paths())
 
 
-@pytest.mark.parametrize("alias", [{"backend_sampling": True}, {"fused": False}])
-def test_the_removed_path_aliases_are_refused_not_ignored(alias):
-    with pytest.raises(TypeError, match="unexpected keyword"):
-        SamplingConfig.from_options(1.0, **alias)
+@pytest.mark.parametrize("word, message", [
+    ("temperature", "temperature= is another tool's word: negtemp's is temp="),
+    ("max_tokens", "negtemp's is n_predict="),
+    ("max_new_tokens", "negtemp's is n_predict="),
+    ("repeat_last_n", "negtemp's is penalty_last_n="),
+    ("backend_sampling", "negtemp's is path='backend'"),
+    ("n", r"Model.draws\(prompt, n=K\)"),
+    ("stream", r"Model.stream\(prompt, ...\)"),
+    ("fused", "fused= is not a sampling setting; they are: temp, beta"),
+])
+def test_another_tools_word_for_a_setting_is_refused_with_negtemps(word, message):
+    with pytest.raises(TypeError, match=message):
+        SamplingConfig.from_options(1.0, **{word: 1})
+
+
+def test_a_logit_bias_keyed_by_text_is_refused_with_how_to_get_its_token_ids():
+    with pytest.raises(TypeError, match=r"logit_bias keys are token ids, got the text 'hello'.*model.tokenize"):
+        SamplingConfig(logit_bias={"hello": 5.0})
 
 
 def test_a_completion_records_the_resolved_config_and_the_path_that_ran(tiny):

@@ -181,7 +181,7 @@ def test_generate_draws_from_the_raw_logits_whatever_the_models_generation_confi
         min_new_tokens=30, suppress_tokens=list(range(3, 40)), eos_token_id=saved.eos_token_id)
     config = SamplingConfig(temp=-0.7, top_k=100, repeat_penalty=1.4, seed=9)
     try:
-        (c,) = hf.generate(model, PROMPT, tokenizer=tokenizer, config=config, max_new_tokens=24, keep_logits=True)
+        (c,) = hf.generate(model, PROMPT, tokenizer=tokenizer, config=config, n_predict=24, keep_logits=True)
     finally:
         model.generation_config = saved
     assert model.generation_config is saved
@@ -189,7 +189,8 @@ def test_generate_draws_from_the_raw_logits_whatever_the_models_generation_confi
     assert c.step_logits is not None
     assert np.abs(c.step_logits - teacher).max() < 1e-4
     for step, tok in enumerate(c.tokens):
-        p = reference.probs(c.step_logits[step], config=config, history=c.tokens[:step].tolist())
+        history = [*c.prompt_tokens.tolist(), *c.tokens[:step].tolist()]  # the penalty's window counts the prompt
+        p = reference.probs(c.step_logits[step], config=config, history=history)
         assert c.logprobs[step] == pytest.approx(math.log(p[tok]), abs=1e-9)
 
 
@@ -197,12 +198,12 @@ def test_draw_i_is_the_draw_of_seed_plus_i(hf_model: HFModel) -> None:
     from negtemp import hf
 
     model, tokenizer = hf_model
-    many = hf.generate(model, PROMPT, -1.0, tokenizer=tokenizer, n=3, seed=20, top_k=40, max_new_tokens=16)
+    many = hf.generate(model, PROMPT, -1.0, tokenizer=tokenizer, n=3, seed=20, top_k=40, n_predict=16)
     assert [c.config.seed for c in many] == [20, 21, 22]
     assert len({tuple(c.tokens) for c in many}) == 3
     for c in many:
         (alone,) = hf.generate(model, PROMPT, -1.0, tokenizer=tokenizer, seed=c.config.seed, top_k=40,
-                               max_new_tokens=16)
+                               n_predict=16)
         assert alone.tokens.tolist() == c.tokens.tolist()
 
 
@@ -215,7 +216,7 @@ def test_ignore_eos_never_draws_the_end_token(hf_model: HFModel) -> None:
     assert ends[0].finish_reason == "eog"
     assert ends[0].tokens.tolist() == [eos]
     (runs,) = hf.generate(model, PROMPT, 1.0, tokenizer=tokenizer, logit_bias={eos: 50.0}, ignore_eos=True,
-                          seed=1, max_new_tokens=12)
+                          seed=1, n_predict=12)
     assert runs.finish_reason == "length"
     assert eos not in runs.tokens.tolist()
     assert len(runs.tokens) == 12
@@ -227,9 +228,9 @@ def test_a_processor_serves_one_generate_call(hf_model: HFModel) -> None:
     model, tokenizer = hf_model
     processor = hf.ChainProcessor(SamplingConfig(temp=-1.0, seed=1))
     ids = tokenizer(PROMPT, return_tensors="pt").input_ids
-    model.generate(ids, logits_processor=[processor], max_new_tokens=4, do_sample=True)
+    model.generate(ids, logits_processor=[processor], n_predict=4, do_sample=True)
     with pytest.raises(RuntimeError, match="one generate"):
-        model.generate(ids, logits_processor=[processor], max_new_tokens=4, do_sample=True)
+        model.generate(ids, logits_processor=[processor], n_predict=4, do_sample=True)
 
 
 def test_a_processor_under_transformers_sampling_settings_still_draws_the_chain(hf_model: HFModel) -> None:
@@ -239,7 +240,7 @@ def test_a_processor_under_transformers_sampling_settings_still_draws_the_chain(
     model, tokenizer = hf_model
     ids = tokenizer(PROMPT, return_tensors="pt").input_ids
     processor = hf.ChainProcessor(SamplingConfig(temp=-0.001, seed=1))
-    out = model.generate(ids, logits_processor=[processor], max_new_tokens=8, do_sample=True, temperature=0.7,
+    out = model.generate(ids, logits_processor=[processor], n_predict=8, do_sample=True, temperature=0.7,
                          top_k=50)
     drawn = out[0, ids.shape[1]:].tolist()
     assert drawn == [s.token for s in processor.steps[0]]
@@ -285,7 +286,7 @@ def test_llama_cpp_and_transformers_draw_the_same_anti_greedy_tokens(gguf_model:
     model, tokenizer = hf_model
     prompt = tokenizer(PROMPT)["input_ids"]
     ours = gguf_model.complete(prompt, temp=-0.001, n_predict=32, seed=1, keep_logits=True)
-    (theirs,) = hf.generate(model, prompt, -0.001, seed=1, max_new_tokens=32, keep_logits=True)
+    (theirs,) = hf.generate(model, prompt, -0.001, seed=1, n_predict=32, keep_logits=True)
     assert ours.step_logits is not None and theirs.step_logits is not None
     # where the two least likely tokens are closer than the engines' rounding, either may be drawn
     gaps = [min(np.diff(np.sort(z)[:2])[0] for z in (a, b))

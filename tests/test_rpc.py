@@ -384,8 +384,8 @@ def test_rpc_server_on_a_port_in_use_says_so_and_exits_1():
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--host", "localhost"], "IPv4 address"),
-    (["--port", "0"], "--port must be from 1 to 65535"),
-    (["--threads", "0"], "--threads must be from 1 to 256"),
+    (["--port", "0"], "port must be in [1, 65535]"),
+    (["--threads", "0"], "threads must be in [1, 256]"),
 ])
 def test_bad_rpc_server_options_are_refused_before_it_starts(args, message):
     res = subprocess.run([sys.executable, "-m", "negtemp", "rpc-server", *args], capture_output=True, text=True,

@@ -124,7 +124,7 @@ def test_the_cli_does_not_colour_a_pipe_by_default(tiny_path):
 
 
 def test_the_cli_separates_draws_in_text_and_lists_them_in_json(tiny_path):
-    base = ["-m", str(tiny_path), "-p", PROMPT, "--temp", "-1", "--seed", "5", "-n", "4", "--n", "3"]
+    base = ["-m", str(tiny_path), "-p", PROMPT, "--temp", "-1", "--seed", "5", "-n", "4", "--draws", "3"]
     text = cli(*base)
     assert text.returncode == 0, text.stderr
     assert re.findall(r"^--- draw (\d): seed (\d+), \w+ ---$", text.stdout, re.M) == [("0", "5"), ("1", "6"),
@@ -136,7 +136,7 @@ def test_the_cli_separates_draws_in_text_and_lists_them_in_json(tiny_path):
 
 def test_the_cli_writes_the_html_page(tiny_path, tmp_path):
     out = tmp_path / "view.html"
-    r = cli("-m", str(tiny_path), "-p", PROMPT, "--temp", "-1", "--seed", "1", "-n", "5", "--n", "2", "--html",
+    r = cli("-m", str(tiny_path), "-p", PROMPT, "--temp", "-1", "--seed", "1", "-n", "5", "--draws", "2", "--html",
             str(out))
     assert r.returncode == 0, r.stderr
     rows = token_data(out.read_text())

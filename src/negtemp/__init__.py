@@ -25,7 +25,7 @@ from .errors import (
 )
 from .model import Model, generate
 from .probe import sample_tokens, sampler_probs
-from .results import Chunk, Completion, FinishReason, PrefixCacheInfo, TokenProb
+from .results import Chunk, Completion, FinishReason, PrefixCacheInfo, StopType, TokenProb
 from .view import render_html
 
 
@@ -52,6 +52,7 @@ __all__ = [
     "RemoteLoadError",
     "SamplingConfig",
     "SamplingError",
+    "StopType",
     "TokenProb",
     "devices",
     "generate",

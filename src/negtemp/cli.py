@@ -17,10 +17,12 @@ from dataclasses import replace
 from typing import Any, TextIO
 
 from . import _native, registry
-from .config import DEFAULT_TEMP, MAX_SEED, SamplerPath, SamplingConfig
+from .config import SamplerPath, SamplingConfig
 from .errors import ContextOverflowError, ModelFetchError, ModelLoadError, RemoteError, SamplingError
+from .host import DEFAULT_CTX
 from .model import DEFAULT_PREFIX_CACHE, Model
 from .results import Chunk, Completion
+from .schema import SCHEMA, checked, default
 from .view import ansi, ansi_completion, legend, render_html, use_color
 
 __all__ = ["main"]
@@ -104,7 +106,7 @@ def _model_options(ap: argparse.ArgumentParser) -> None:
                     "default $NEGTEMP_MODEL, else smollm2-135m")
     ap.add_argument("-t", "--threads", type=int, help="CPU threads (default: the CPUs this process may use, at most 8)")
     ap.add_argument("-c", "--ctx-size", type=int,
-                    help="context size in tokens (default: the model's training context, at most 2048; "
+                    help=f"context size in tokens (default: the model's training context, at most {DEFAULT_CTX}; "
                     "past the training context it warns)")
     ap.add_argument("-ngl", "--n-gpu-layers", "--gpu-layers", type=int, dest="n_gpu_layers",
                     help="layers on the GPU devices of a GPU build, or on the --rpc servers (default -1, all; with "
@@ -122,43 +124,69 @@ def _rpc_option(ap: argparse.ArgumentParser) -> None:
                     help="split the model over these llama.cpp RPC servers (see negtemp rpc-server)")
 
 
-def _sampling_options(ap: argparse.ArgumentParser, n_predict: int) -> None:
-    """The options every generating subcommand takes: SamplingConfig's fields, length and stop strings."""
-    ap.add_argument("-n", "--n-predict", type=int, default=n_predict,
-                    help=f"tokens to generate at most (default {n_predict})")
-    ap.add_argument("--seed", type=int, help="random seed (default: random, reported with --json)")
-    ap.add_argument("--top-k", type=int, default=0, help="top-k (default 0: off)")
-    ap.add_argument("--top-p", type=float, default=1.0, help="top-p (default 1.0: off)")
-    ap.add_argument("--min-p", type=float, default=0.0, help="min-p (default 0.0: off)")
-    ap.add_argument("--repeat-penalty", type=float, default=1.0,
-                    help="repeat penalty (default 1.0: off); discourages repeats at T < 0 too")
-    ap.add_argument("--repeat-last-n", type=int, default=64, help="tokens the repeat penalty looks back on (64)")
-    ap.add_argument("-l", "--logit-bias", type=_logit_bias, action="append", default=[], metavar="TOKEN(+|-)BIAS",
-                    help="add BIAS to TOKEN's logit, e.g. 15043+1 or 15043-inf to ban it (repeatable)")
-    ap.add_argument("--ignore-eos", action="store_true", help="never stop at an end-of-generation token")
+# short flags llama.cpp gives these settings too
+_SHORT = {"n_predict": ("-n",), "logit_bias": ("-l",)}
+
+
+def _value_of(name: str) -> Callable[[str], Any]:
+    """argparse's type for a setting: the text as the setting's type, refused in the schema's words."""
+    kind = SCHEMA[name].kind
+
+    def parse(text: str) -> Any:
+        try:
+            return int(text) if kind == "int" else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be {SCHEMA[name].expects}, got {text!r}") from None
+
+    return parse
+
+
+def _setting_option(ap: argparse.ArgumentParser | Any, name: str, **overrides: Any) -> None:
+    """The setting's flag, its type, default and help from the schema (sampling_rules.hpp)."""
+    s = SCHEMA[name]
+    notes = [] if default(name) is None else [f"default {default(name)}"]
+    if s.neutral is not None and s.kind != "bool":
+        notes.append(f"{s.neutral:g}: off")
+    kwargs: dict[str, Any] = {"dest": name, "default": default(name),
+                              "help": s.meaning + (f" ({'; '.join(notes)})" if notes else "")}
+    if s.kind == "bool":
+        kwargs.update(action="store_true", help=s.meaning)
+    elif s.kind == "str":
+        kwargs.update(choices=_native.sampler_paths())
+    elif s.kind == "bias":
+        kwargs.update(type=_logit_bias, action="append", default=[], metavar="TOKEN(+|-)BIAS",
+                      help=f"{s.meaning}, e.g. 15043+1 or 15043-inf (repeatable)")
+    else:
+        kwargs.update(type=_value_of(name), metavar=s.kind.upper() if s.kind == "int" else "X")
+    kwargs.update(overrides)
+    ap.add_argument(*_SHORT.get(name, ()), s.flag, **kwargs)
+
+
+def _sampling_options(ap: argparse.ArgumentParser) -> None:
+    """The options every generating subcommand takes: SamplingConfig's settings, length and stop strings."""
+    for name in ("n_predict", "seed", "top_k", "top_p", "min_p", "repeat_penalty", "penalty_last_n", "logit_bias",
+                 "ignore_eos", "path"):
+        _setting_option(ap, name)
     ap.add_argument("-r", "--reverse-prompt", action="append", default=[], metavar="TEXT", dest="stop",
                     help="stop before TEXT when it is generated (repeatable; matched across tokens, left out)")
-    ap.add_argument("--sampler-path", choices=["auto", "fused", "chain", "backend"], default="auto",
-                    help="where the chain runs (default auto: the fused sampler for the plain chain, else "
-                    "llama.cpp's chain)")
     ap.add_argument("--backend-sampling", action="store_true",
                     help="sample in the ggml graph (the GPU path in a GPU build); same as --sampler-path backend")
 
 
 def _temperature_options(ap: argparse.ArgumentParser) -> None:
     temp = ap.add_mutually_exclusive_group()
-    temp.add_argument("--temp", type=float, help=f"temperature T (default {DEFAULT_TEMP}); 0 is greedy, "
-                      "-0.001 picks the least likely tokens")
-    temp.add_argument("--beta", type=float, help="inverse temperature 1/T instead of --temp (-inf: anti-greedy)")
+    _setting_option(temp, "temp", default=None,
+                    help=f"{SCHEMA['temp'].meaning} (default {default('temp')})")
+    _setting_option(temp, "beta", help=SCHEMA["beta"].meaning)
+
+
+_CONFIG_FIELDS = ("seed", "top_k", "top_p", "min_p", "repeat_penalty", "penalty_last_n", "ignore_eos")
 
 
 def _config(args: argparse.Namespace, **temperature: float | None) -> SamplingConfig:
-    path: SamplerPath = "backend" if args.backend_sampling else args.sampler_path
-    return SamplingConfig(
-        **temperature, seed=args.seed, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
-        repeat_penalty=args.repeat_penalty, penalty_last_n=args.repeat_last_n, ignore_eos=args.ignore_eos,
-        logit_bias=dict(args.logit_bias), path=path,
-    )
+    path: SamplerPath = "backend" if args.backend_sampling else args.path
+    settings: dict[str, Any] = {**temperature, **{name: getattr(args, name) for name in _CONFIG_FIELDS}}
+    return SamplingConfig(**settings, logit_bias=dict(args.logit_bias), path=path)
 
 
 def _temperature(args: argparse.Namespace) -> dict[str, float | None]:
@@ -179,6 +207,8 @@ def _color_option(ap: argparse.ArgumentParser) -> None:
 
 
 def _parse(ap: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    if any(a == "--n" or a.startswith("--n=") for a in argv):
+        ap.error("--n is not an option: --draws K makes K draws, -n N generates N tokens (as in llama.cpp)")
     return ap.parse_args(_bind_negative_values(ap, argv))
 
 
@@ -206,13 +236,13 @@ def _generate_parser() -> argparse.ArgumentParser:
     source.add_argument("-f", "--file", help="read the prompt from FILE (- for standard input)")
     _model_options(ap)
     _temperature_options(ap)
-    _sampling_options(ap, 128)
-    ap.add_argument("--n-probs", type=int, default=0, metavar="N",
-                    help="also report each step's N most likely tokens, with their log-probabilities in the "
-                    "sampled distribution and under the model at T = 1 (in --json; as a table on stderr otherwise)")
-    ap.add_argument("--n", "--draws", type=int, default=1, dest="draws", metavar="K",
-                    help="K independent draws of the prompt, decoded together; draw i uses seed SEED + i. The "
-                    "text output puts a '--- draw i: seed S, finish ---' line before each; --json prints a list")
+    _sampling_options(ap)
+    _setting_option(ap, "n_probs", help="also report each step's N most likely tokens, with their log-probabilities "
+                    "in the sampled distribution and under the model at T = 1 (in --json; as a table on stderr "
+                    "otherwise)")
+    _setting_option(ap, "n", help="K independent draws of the prompt, decoded together; draw i uses seed SEED + i. "
+                    "The text output puts a '--- draw i: seed S, finish ---' line before each; --json prints a list",
+                    metavar="K")
     ap.add_argument("--json", action="store_true", help="print the completion as one JSON object instead of text")
     _color_option(ap)
     ap.add_argument("--html", metavar="FILE",
@@ -262,19 +292,19 @@ def _generate(argv: Sequence[str]) -> int:
         ap.error("--mark-undertrained marks tokens in the --html page: give --html FILE too")
     color = not args.json and use_color(args.color, sys.stdout)
     # the views need each token's probability under the model, which comes with the top-N
-    n_probs = max(args.n_probs, 5 if args.html else 0, 1 if color else 0)
+    n_probs = max(checked("n_probs", args.n_probs), 5 if args.html else 0, 1 if color else 0)
     config = _config(args, **_temperature(args))
     if color:
         print(legend(), file=sys.stderr)
     with _open_model(args) as model:
-        if args.draws == 1:
+        if args.n == 1:
             completions = [_stream_one(model, prompt, config, args, n_probs, color)]
         else:
-            completions = model.draws(prompt, config=config, n=args.draws, n_predict=args.n_predict, stop=args.stop,
+            completions = model.draws(prompt, config=config, n=args.n, n_predict=args.n_predict, stop=args.stop,
                                       n_probs=n_probs)
             if not args.json:
                 for i, c in enumerate(completions):
-                    print(f"--- draw {i}: seed {c.config.seed}, {c.finish_reason} ---")
+                    print(f"--- draw {i}: seed {c.config.seed}, {c.stop_type} ---")
                     print(ansi_completion(c) if color else c.text)
         undertrained = _undertrained(model) if args.mark_undertrained else ()
     if args.json:
@@ -283,7 +313,7 @@ def _generate(argv: Sequence[str]) -> int:
             for d in dicts:
                 for key in ("top_logprobs", "model_logprobs", "ranks"):
                     d.pop(key, None)
-        print(json.dumps(dicts[0] if args.draws == 1 else dicts, ensure_ascii=False))
+        print(json.dumps(dicts[0] if args.n == 1 else dicts, ensure_ascii=False))
     elif args.n_probs:
         for c in completions:
             _print_top(c, sys.stderr)
@@ -332,14 +362,13 @@ def _chat(argv: Sequence[str]) -> int:
     ap.add_argument("-sys", "--system-prompt", help="the system message that opens the conversation")
     _model_options(ap)
     _temperature_options(ap)
-    _sampling_options(ap, 256)
+    _sampling_options(ap)
     _color_option(ap)
     args = _parse(ap, argv)
     color = use_color(args.color, sys.stdout)
     if color:
         print(legend(), file=sys.stderr)
-    config = _config(args, **_temperature(args)).resolved()
-    assert config.seed is not None  # resolved() draws one
+    config = _config(args, **_temperature(args))
     messages: list[dict[str, str]] = []
     if args.system_prompt:
         messages.append({"role": "system", "content": args.system_prompt})
@@ -357,8 +386,9 @@ def _chat(argv: Sequence[str]) -> int:
             if not line.strip():
                 continue
             messages.append({"role": "user", "content": line.rstrip("\n")})
-            # each turn its own draws: the same seed every turn would repeat its random numbers
-            turn_config = replace(config, seed=(config.seed + turn) % (MAX_SEED + 1))
+            # each turn its own draws (the same seed every turn would repeat its random numbers): turn i takes
+            # seed + i, as draw i does, or a fresh seed when none was given
+            turn_config = config.resolved() if config.seed is None else replace(config, seed=config.seed + turn)
             # the model keeps the conversation's KV cache (--prefix-cache): each turn evaluates only its new tokens
             c = model.chat(messages, config=turn_config, n_predict=args.n_predict, stop=args.stop,
                            n_probs=1 if color else 0, on_chunk=_chunk_writer(color))
@@ -379,7 +409,7 @@ def _sweep(argv: Sequence[str]) -> int:
     values = ap.add_mutually_exclusive_group(required=True)
     values.add_argument("--temps", type=_floats, help="comma-separated temperatures, e.g. -1,-0.001,0.001,1")
     values.add_argument("--betas", type=_floats, help="comma-separated inverse temperatures")
-    _sampling_options(ap, 64)
+    _sampling_options(ap)
     ap.add_argument("--json", action="store_true", help="print one JSON object per line")
     args = _parse(ap, argv)
     with _open_model(args) as model:
@@ -390,7 +420,7 @@ def _sweep(argv: Sequence[str]) -> int:
             print(json.dumps(c.to_dict(), ensure_ascii=False))
         else:
             label = f"T={c.config.temp:g}" if c.config.temp is not None else f"beta={c.config.beta:g}"
-            print(f"{label}\t{c.finish_reason}\t{c.text!r}")
+            print(f"{label}\t{c.stop_type}\t{c.text!r}")
     return 0
 
 
@@ -416,7 +446,8 @@ def _serve(argv: Sequence[str]) -> int:
                     "default $NEGTEMP_MODEL, else smollm2-135m")
     ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     ap.add_argument("--port", type=int, default=8080, help="port (default 8080)")
-    ap.add_argument("-c", "--ctx-size", type=int, help="context per slot in tokens (default 2048)")
+    ap.add_argument("-c", "--ctx-size", type=int, help="the whole context in tokens, shared by the slots, as "
+                    f"llama-server's -c (default {DEFAULT_CTX} a slot)")
     ap.add_argument("-np", "--parallel", type=int, default=4, help="requests decoded together (slots; default 4)")
     ap.add_argument("-t", "--threads", type=int, help="CPU threads (default: the CPUs this process may use, at most 8)")
     ap.add_argument("-ngl", "--n-gpu-layers", type=int, default=-1, dest="n_gpu_layers",

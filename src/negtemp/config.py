@@ -11,6 +11,7 @@ made and again, against a vocabulary, where it runs (ARCHITECTURE.md).
 from __future__ import annotations
 
 import math
+import numbers
 import secrets
 import warnings
 from collections.abc import Mapping
@@ -20,12 +21,12 @@ from typing import Any, Literal, TypedDict, cast
 
 from . import _native
 from .convert import strict_int
+from .schema import MAX_SEED, SCHEMA, convert, default, other_word
 
 __all__ = ["DEFAULT_TEMP", "MAX_SEED", "NEAR_GREEDY_T", "SamplerPath", "SamplingConfig", "SamplingOptions",
            "identical_draws", "make_config", "resolve_beta", "warn_identical_draws"]
 
-DEFAULT_TEMP = 0.8
-MAX_SEED = 2**32 - 2  # the native seed range's top: 2**32 - 1 is llama.cpp's "pick a random seed"
+DEFAULT_TEMP: float = default("temp")
 # |T| at or below which draws of one prompt are nearly all the same: at T = -0.001 the least
 # likely token outweighs one 0.01 nats more likely by e**10
 NEAR_GREEDY_T = 1e-3
@@ -37,19 +38,7 @@ SamplerPath = Literal["auto", "fused", "chain", "backend"]
 
 # llama.cpp samplers negtemp does not offer, and why (README, "Semantics"): asked
 # for by name, they are refused with the reason rather than ignored.
-UNSUPPORTED = {
-    "mirostat": "mirostat steers the draw toward a target surprise under the tempered distribution; "
-                "at T < 0 that target has no sound meaning",
-    "typical_p": "typical sampling is not offered (no backend implementation upstream to check it against)",
-    "top_n_sigma": "top-n-sigma is not offered (no backend implementation upstream to check it against)",
-    "xtc_probability": "XTC removes the most likely tokens at random; at T < 0, where the least likely win, "
-                       "it has no sound meaning",
-    "dry_multiplier": "DRY subtracts from the logits of repeated sequences, which at T < 0 would favour "
-                      "them; use repeat_penalty, which discourages repeats at every T",
-    "frequency_penalty": "llama.cpp subtracts it from z, which at T < 0 would favour repeats; use repeat_penalty",
-    "presence_penalty": "llama.cpp subtracts it from z, which at T < 0 would favour repeats; use repeat_penalty",
-    "dynatemp_range": "dynamic temperature is defined for T >= 0 only",
-}
+UNSUPPORTED: Mapping[str, str] = MappingProxyType(_native.unoffered_samplers())
 
 
 def resolve_beta(temp: float | None, beta: float | None) -> float:
@@ -57,16 +46,11 @@ def resolve_beta(temp: float | None, beta: float | None) -> float:
     if (temp is None) == (beta is None):
         raise TypeError("give exactly one of temp= and beta=")
     if temp is not None:
-        t = float(temp)
-        if math.isnan(t):
-            raise ValueError("temp is NaN")
+        t = SCHEMA["temp"].check(convert("temp", temp))
         if t == 0.0:
             return math.inf
         return 0.0 if math.isinf(t) else 1.0 / t
-    b = float(beta)  # type: ignore[arg-type]
-    if math.isnan(b):
-        raise ValueError("beta is NaN")
-    return b
+    return SCHEMA["beta"].check(convert("beta", beta))
 
 
 class SamplingOptions(TypedDict, total=False):
@@ -101,13 +85,13 @@ class SamplingConfig:
     temp: float | None = None
     beta: float | None = None
     seed: int | None = None
-    top_k: int = 0
-    top_p: float = 1.0
-    min_p: float = 0.0
-    repeat_penalty: float = 1.0
-    penalty_last_n: int = 64
+    top_k: int = default("top_k")
+    top_p: float = default("top_p")
+    min_p: float = default("min_p")
+    repeat_penalty: float = default("repeat_penalty")
+    penalty_last_n: int = default("penalty_last_n")
     logit_bias: Mapping[int, float] = field(default_factory=dict)
-    ignore_eos: bool = False
+    ignore_eos: bool = default("ignore_eos")
     path: SamplerPath = "auto"
     # the native layer's validated form of the fields above (made from them, never given)
     _spec: _native.ChainSpec = field(init=False, repr=False, compare=False)
@@ -115,17 +99,13 @@ class SamplingConfig:
     def __post_init__(self) -> None:
         if self.temp is None and self.beta is None:
             object.__setattr__(self, "temp", DEFAULT_TEMP)
-        if self.seed is not None:
-            object.__setattr__(self, "seed", strict_int("seed", self.seed))
-        object.__setattr__(self, "top_k", strict_int("top_k", self.top_k))
-        object.__setattr__(self, "penalty_last_n", strict_int("penalty_last_n", self.penalty_last_n))
-        for name in ("top_p", "min_p", "repeat_penalty"):
-            object.__setattr__(self, name, float(getattr(self, name)))
-        bias = {strict_int("logit_bias key", tok): float(val) for tok, val in (self.logit_bias or {}).items()}
+        for name in ("seed", "temp", "beta"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, convert(name, getattr(self, name)))
+        for name in ("top_k", "top_p", "min_p", "repeat_penalty", "penalty_last_n", "ignore_eos", "path"):
+            object.__setattr__(self, name, convert(name, getattr(self, name)))
+        bias = {_bias_token(tok): _bias_value(tok, val) for tok, val in (self.logit_bias or {}).items()}
         object.__setattr__(self, "logit_bias", MappingProxyType(bias))
-        if not isinstance(self.path, str):
-            raise TypeError(f"path must be a str, got {type(self.path).__name__} {self.path!r}")
-        object.__setattr__(self, "ignore_eos", bool(self.ignore_eos))
         spec = _native.ChainSpec(
             beta=self.inverse_temperature, seed=0 if self.seed is None else self.seed, top_k=self.top_k,
             top_p=self.top_p, min_p=self.min_p, repeat_penalty=self.repeat_penalty,
@@ -138,10 +118,14 @@ class SamplingConfig:
 
     @classmethod
     def from_options(cls, temp: float | None = None, **options: Any) -> SamplingConfig:
-        """A config from the API's keyword arguments, refusing llama.cpp samplers negtemp does not offer."""
+        """A config from the API's keyword arguments, refusing llama.cpp samplers negtemp does not offer and
+        naming negtemp's word where another tool's was given (temperature=: temp=)."""
         refused = sorted(UNSUPPORTED.keys() & options.keys())
         if refused:
             raise ValueError("; ".join(f"{name}: {UNSUPPORTED[name]}" for name in refused))
+        for word in options:
+            if word not in cls.__dataclass_fields__ or word == "_spec":
+                raise TypeError(_unknown_option(word))
         return cls(temp=temp, **options)
 
     @property
@@ -169,6 +153,31 @@ class SamplingConfig:
         d["logit_bias"] = {str(k): v for k, v in self.logit_bias.items()}
         d["beta"] = self.inverse_temperature
         return d
+
+
+def _bias_token(token: object) -> int:
+    if isinstance(token, str):
+        raise TypeError(f"logit_bias keys are token ids, got the text {token!r}: its ids are "
+                        f"model.tokenize({token!r}, add_special=False)")
+    return strict_int("logit_bias token", token)
+
+
+def _bias_value(token: object, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"logit_bias[{token!r}] must be a number, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def _unknown_option(word: str) -> str:
+    """The message for a keyword argument that is not a sampling setting."""
+    if word == "stream":
+        return "stream= is not an option: Model.stream(prompt, ...) yields the chunks as they are sampled"
+    if word == "n":
+        return "n= is not an option of this call: Model.draws(prompt, n=K) makes K draws decoded together"
+    ours = other_word(word)
+    if ours is not None:
+        return f"{word}= is another tool's word: negtemp's is {ours}"
+    return f"{word}= is not a sampling setting; they are: {', '.join(s for s in SCHEMA if s != 'n')}"
 
 
 _SCALARS = tuple(f for f in SamplingConfig.__dataclass_fields__ if f not in ("logit_bias", "_spec"))

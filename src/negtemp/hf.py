@@ -31,6 +31,7 @@ import numpy as np
 from .config import SamplingConfig, SamplingOptions, make_config, warn_identical_draws
 from .errors import SamplingError
 from .results import Completion
+from .schema import convert, default
 
 try:
     import torch
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 __all__ = ["ChainProcessor", "Step", "chain_probs", "generate"]
+
+N_PREDICT: int = default("n_predict")
 
 
 class Step(NamedTuple):
@@ -91,10 +94,8 @@ class ChainProcessor(LogitsProcessor):
 
     def probs(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         """The chain's distribution for each row (float64, on scores' device), the repeat penalty's history
-        being each row's tokens past the prompt."""
-        if self._prompt_len is None:
-            raise RuntimeError("probs() needs the prompt's length, which the processor's first call records")
-        return chain_probs(scores, self.chain, input_ids[:, self._prompt_len:])
+        being each row's tokens, the prompt's included (as Model and llama-server count it)."""
+        return chain_probs(scores, self.chain, input_ids)
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         rows, width = input_ids.shape
@@ -230,7 +231,7 @@ def generate(
     tokenizer: PreTrainedTokenizerBase | None = None,
     config: SamplingConfig | None = None,
     n: int = 1,
-    max_new_tokens: int = 128,
+    n_predict: int = N_PREDICT,
     keep_logits: bool = False,
     **options: Unpack[SamplingOptions],
 ) -> list[Completion]:
@@ -242,7 +243,7 @@ def generate(
     text (with ``tokenizer``) or token ids, used as given. The n sequences
     run as one batch; draw i is seeded seed + i. A draw ends at one of the
     model's end-of-generation tokens (kept as its last token) or after
-    ``max_new_tokens``. Returns negtemp Completions: ``tokens``,
+    ``n_predict`` tokens. Returns negtemp Completions: ``tokens``,
     ``logprobs`` (in the distribution sampled), ``model_logprobs`` and
     ``ranks`` (under the model at T = 1), ``text`` and ``pieces`` (each
     token's text on its own, UTF-8) when a tokenizer is given,
@@ -259,20 +260,20 @@ def generate(
     batch = torch.tensor([ids] * n, dtype=torch.long, device=device)
     # greedy over the processor's one-hot scores: no sampling warper is added, and the draw is the processor's
     settings = GenerationConfig(  # type: ignore[no-untyped-call]
-        do_sample=False, num_beams=1, max_new_tokens=int(max_new_tokens), min_new_tokens=0,
+        do_sample=False, num_beams=1, max_new_tokens=convert("n_predict", n_predict), min_new_tokens=0,
         eos_token_id=None if cfg.ignore_eos else (eog or None), pad_token_id=eog[0] if eog else 0,
     )
     with _neutral_generation_config(model), torch.no_grad():
         cast(Any, model).generate(batch, attention_mask=torch.ones_like(batch), generation_config=settings,
                        logits_processor=LogitsProcessorList([processor]))
     return [_completion(steps, ids, replace(processor.config, seed=seed), set(eog), tokenizer, model,
-                        int(max_new_tokens))
+                        int(n_predict))
             for steps, seed in zip(processor.steps, processor.seeds, strict=True)]
 
 
 def _completion(steps: list[Step], prompt: list[int],
                 config: SamplingConfig, eog: set[int], tokenizer: PreTrainedTokenizerBase | None,
-                model: PreTrainedModel, max_new_tokens: int) -> Completion:
+                model: PreTrainedModel, n_predict: int) -> Completion:
     # the processor drew on for rows that had ended (transformers pads them): cut at the first eog
     end = None if config.ignore_eos else next((i + 1 for i, s in enumerate(steps) if s.token in eog), None)
     finished = end is not None
@@ -285,14 +286,14 @@ def _completion(steps: list[Step], prompt: list[int],
         pieces = tuple(str(tokenizer.decode([int(t)])).encode() for t in tokens)
     settings: dict[str, Any] = {
         "model": str(getattr(model, "name_or_path", "") or type(model).__name__), **config.to_dict(),
-        "n_predict": max_new_tokens, "stop": [], "engine": "transformers", "dtype": str(model.dtype),
+        "n_predict": n_predict, "stop": [], "engine": "transformers", "dtype": str(model.dtype),
     }
     logits = [s.logits for s in steps if s.logits is not None]
     return Completion(
         text=text, tokens=tokens, prompt_tokens=np.array(prompt, dtype=np.int32),
         logprobs=np.array([s.logprob for s in steps], dtype=np.float64), config=config, settings=settings,
         step_logits=np.stack(logits) if logits else None,
-        finish_reason="eog" if finished else "length",
+        stop_type="eos" if finished else "limit",
         model_logprobs=np.array([s.model_logprob for s in steps], dtype=np.float64),
         ranks=np.array([s.rank for s in steps], dtype=np.int64), pieces=pieces,
     )

@@ -1,17 +1,21 @@
-"""Facts about the machine this process runs on, and the thread counts they imply.
+"""Facts about the machine this process runs on, and the process options they imply.
 
-Model, `negtemp serve` and `negtemp rpc-server` all take a thread count; the
-default and the cap are written here once.
+Model, `negtemp serve` and `negtemp rpc-server` take a thread count, a context
+size, a port or an address to listen on; each option's default, range and
+converter is written here once and shared by all three.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import warnings
 
+from . import _native
 from .convert import int_in
 
-__all__ = ["MAX_THREADS", "available_memory", "default_threads", "thread_count", "usable_cpus"]
+__all__ = ["DEFAULT_CTX", "MAX_THREADS", "MIN_CTX", "available_memory", "context_size", "default_threads",
+           "is_loopback", "port", "thread_count", "usable_cpus"]
 
 # More threads than this are refused: ggml gains nothing past the cores, and
 # libgomp segfaults or exits the process when it cannot start that many.
@@ -46,6 +50,33 @@ def thread_count(name: str, value: int | None) -> int:
             RuntimeWarning, stacklevel=3,
         )
     return n
+
+
+# a sequence's context when none is given: the model's training context, at most this (Model's n_ctx; a
+# `negtemp serve` slot's share)
+DEFAULT_CTX: int = _native.default_n_ctx
+MIN_CTX = 16  # llama.cpp pads a context to 256 cells; fewer than 16 tokens is no prompt and reply
+_MAX_CTX = 2**31 - 1
+
+
+def context_size(name: str, value: int | None) -> int | None:
+    """value (None: the default) checked against [16, 2**31 - 1] tokens."""
+    return None if value is None else int_in(name, value, MIN_CTX, _MAX_CTX)
+
+
+def port(name: str, value: int) -> int:
+    """A TCP port to listen on or connect to, from 1 to 65535."""
+    return int_in(name, value, 1, 65535)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach an address (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def available_memory() -> int | None:

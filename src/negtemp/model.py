@@ -20,10 +20,11 @@ from .chat import chat_messages
 from .config import SamplingConfig, SamplingOptions, make_config, warn_identical_draws
 from .convert import int_in, strict_int
 from .errors import Cancelled, ModelLoadError, RemoteError, RemoteLoadError
-from .host import available_memory, thread_count
+from .host import available_memory, context_size, thread_count
 from .registry import resolve
 from .remote import rpc_endpoints
-from .results import Chunk, Completion, FinishReason, PrefixCacheInfo, TokenProb
+from .results import Chunk, Completion, PrefixCacheInfo, StopType, TokenProb
+from .schema import convert, default
 from .text import TokenText, stop_strings
 
 if TYPE_CHECKING:
@@ -37,11 +38,14 @@ Prompt = str | bytes | Sequence[int] | np.ndarray
 # the names are the native layer's, which refuses any other
 KVType = Literal["f16", "f32"]
 
+N_PREDICT: int = default("n_predict")
+N_PROBS: int = default("n_probs")
+
 # recent prompts whose KV cache a Model keeps by default (README, "Prefix reuse")
 DEFAULT_PREFIX_CACHE = 4
 
-# why the native stepper ended a sequence ("" while it runs)
-_NATIVE_FINISH: dict[str, FinishReason] = {"eog": "eog", "length": "length"}
+# what ended a sequence, as the native stepper says it ("" while it runs)
+_NATIVE_STOP: dict[str, StopType] = {"eos": "eos", "limit": "limit"}
 
 
 def _token_ids(tokens: npt.ArrayLike) -> np.ndarray:
@@ -121,7 +125,7 @@ class Model:
         kv_type: KVType = "f16",
     ) -> None:
         self.n_threads = thread_count("n_threads", n_threads)
-        asked_ctx = 0 if n_ctx is None else int_in("n_ctx", n_ctx, 16, 2**31 - 1)
+        asked_ctx = context_size("n_ctx", n_ctx) or 0
         self.main_gpu = None if main_gpu is None else int_in("main_gpu", main_gpu, 0, 2**31 - 1)
         self.rpc: tuple[str, ...] = rpc_endpoints(rpc)
         self.rpc_timeout = remote.rpc_timeout(rpc_timeout)
@@ -293,9 +297,9 @@ class Model:
         temp: float | None = None,
         *,
         config: SamplingConfig | None = None,
-        n_predict: int = 128,
+        n_predict: int = N_PREDICT,
         stop: str | Iterable[str] | None = None,
-        n_probs: int = 0,
+        n_probs: int = N_PROBS,
         keep_logits: bool = False,
         parse_special: bool = True,
         **options: Unpack[SamplingOptions],
@@ -318,8 +322,8 @@ class Model:
         """A native generation of n draws of prompt, ready for their first tokens, and the prompt's tokens."""
         prompt_tokens = self._prompt_tokens(prompt, parse_special)
         with self._call() as native:
-            gen = _native.Generation(native, prompt_tokens, strict_int("n_predict", n_predict), cfg.native(),
-                                     strict_int("n", n), bool(keep_logits), strict_int("n_probs", n_probs))
+            gen = _native.Generation(native, prompt_tokens, convert("n_predict", n_predict), cfg.native(),
+                                     convert("n", n), bool(keep_logits), convert("n_probs", n_probs))
         return gen, prompt_tokens
 
     def _steps(self, gen: _native.Generation, stops: tuple[str, ...]) -> Iterator[tuple[int, Chunk]]:
@@ -337,7 +341,7 @@ class Model:
                 for seq, token, logprob, piece, finish, logits, top in steps:
                     text = texts[seq]
                     new = text.feed(piece, last=bool(finish))
-                    reason = "stop" if text.stopped else _NATIVE_FINISH.get(finish)
+                    reason: StopType | None = "word" if text.stopped else _NATIVE_STOP.get(finish)
                     if text.stopped and not finish:
                         gen.end(seq)
                     yield seq, self._chunk(new, token, logprob, reason, top, logits, piece)
@@ -348,10 +352,10 @@ class Model:
         """The generation's one sequence as Chunks."""
         for _, chunk in self._steps(gen, stops):
             yield chunk
-            if chunk.finish_reason is not None:
+            if chunk.stop_type is not None:
                 return
 
-    def _chunk(self, text: str, token: int, logprob: float, reason: FinishReason | None,
+    def _chunk(self, text: str, token: int, logprob: float, reason: StopType | None,
                top: tuple[np.ndarray, np.ndarray, np.ndarray, float, int] | None, logits: np.ndarray | None,
                piece: bytes) -> Chunk:
         """A native step as a Chunk: with n_probs, the step's most likely tokens with their text, and the drawn
@@ -374,9 +378,9 @@ class Model:
         temp: float | None = None,
         *,
         config: SamplingConfig | None = None,
-        n_predict: int = 128,
+        n_predict: int = N_PREDICT,
         stop: str | Iterable[str] | None = None,
-        n_probs: int = 0,
+        n_probs: int = N_PROBS,
         on_text: Callable[[str], None] | None = None,
         keep_logits: bool = False,
         parse_special: bool = True,
@@ -394,7 +398,8 @@ class Model:
         "Semantics" defines every chain at every T. Generation ends after
         ``n_predict`` tokens, at an end-of-generation token, or at the first of
         the ``stop`` strings (one or several, matched across token boundaries
-        and left out of the text); ``finish_reason`` says which. ``n_probs``
+        and left out of the text); ``stop_type`` says which ("limit", "eos",
+        "word"), and ``finish_reason`` in OpenAI's words. ``n_probs``
         (CPU paths) keeps each step's ``n_probs`` most likely tokens in
         ``top_logprobs`` (and each token's probability and rank under the
         model in ``model_logprobs`` and ``ranks``). ``on_text`` receives the
@@ -426,9 +431,9 @@ class Model:
         *,
         n: int,
         config: SamplingConfig | None = None,
-        n_predict: int = 128,
+        n_predict: int = N_PREDICT,
         stop: str | Iterable[str] | None = None,
-        n_probs: int = 0,
+        n_probs: int = N_PROBS,
         keep_logits: bool = False,
         parse_special: bool = True,
         **options: Unpack[SamplingOptions],
@@ -468,7 +473,7 @@ class Model:
         ``messages``: ``[{"role": "system" | "user" | "assistant", "content":
         "..."}, ...]``, or a str for one user message. Takes complete()'s
         other arguments; the reply ends at the model's end-of-turn token
-        (finish_reason "eog") unless a stop string or n_predict comes first.
+        (stop_type "eos") unless a stop string or n_predict comes first.
         ValueError for a model without a chat template (a base model): use
         complete() with a prompt of your own.
         """
@@ -486,7 +491,7 @@ class Model:
         temps: Sequence[float] | None = None,
         *,
         betas: Sequence[float] | None = None,
-        n_predict: int = 128,
+        n_predict: int = N_PREDICT,
         config: SamplingConfig | None = None,
         stop: str | Iterable[str] | None = None,
         parse_special: bool = True,
@@ -515,14 +520,14 @@ class Model:
         stops = stop_strings(stop)
         prompt_tokens = self._prompt_tokens(prompt, parse_special)
         with self._call() as native:
-            results = native.sweep(prompt_tokens, strict_int("n_predict", n_predict), [c.native() for c in configs])
+            results = native.sweep(prompt_tokens, convert("n_predict", n_predict), [c.native() for c in configs])
             pieces = [[native.token_to_piece(int(t)) for t in tokens] for tokens, _, _ in results]
         out = []
         for (tokens, logprobs, finish), c, token_pieces in zip(results, configs, pieces, strict=True):
             text, n, stopped = _text(token_pieces, stops)
             out.append(Completion(text, tokens[:n], prompt_tokens, logprobs[:n], c,
                                   self._settings(c, n_predict, stops),
-                                  finish_reason="stop" if stopped else _NATIVE_FINISH[finish]))
+                                  stop_type="word" if stopped else _NATIVE_STOP[finish]))
         return out
 
     def _settings(self, config: SamplingConfig, n_predict: int, stops: tuple[str, ...]) -> dict[str, Any]:
@@ -555,7 +560,7 @@ class _Draw:
     def completion(self, prompt_tokens: np.ndarray, cfg: SamplingConfig, settings: dict[str, Any], n_probs: int,
                    keep_logits: bool) -> Completion:
         cs = self.chunks
-        reason: FinishReason = next((c.finish_reason for c in reversed(cs) if c.finish_reason), "length")
+        reason: StopType = next((c.stop_type for c in reversed(cs) if c.stop_type), "limit")
         return Completion(
             "".join(c.text for c in cs), np.asarray([c.token for c in cs], np.int32), prompt_tokens,
             np.asarray([c.logprob for c in cs], np.float64), cfg, settings,

@@ -16,11 +16,21 @@ import numpy as np
 
 from .config import SamplingConfig
 
-__all__ = ["Chunk", "Completion", "FinishReason", "PrefixCacheInfo", "TokenProb", "json_value"]
+__all__ = ["Chunk", "Completion", "FinishReason", "PrefixCacheInfo", "StopType", "TokenProb", "json_value"]
 
-FinishReason = Literal["length", "stop", "eog"]
-"""Why a generation ended: n_predict tokens ("length"), a stop string ("stop"),
-or an end-of-generation token such as </s> or <|im_end|> ("eog")."""
+StopType = Literal["eos", "word", "limit"]
+"""What ended a generation, in llama-server's words (its ``stop_type``): an
+end-of-generation token such as </s> or <|im_end|> ("eos"), a stop string
+("word"), or n_predict tokens ("limit")."""
+
+FinishReason = Literal["stop", "length"]
+"""Why a generation ended, in OpenAI's words as llama-server answers them:
+"length" after n_predict tokens, else "stop" (stop_type says which stop)."""
+
+
+def finish_reason(stop_type: StopType) -> FinishReason:
+    """OpenAI's finish_reason for a stop_type."""
+    return "length" if stop_type == "limit" else "stop"
 
 
 def json_value(value: Any, *, infinity_as_text: bool = False) -> Any:
@@ -63,8 +73,8 @@ class Chunk:
     ``text`` can be "" for a token that ends inside a UTF-8 sequence, or whose
     text might begin a stop string (it is released with a later chunk, or
     dropped if the stop string completes). ``logprob`` is the token's
-    log-probability in the distribution it was sampled from. ``finish_reason``
-    is None except on the last chunk. ``top`` holds the ``n_probs`` most likely
+    log-probability in the distribution it was sampled from. ``stop_type``
+    and ``finish_reason`` are None except on the last chunk. ``top`` holds the ``n_probs`` most likely
     tokens of the step, most likely first in the sampled distribution, and
     with them ``model_logprob`` and ``rank``, the token's log-probability and
     rank under the model at T = 1; ``logits`` the raw logits the token was
@@ -74,12 +84,17 @@ class Chunk:
     text: str
     token: int
     logprob: float
-    finish_reason: FinishReason | None = None
+    stop_type: StopType | None = None
     top: tuple[TokenProb, ...] = ()
     logits: np.ndarray | None = None
     piece: bytes = b""
     model_logprob: float | None = None
     rank: int | None = None
+
+    @property
+    def finish_reason(self) -> FinishReason | None:
+        """OpenAI's word for stop_type ("stop", "length"); None before the last chunk."""
+        return None if self.stop_type is None else finish_reason(self.stop_type)
 
 
 @dataclass(frozen=True)
@@ -90,8 +105,9 @@ class Completion:
     ran); ``settings`` is the model, ``config.to_dict()``, ``n_predict`` and
     the stop strings. ``tokens`` and ``logprobs`` cover every token sampled,
     the one that completed a stop string included; ``text`` ends before the
-    stop string. ``finish_reason``: "length" (n_predict tokens), "stop" (a
-    stop string) or "eog" (an end-of-generation token). ``top_logprobs``:
+    stop string. ``stop_type``: "eos" (an end-of-generation token), "word"
+    (a stop string) or "limit" (n_predict tokens); ``finish_reason`` says
+    it in OpenAI's words: "length" for "limit", else "stop". ``top_logprobs``:
     with ``n_probs``, each step's most likely tokens (negtemp.TokenProb);
     with it too, ``model_logprobs`` (each token's log-probability under the
     model at T = 1) and ``ranks`` (its rank there, 1 for the model's most
@@ -107,11 +123,16 @@ class Completion:
     config: SamplingConfig
     settings: dict[str, Any] = field(default_factory=dict)
     step_logits: np.ndarray | None = None
-    finish_reason: FinishReason = "length"
+    stop_type: StopType = "limit"
     top_logprobs: tuple[tuple[TokenProb, ...], ...] = ()
     model_logprobs: np.ndarray | None = None
     ranks: np.ndarray | None = None
     pieces: tuple[bytes, ...] = ()
+
+    @property
+    def finish_reason(self) -> FinishReason:
+        """OpenAI's word for stop_type: "length" after n_predict tokens, else "stop"."""
+        return finish_reason(self.stop_type)
 
     def to_dict(self) -> dict[str, Any]:
         """A strict-JSON-ready dict (the module's policy: log-probabilities that are not finite become None,
@@ -119,6 +140,7 @@ class Completion:
         out = {
             "text": self.text,
             "finish_reason": self.finish_reason,
+            "stop_type": self.stop_type,
             "tokens": self.tokens.tolist(),
             "prompt_tokens": self.prompt_tokens.tolist(),
             "logprobs": json_value([float(x) for x in self.logprobs]),

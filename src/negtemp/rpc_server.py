@@ -20,7 +20,7 @@ from pathlib import Path
 from types import FrameType
 
 from . import _native
-from .host import MAX_THREADS, default_threads
+from .host import is_loopback, port, thread_count
 
 __all__ = ["DEFAULT_PORT", "RpcServerOptions", "exposure_warning", "serve_rpc"]
 
@@ -41,17 +41,12 @@ class RpcServerOptions:
         except ValueError:
             raise ValueError(f"--host must be an IPv4 address such as 127.0.0.1 or 0.0.0.0 (ggml's RPC server "
                              f"listens on IPv4 only), got {self.host!r}") from None
-        if isinstance(self.port, bool) or not 1 <= self.port <= 65535:
-            raise ValueError(f"--port must be from 1 to 65535, got {self.port}")
-        threads = default_threads() if self.threads is None else self.threads
-        if not 1 <= threads <= MAX_THREADS:
-            raise ValueError(f"--threads must be from 1 to {MAX_THREADS}, got {threads}")
-        return RpcServerOptions(self.host, self.port, threads, self.cache)
+        return RpcServerOptions(self.host, port("port", self.port), thread_count("threads", self.threads), self.cache)
 
 
 def exposure_warning(host: str) -> str | None:
     """The warning for listening on host, or None when only this machine can reach it (loopback)."""
-    if ipaddress.IPv4Address(host).is_loopback:
+    if is_loopback(host):
         return None
     return (f"negtemp rpc-server: WARNING: listening on {host}, which other machines can reach. llama.cpp's RPC "
             "protocol has no authentication and no encryption: anyone who can reach this port can run "

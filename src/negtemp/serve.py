@@ -26,15 +26,17 @@ from pathlib import Path
 from types import FrameType
 
 from .admission import admit
-from .config import DEFAULT_TEMP
-from .host import MAX_THREADS, available_memory, default_threads
+from .convert import int_in
+from .host import DEFAULT_CTX, MIN_CTX, available_memory, context_size, is_loopback, port, thread_count
 from .registry import DEFAULT_MODEL, MODELS, resolve
+from .schema import SCHEMA
 
-__all__ = ["DEFAULT_SAMPLERS", "ServeOptions", "default_cache_ram", "serve", "server_binary", "server_command"]
+__all__ = ["DEFAULT_SAMPLERS", "ServeOptions", "default_cache_ram", "sampling_defaults", "serve", "server_binary",
+           "server_command"]
 
 # temperature then the draw, as the experiment; the repeat penalty and top-k/top-p/min-p
 # sit in the chain at neutral values so a request that sets them gets them, in negtemp's
-# order. At T < 0 the server refuses a repeat penalty (patch 0010): its penalty acts on z.
+# order. At T < 0 the patched server mirrors the repeat penalty as the library does.
 DEFAULT_SAMPLERS = "penalties;top_k;top_p;min_p;temperature"
 
 # llama-server keeps recent prompts' KV in host memory, up to 8 GiB by default; a
@@ -47,12 +49,14 @@ LOAD_TIMEOUT_S = 300
 
 @dataclass(frozen=True)
 class ServeOptions:
-    """What `negtemp serve` was asked for; the defaults are the CLI's."""
+    """What `negtemp serve` was asked for; the defaults are the CLI's. ``n_ctx`` is the whole context,
+    shared by the ``parallel`` slots, as llama-server's ``-c`` (default: DEFAULT_CTX tokens per slot).
+    ``threads`` None: host.default_threads(). Each option is checked when the options are made."""
 
     model: str | None = None
     host: str = "127.0.0.1"
     port: int = 8080
-    n_ctx: int | None = None  # per slot; default 2048
+    n_ctx: int | None = None
     parallel: int = 4
     threads: int | None = None
     n_gpu_layers: int = -1
@@ -61,12 +65,17 @@ class ServeOptions:
     extra: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        for name, value, lo, hi in (("port", self.port, 1, 65535), ("parallel", self.parallel, 1, 256),
-                                    ("n_ctx", self.n_ctx or 16, 16, 2**31 - 1),
-                                    ("threads", self.threads or 1, 1, MAX_THREADS),
-                                    ("cache_ram", -1 if self.cache_ram is None else self.cache_ram, -1, 2**31 - 1)):
-            if not lo <= value <= hi:
-                raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
+        port("port", self.port)
+        # llama.cpp decodes at most this many sequences together, as Model.draws
+        int_in("parallel", self.parallel, 1, int(SCHEMA["n"].hi))
+        n_ctx = context_size("n_ctx", self.n_ctx)
+        if n_ctx is not None and n_ctx < MIN_CTX * self.parallel:
+            raise ValueError(f"n_ctx ({n_ctx}) is the whole context, shared by the {self.parallel} slots: give at "
+                             f"least {MIN_CTX} tokens a slot ({MIN_CTX * self.parallel})")
+        object.__setattr__(self, "threads", thread_count("threads", self.threads))
+        int_in("n_gpu_layers", self.n_gpu_layers, -1, 2**31 - 1)
+        if self.cache_ram is not None:
+            int_in("cache_ram", self.cache_ram, -1, 2**31 - 1)
 
 
 _BIN = Path(__file__).resolve().parent / "bin"
@@ -150,18 +159,24 @@ def _model_name(opts: ServeOptions, path: Path) -> str:
     return name if name in MODELS else path.stem
 
 
+def sampling_defaults() -> list[str]:
+    """llama-server's flags that set its request defaults to the library's (the schema's)."""
+    out: list[str] = []
+    for s in SCHEMA.values():
+        if s.server_flag:
+            out += [s.server_flag, f"{s.default:g}"]
+    return out
+
+
 def server_command(opts: ServeOptions, model_path: Path) -> list[str]:
     """llama-server's argv for these options (the flags after `--` last, so they win)."""
-    threads = opts.threads or default_threads()
-    per_slot = opts.n_ctx or 2048
     cmd = [
         str(server_binary()), "-m", str(model_path), "--alias", _model_name(opts, model_path),
         "--host", opts.host, "--port", str(opts.port),
-        "-c", str(per_slot * opts.parallel), "-np", str(opts.parallel), "-t", str(threads),
+        "-c", str(opts.n_ctx or DEFAULT_CTX * opts.parallel), "-np", str(opts.parallel), "-t", str(opts.threads),
         "-ngl", str(opts.n_gpu_layers),
         "--cache-ram", str(default_cache_ram() if opts.cache_ram is None else opts.cache_ram),
-        "--samplers", DEFAULT_SAMPLERS, "--temp", str(DEFAULT_TEMP),
-        "--top-k", "0", "--top-p", "1.0", "--min-p", "0.0", "--repeat-penalty", "1.0",
+        "--samplers", DEFAULT_SAMPLERS, *sampling_defaults(),
         "--no-webui",  # the web UI's assets are not built (README, "Serve")
     ]
     if opts.rpc:
@@ -212,7 +227,7 @@ def serve(opts: ServeOptions) -> int:
     path = resolve(opts.model)
     admit(path)
     cmd = server_command(opts, path)
-    if opts.host not in ("127.0.0.1", "localhost", "::1"):
+    if not is_loopback(opts.host):
         print(f"negtemp: warning: serving on {opts.host}: the server has no authentication; anyone who can "
               f"reach port {opts.port} can use it", file=sys.stderr)
     base = _base_url(opts)

@@ -122,7 +122,7 @@ def _label(c: Completion) -> str:
     beta = c.config.inverse_temperature
     named = {math.inf: "T = 0", -math.inf: "beta = -inf", 0.0: "beta = 0 (uniform)"}
     temp = named.get(beta) or f"T = {1 / beta:g}"
-    return f"{temp} · seed {c.config.seed} · {len(c.tokens)} tokens · {c.finish_reason}"
+    return f"{temp} · seed {c.config.seed} · {len(c.tokens)} tokens · {c.stop_type}"
 
 
 def _token_data(c: Completion, undertrained: Collection[int]) -> list[dict[str, Any]]:
