@@ -213,7 +213,7 @@ def test_ignore_eos_never_draws_the_end_token(hf_model: HFModel) -> None:
     model, tokenizer = hf_model
     eos = tokenizer.eos_token_id
     ends = hf.generate(model, PROMPT, 1.0, tokenizer=tokenizer, logit_bias={eos: 50.0}, seed=1)
-    assert ends[0].finish_reason == "eog"
+    assert ends[0].stop_type == "eos"
     assert ends[0].tokens.tolist() == [eos]
     (runs,) = hf.generate(model, PROMPT, 1.0, tokenizer=tokenizer, logit_bias={eos: 50.0}, ignore_eos=True,
                           seed=1, n_predict=12)
@@ -228,9 +228,9 @@ def test_a_processor_serves_one_generate_call(hf_model: HFModel) -> None:
     model, tokenizer = hf_model
     processor = hf.ChainProcessor(SamplingConfig(temp=-1.0, seed=1))
     ids = tokenizer(PROMPT, return_tensors="pt").input_ids
-    model.generate(ids, logits_processor=[processor], n_predict=4, do_sample=True)
+    model.generate(ids, logits_processor=[processor], max_new_tokens=4, do_sample=True)
     with pytest.raises(RuntimeError, match="one generate"):
-        model.generate(ids, logits_processor=[processor], n_predict=4, do_sample=True)
+        model.generate(ids, logits_processor=[processor], max_new_tokens=4, do_sample=True)
 
 
 def test_a_processor_under_transformers_sampling_settings_still_draws_the_chain(hf_model: HFModel) -> None:
@@ -240,7 +240,7 @@ def test_a_processor_under_transformers_sampling_settings_still_draws_the_chain(
     model, tokenizer = hf_model
     ids = tokenizer(PROMPT, return_tensors="pt").input_ids
     processor = hf.ChainProcessor(SamplingConfig(temp=-0.001, seed=1))
-    out = model.generate(ids, logits_processor=[processor], n_predict=8, do_sample=True, temperature=0.7,
+    out = model.generate(ids, logits_processor=[processor], max_new_tokens=8, do_sample=True, temperature=0.7,
                          top_k=50)
     drawn = out[0, ids.shape[1]:].tolist()
     assert drawn == [s.token for s in processor.steps[0]]
