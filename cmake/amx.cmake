@@ -5,8 +5,7 @@
 # machines (Sapphire Rapids guests) TDPBSSD raises SIGILL and ggml's first
 # LDTILECFG SIGSEGV, so the first Q4_0/Q4_1/Q8_0 matrix product killed the
 # process. An explicit -mno-* wins over -march=native in either order.
-# Included by llama_library.cmake, and by scripts/llama_tools.py through
-# CMAKE_PROJECT_INCLUDE, so the extension and llama.cpp's tools match.
+# Included by patched_tree.cmake, so the extension and llama.cpp's tools match.
 include_guard(GLOBAL)
 if(NOT NEGTEMP_AMX AND CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$"
    AND CMAKE_C_COMPILER_ID MATCHES "GNU|Clang")

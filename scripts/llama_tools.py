@@ -36,7 +36,7 @@ def cmake_flags(openmp: bool) -> list[str]:
     """The extension's llama.cpp options (cmake/llama_options.cmake), with the tools on and OpenMP as asked."""
     cmake = llama_tree.REPO / "cmake"
     flags = [
-        f"-C{cmake / 'llama_options.cmake'}", f"-DCMAKE_PROJECT_INCLUDE={cmake / 'amx.cmake'}",
+        f"-C{cmake / 'llama_options.cmake'}", f"-DCMAKE_PROJECT_INCLUDE={cmake / 'patched_tree.cmake'}",
         "-DCMAKE_BUILD_TYPE=Release", f"-DGGML_OPENMP={'ON' if openmp else 'OFF'}",
         "-DLLAMA_BUILD_COMMON=ON", "-DLLAMA_BUILD_TOOLS=ON", "-DLLAMA_BUILD_SERVER=OFF",
     ]
