@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -47,20 +50,19 @@ class TreeError(RuntimeError):
     pass
 
 
-def cache_root() -> Path:
-    env = os.environ.get("NEGTEMP_CACHE")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "negtemp"
+def _negtemp_cache() -> ModuleType:
+    """src/negtemp/cache.py, loaded from the source tree: the build runs this script before negtemp is installed,
+    and caches the sdist where negtemp caches its models."""
+    spec = importlib.util.spec_from_file_location("_negtemp_cache", REPO / "src" / "negtemp" / "cache.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+_CACHE = _negtemp_cache()
+cache_root: Callable[[], Path] = _CACHE.cache_dir
+sha256_file: Callable[[Path], str] = _CACHE.sha256_file
 
 
 def download_sdist(version: str, dest: Path) -> Path:

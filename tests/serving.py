@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import select
 import signal
 import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +51,14 @@ def post(base_url: str, path: str, body: bytes) -> tuple[int, str]:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
+
+
+@contextlib.contextmanager
+def running_server(log_dir: Path, *args: str) -> Iterator[str]:
+    """`negtemp serve ARGS` for the block, its log in log_dir; its base URL."""
+    with open(log_dir / "server.log", "w") as log:
+        proc, url = start_server(*args, log=log)
+        try:
+            yield url
+        finally:
+            stop_server(proc)

@@ -19,7 +19,7 @@ import pytest
 import negtemp
 from negtemp import cli
 from negtemp.schema import SCHEMA
-from serving import post, start_server, stop_server
+from serving import post, running_server
 
 pytestmark = pytest.mark.real_model
 
@@ -112,13 +112,8 @@ def server(base_url: str, case: Case, temp: float) -> str | None:
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory, smollm2_path):
-    log = open(tmp_path_factory.mktemp("doors") / "server.log", "w")  # noqa: SIM115 - open for the module
-    proc, url = start_server("-m", str(smollm2_path), "-np", "2", "-c", "1024", "-t", "2", log=log)
-    try:
+    with running_server(tmp_path_factory.mktemp("doors"), "-m", str(smollm2_path), "-np", "2", "-c", "1024", "-t", "2") as url:
         yield url
-    finally:
-        stop_server(proc)
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from negtemp.experiment.analysis import (
 from negtemp.experiment.corpus import corpus_windows, teacher_forced
 from negtemp.experiment.geometry import first_component, indicator_variant, reference_tokens, top_candidates
 from negtemp.experiment.hull import vertex_status
-from negtemp.experiment.probe import (
+from negtemp.experiment.repetition import (
     N_ANSWER,
     TEMPLATES,
     fragments,
@@ -532,7 +532,7 @@ def test_a_probe_trial_scores_the_tokens_probability_where_the_copy_begins(tiny)
 
 
 def test_the_probe_summary_takes_each_tokens_best_template_and_clusters_its_trials():
-    from negtemp.experiment.probe import ProbeTrial
+    from negtemp.experiment.repetition import ProbeTrial
 
     trials = [ProbeTrial(g, t, "x", k, p, rep, "") for g, t, k, p, rep in [
         ("a", 1, 0, 0.1, False), ("a", 1, 1, 0.3, True), ("a", 2, 0, 0.01, False), ("a", 2, 1, 0.02, False),

@@ -54,3 +54,12 @@ def test_a_default_build_leaves_out_ggmls_amx_kernels():
     assert "AMX" not in negtemp.system_info(), (
         "negtemp was built with ggml's AMX kernels, which crash where a VM reports AMX but traps it; "
         f"rebuild without NEGTEMP_AMX=ON: {negtemp.system_info()}")
+
+
+def test_the_readmes_settings_table_is_the_schemas():
+    """README "Settings" shows the native table as negtemp.schema.markdown_table() renders it."""
+    from negtemp.schema import markdown_table
+
+    readme = (ROOT / "README.md").read_text()
+    assert markdown_table() in readme, ("README's settings table differs from the schema; paste "
+                                        "`python -c 'from negtemp.schema import markdown_table as t; print(t())'`")

@@ -15,7 +15,7 @@ import pytest
 
 import negtemp
 from negtemp.serve import server_binary
-from serving import post, start_server, stop_server
+from serving import post, running_server, start_server, stop_server
 
 pytestmark = pytest.mark.real_model
 
@@ -32,13 +32,8 @@ def llama_server():
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory, smollm2_path):
-    log = open(tmp_path_factory.mktemp("serve") / "server.log", "w")  # noqa: SIM115 - open for the module
-    proc, url = start_server("-m", "smollm2-135m", "-np", "8", "-c", "2048", "-t", "2", log=log)
-    try:
+    with running_server(tmp_path_factory.mktemp("serve"), "-m", "smollm2-135m", "-np", "8", "-c", "2048", "-t", "2") as url:
         yield url
-    finally:
-        stop_server(proc)
-        log.close()
 
 
 @pytest.fixture(scope="module")

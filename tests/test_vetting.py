@@ -11,7 +11,7 @@ from scripts.tiny_model import Quantized, write_tiny_llama
 
 @pytest.fixture(autouse=True)
 def own_cache(tmp_path, monkeypatch):
-    """Verdicts in a cache of the test's own, so each test probes afresh."""
+    """Verdicts in a cache of the test's own, so each test loads its file afresh."""
     monkeypatch.setenv("NEGTEMP_CACHE", str(tmp_path / "cache"))
 
 
@@ -27,24 +27,24 @@ def test_a_file_that_aborts_at_the_first_decode_is_refused_before_loading(tmp_pa
         negtemp.Model(bad, n_threads=1)
 
 
-def test_verdicts_are_cached_so_a_second_load_runs_no_probe(tmp_path, monkeypatch):
+def test_verdicts_are_cached_so_a_second_load_runs_no_trial_load(tmp_path, monkeypatch):
     bad = write_tiny_llama(tmp_path / "no-layers.gguf", n_layer=0)
     good = write_tiny_llama(tmp_path / "good.gguf")
     with pytest.raises(negtemp.ModelLoadError) as first:
         negtemp.Model(bad, n_threads=1)
     negtemp.Model(good, n_threads=1).close()
 
-    def no_probe(path):
-        raise AssertionError(f"probed {path} again")
+    def no_trial_load(path):
+        raise AssertionError(f"loaded {path} in a child again")
 
-    monkeypatch.setattr(vetting, "_probe", no_probe)
+    monkeypatch.setattr(vetting, "_trial_load", no_trial_load)
     with pytest.raises(negtemp.ModelLoadError) as second:
         negtemp.Model(bad, n_threads=1)
     assert str(second.value) == str(first.value)
     negtemp.Model(good, n_threads=1).close()
 
 
-def test_a_changed_file_is_probed_again(tmp_path):
+def test_a_changed_file_is_loaded_in_a_child_again(tmp_path):
     path = write_tiny_llama(tmp_path / "model.gguf")
     negtemp.Model(path, n_threads=1).close()
     write_tiny_llama(path, n_layer=0)
@@ -52,15 +52,15 @@ def test_a_changed_file_is_probed_again(tmp_path):
         negtemp.Model(path, n_threads=1)
 
 
-def test_a_probe_that_does_not_finish_in_time_is_reported_as_a_hang(tmp_path, monkeypatch):
-    monkeypatch.setattr(vetting, "PROBE_TIMEOUT_S", 0.01)
+def test_a_trial_load_that_does_not_finish_in_time_is_reported_as_a_hang(tmp_path, monkeypatch):
+    monkeypatch.setattr(vetting, "TRIAL_TIMEOUT_S", 0.01)
     path = write_tiny_llama(tmp_path / "model.gguf")
     with pytest.raises(negtemp.ModelLoadError, match=r"did not finish .* within 0.01 s"):
         negtemp.Model(path, n_threads=1)
 
 
-def test_vet_false_loads_without_a_probe(tmp_path, monkeypatch):
-    monkeypatch.setattr(vetting, "_probe", lambda path: "should not run")
+def test_vet_false_loads_without_a_trial_load(tmp_path, monkeypatch):
+    monkeypatch.setattr(vetting, "_trial_load", lambda path: "should not run")
     negtemp.Model(write_tiny_llama(tmp_path / "model.gguf"), n_threads=1, vet=False).close()
 
 
@@ -82,18 +82,20 @@ def test_text_a_vocabulary_without_an_unknown_token_cannot_cover_raises(tmp_path
             m.tokenize("probe")
 
 
-def test_a_probe_that_grows_without_end_is_stopped_at_its_memory_limit(tmp_path, monkeypatch):
-    # what a runaway inside llama.cpp looks like to the probe: memory growing until the limit,
-    # reported as the probe reports Python errors (a line on stdout, exit status 3)
-    monkeypatch.setattr(vetting, "_PROBE", "import sys\n"
-                                            "print('stage: tokenizing', flush=True)\n"
-                                            "grow = []\n"
-                                            "try:\n"
-                                            "    while True:\n"
-                                            "        grow.append(bytearray(64 << 20))\n"
-                                            "except MemoryError as e:\n"
-                                            "    print('python error: MemoryError', e, flush=True)\n"
-                                            "    sys.exit(3)\n")
+def test_a_trial_load_that_grows_without_end_is_stopped_at_its_memory_limit(tmp_path, monkeypatch):
+    # what a runaway inside llama.cpp looks like to the trial load: memory growing until the limit,
+    # reported as the trial load reports Python errors (a line on stdout, exit status 3)
+    (tmp_path / "runaway.py").write_text("import sys\n"
+                                         "print('stage: tokenizing', flush=True)\n"
+                                         "grow = []\n"
+                                         "try:\n"
+                                         "    while True:\n"
+                                         "        grow.append(bytearray(64 << 20))\n"
+                                         "except MemoryError as e:\n"
+                                         "    print('python error: MemoryError', e, flush=True)\n"
+                                         "    sys.exit(3)\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setattr(vetting, "_TRIAL_LOAD", "runaway")
     with pytest.raises(negtemp.ModelLoadError, match=r"memory limit while tokenizing"):
         negtemp.Model(write_tiny_llama(tmp_path / "model.gguf"), n_threads=1)
 

@@ -3,7 +3,7 @@
 // top-k, top-p, min-p, temperature, draw; TEMP 0 is greedy) assigns on PATH: chain, backend (on
 // ggml's CPU backend) or backend@DEVICE (backend@Vulkan0: on that ggml device).
 // Built against an unpatched and a patched tree by verify_patch.py.
-#include "sampler_probe.hpp"
+#include "chain_probs.hpp"
 
 #include <cstdio>
 #include <cstdlib>

@@ -5,7 +5,7 @@
 #include "errors.hpp"
 #include "fused_sampler.hpp"
 #include "model.hpp"
-#include "probes.hpp"
+#include "logits.hpp"
 #include "py_types.hpp"
 #include "rpc.hpp"
 #include "sequences.hpp"
@@ -35,6 +35,7 @@ PYBIND11_MODULE(_native, m) {
     m.attr("llama_commit") = NEGTEMP_LLAMA_COMMIT;  // the pinned upstream commit this build patched
     m.attr("patch_count") = NEGTEMP_PATCH_COUNT;    // patches of negtemp's series applied to it
     m.attr("default_n_ctx") = Model::kDefaultCtx;   // a sequence's context when none is given (at most)
+    m.attr("all_masked") = kAllMasked;              // SamplingError's message, for every path and the references
     m.def(
         "sampler_paths", [] { return std::vector<std::string>(std::begin(kPathNames), std::end(kPathNames)); },
         "the names of the sampling paths, 'auto' first");

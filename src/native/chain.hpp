@@ -1,7 +1,7 @@
 // The sampler chain negtemp builds from llama.cpp's samplers, in llama.cpp's
 // order: logit bias, repeat penalty, top-k, top-p, min-p, temperature, draw,
 // from a BoundChain (sampling_rules.hpp) only. Shared by generation
-// (sequences.cpp), the probes on caller logits (sampler_probe.hpp) and
+// (sequences.cpp), the chain on a caller's logits (chain_probs.hpp) and
 // scripts/verify/driver.cpp, which also builds it against an unpatched
 // llama.cpp. Header-only, llama.h's public API.
 #pragma once

@@ -4,6 +4,7 @@
 #include "backends.hpp"
 #include "llama.h"
 
+#include <cstdint>
 #include <exception>
 #include <memory>
 
@@ -33,6 +34,19 @@ struct Context {
     std::unique_ptr<ggml_threadpool, ThreadpoolDeleter> pool;
     std::unique_ptr<llama_context, ContextDeleter> ctx;  // declared after the pool: freed before it
     llama_context * get() const { return ctx.get(); }
+};
+
+// What the prefix cache asks of the model it caches for (Model implements it): a context of its
+// own, a thread pool for a forked child, and the model's facts. The cache needs nothing else of a
+// Model, so neither includes the other.
+class ContextSource {
+public:
+    virtual ~ContextSource() = default;
+    virtual Context new_context(uint32_t n_cells, uint32_t n_seqs) = 0;
+    virtual std::unique_ptr<ggml_threadpool, ThreadpoolDeleter> new_pool() const = 0;
+    virtual llama_model * llama() const = 0;
+    virtual int64_t kv_bytes_per_token() const = 0;
+    virtual int32_t n_vocab() const = 0;
 };
 
 }  // namespace negtemp

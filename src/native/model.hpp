@@ -39,7 +39,10 @@ struct NodeTrace {
     std::vector<std::tuple<std::string, std::string, std::string, std::string>> nodes;
 };
 
-class Model {
+// The KV cache element type for a name ("f16", "f32"); ValueError for any other.
+ggml_type kv_cache_type(const std::string & name);
+
+class Model : public ContextSource {
 public:
     static constexpr uint32_t kDefaultCtx = 2048;
 
@@ -55,7 +58,7 @@ public:
     Model(const py::bytes & path, uint32_t n_ctx, int32_t n_threads, int32_t n_gpu_layers, int32_t main_gpu,
           const std::vector<std::string> & rpc, uint32_t rpc_timeout_ms, const py::int_ & prefix_slots,
           const std::string & kv_type);
-    ~Model();
+    ~Model() override;
     Model(const Model &) = delete;
     Model & operator=(const Model &) = delete;
 
@@ -71,10 +74,10 @@ public:
 
     uint32_t n_ctx() const { return n_ctx_; }
     int32_t n_ctx_train() const { return llama_model_n_ctx_train(checked()); }
-    int32_t n_vocab() const { return llama_vocab_n_tokens(vocab()); }
+    int32_t n_vocab() const override { return llama_vocab_n_tokens(vocab()); }
     const std::vector<int32_t> & eog_tokens() const { return eog_; }
     bool is_eog(llama_token t) const { return llama_vocab_is_eog(vocab(), t); }
-    int64_t kv_bytes_per_token() const;
+    int64_t kv_bytes_per_token() const override;
 
     Tokens tokenize(const std::string & text, bool add_special, bool parse_special);
     py::bytes token_to_piece(int64_t token) const;
@@ -95,11 +98,13 @@ public:
     Context make_context(uint32_t n_tokens, uint32_t n_seq, llama_sampler * backend_chain = nullptr,
                          NodeTrace * trace = nullptr);
     // A ggml thread pool of n_threads threads for one call's decodes.
-    std::unique_ptr<ggml_threadpool, ThreadpoolDeleter> new_pool() const;
+    std::unique_ptr<ggml_threadpool, ThreadpoolDeleter> new_pool() const override;
+    // the prefix cache's context: no backend chain, no trace
+    Context new_context(uint32_t n_cells, uint32_t n_seqs) override { return make_context(n_cells, n_seqs); }
 
     // The cache of recent prompts' KV, for a call on the CPU paths.
     PrefixCache & prefix_cache() { return cache_; }
-    llama_model * llama() const { return checked(); }
+    llama_model * llama() const override { return checked(); }
 
     // f(), with an RPC fault in it made a RemoteFault that also marks this Model lost
     template <class F> auto remote_guard(F && f) -> decltype(f());

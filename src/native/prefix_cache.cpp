@@ -1,7 +1,6 @@
 #include "prefix_cache.hpp"
 
 #include "errors.hpp"
-#include "model.hpp"
 
 #include <unistd.h>
 
@@ -57,17 +56,34 @@ bool splits_are_exact(int32_t n_vocab, llama_context * ctx) {
 
 }  // namespace
 
-std::optional<PrefixCache::Lease> PrefixCache::acquire(Model & model, const std::vector<llama_token> & prompt,
+std::optional<PrefixCache::Lease> PrefixCache::acquire(ContextSource & model, const std::vector<llama_token> & prompt,
                                                        int64_t n_predict, size_t k_seqs) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (n_slots_ == 0 || leased_ || k_seqs == 0 || k_seqs > kDrawSeqs + 1 || prompt.empty()) {
         return std::nullopt;
     }
+    ready_context(model);
+    const int32_t n_swa = llama_model_n_swa(model.llama());
+    const auto [best, best_len] = longest_prefix(prompt);
+    size_t reused = reusable(prompt, best, best_len, n_swa);
+    size_t target = slot_for(prompt, best, best_len, reused);
+    // cells in use once the call has run: the other slots' (a copied prefix counted twice), the
+    // prompt's, each sequence's tokens
+    const uint64_t call_cells = prompt.size() + static_cast<uint64_t>(n_predict) * k_seqs;
+    if (call_cells > n_cells_) {
+        return std::nullopt;  // more than the cache holds even empty
+    }
+    target = make_room(target, best, call_cells);
+    reused = take_prefix(prompt, best, target, reused, n_swa);
+    return lease(prompt, target, reused, k_seqs);
+}
+
+void PrefixCache::ready_context(ContextSource & model) {
     if (!ctx_.ctx) {
-        ctx_ = model.make_context(n_cells_, n_slots_ + kDrawSeqs);
+        ctx_ = model.new_context(n_cells_, n_slots_ + kDrawSeqs);
         pool_pid_ = getpid();
         bytes_ = static_cast<uint64_t>(model.kv_bytes_per_token()) * n_cells_;
-        splits_exact_ = false;  // until shown: a probe that throws leaves the cache reusing nothing
+        splits_exact_ = false;  // until shown: a check that throws leaves the cache reusing nothing
         splits_exact_ = splits_are_exact(model.n_vocab(), ctx_.get());
     } else if (pool_pid_ != getpid()) {
         // a forked child has the pool but none of its threads: a new pool, and the old one left
@@ -78,45 +94,51 @@ std::optional<PrefixCache::Lease> PrefixCache::acquire(Model & model, const std:
         llama_attach_threadpool(ctx_.get(), ctx_.pool.get(), ctx_.pool.get());
         pool_pid_ = getpid();
     }
-    // the slot with the longest common prefix (the most recent of equals); with
-    // none, an empty slot, else the least recently used (each slot's prefix measured once)
+}
+
+std::pair<size_t, size_t> PrefixCache::longest_prefix(const std::vector<llama_token> & prompt) const {
+    // the slot with the longest common prefix (the most recent of equals); with none, an empty
+    // slot, else the least recently used (each slot's prefix measured once)
     std::vector<std::pair<size_t, uint64_t>> ranks;
     for (const Slot & s : slots_) {
         const size_t len = common_prefix(s.tokens, prompt);
         ranks.emplace_back(len, len > 0 ? s.used : s.tokens.empty() ? UINT64_MAX : UINT64_MAX - 1 - s.used);
     }
     const size_t best = static_cast<size_t>(std::max_element(ranks.begin(), ranks.end()) - ranks.begin());
-    const size_t best_len = ranks[best].first;
+    return {best, ranks[best].first};
+}
+
+size_t PrefixCache::reusable(const std::vector<llama_token> & prompt, size_t best, size_t best_len,
+                             int32_t n_swa) const {
     // the last prompt token is decoded again for its logits
-    size_t reused = splits_exact_ ? std::min(best_len, prompt.size() - 1) : 0;
-    const int32_t n_swa = llama_model_n_swa(model.llama());
-    // a sliding-window cache may have reused cells older than the window
-    // before the slot's end, so only the slot's end can be continued there
-    if (n_swa > 0 && reused + 1 < slots_[best].tokens.size()) {
-        reused = 0;
-    }
+    const size_t reused = splits_exact_ ? std::min(best_len, prompt.size() - 1) : 0;
+    // a sliding-window cache may have reused cells older than the window before the slot's end,
+    // so only the slot's end can be continued there
+    return n_swa > 0 && reused + 1 < slots_[best].tokens.size() ? 0 : reused;
+}
+
+size_t PrefixCache::slot_for(const std::vector<llama_token> & prompt, size_t best, size_t best_len,
+                             size_t reused) const {
     // A prompt that departs from the slot's tokens part way continues in another slot, on a copy
     // of the shared prefix (cells shared, not duplicated), so the slot it came from stays whole; a
     // prompt the slot holds whole (asked again) continues in place. A sliding-window model only
-    // continues a slot's end (above), in place.
-    size_t target = best;
-    if (reused > 0 && best_len < prompt.size() && reused < slots_[best].tokens.size() && slots_.size() > 1) {
-        target = best == 0 ? 1 : 0;
-        for (size_t i = 0; i < slots_.size(); ++i) {
-            const bool emptier = slots_[i].tokens.empty() && !slots_[target].tokens.empty();
-            const bool older =
-                slots_[i].tokens.empty() == slots_[target].tokens.empty() && slots_[i].used < slots_[target].used;
-            if (i != best && (emptier || older)) {
-                target = i;
-            }
+    // continues a slot's end (reusable), in place.
+    if (!(reused > 0 && best_len < prompt.size() && reused < slots_[best].tokens.size() && slots_.size() > 1)) {
+        return best;
+    }
+    size_t target = best == 0 ? 1 : 0;
+    for (size_t i = 0; i < slots_.size(); ++i) {
+        const bool emptier = slots_[i].tokens.empty() && !slots_[target].tokens.empty();
+        const bool older =
+            slots_[i].tokens.empty() == slots_[target].tokens.empty() && slots_[i].used < slots_[target].used;
+        if (i != best && (emptier || older)) {
+            target = i;
         }
     }
-    // cells in use once the call has run: the other slots' (a copied prefix counted twice), the
-    // prompt's, each sequence's tokens
-    const uint64_t call_cells = prompt.size() + static_cast<uint64_t>(n_predict) * k_seqs;
-    if (call_cells > n_cells_) {
-        return std::nullopt;  // more than the cache holds even empty
-    }
+    return target;
+}
+
+size_t PrefixCache::make_room(size_t target, size_t best, uint64_t call_cells) {
     auto cells_after = [&] {
         uint64_t other = 0;
         for (size_t i = 0; i < slots_.size(); ++i) {
@@ -124,7 +146,6 @@ std::optional<PrefixCache::Lease> PrefixCache::acquire(Model & model, const std:
         }
         return other + call_cells;
     };
-    llama_memory_t mem = llama_get_memory(ctx_.get());
     // evict the least recently used other slots until the call fits (the copy's source last:
     // evicting it means continuing it in place instead)
     while (cells_after() > n_cells_) {
@@ -142,6 +163,12 @@ std::optional<PrefixCache::Lease> PrefixCache::acquire(Model & model, const std:
         }
         empty_slot(victim);
     }
+    return target;
+}
+
+size_t PrefixCache::take_prefix(const std::vector<llama_token> & prompt, size_t best, size_t target, size_t reused,
+                                int32_t n_swa) {
+    llama_memory_t mem = llama_get_memory(ctx_.get());
     if (target != best) {
         empty_slot(target);
         llama_memory_seq_cp(mem, static_cast<llama_seq_id>(best), static_cast<llama_seq_id>(target), 0,
@@ -161,19 +188,24 @@ std::optional<PrefixCache::Lease> PrefixCache::acquire(Model & model, const std:
     } else {
         slots_[target].tokens.resize(reused);
     }
-    Lease lease;
-    lease.ctx = ctx_.get();
-    lease.slot = target;
-    lease.reused = reused;
-    lease.seqs.push_back(seq);
+    return reused;
+}
+
+PrefixCache::Lease PrefixCache::lease(const std::vector<llama_token> & prompt, size_t target, size_t reused,
+                                      size_t k_seqs) {
+    Lease out;
+    out.ctx = ctx_.get();
+    out.slot = target;
+    out.reused = reused;
+    out.seqs.push_back(static_cast<llama_seq_id>(target));
     for (size_t k = 1; k < k_seqs; ++k) {
-        lease.seqs.push_back(static_cast<llama_seq_id>(n_slots_ + k - 1));
+        out.seqs.push_back(static_cast<llama_seq_id>(n_slots_ + k - 1));
     }
     leased_ = true;
     slots_[target].used = ++clock_;
     last_reused_ = reused;
     last_evaluated_ = prompt.size() - reused;
-    return lease;
+    return out;
 }
 
 void PrefixCache::release(Lease & lease, const std::vector<llama_token> * held) {

@@ -22,11 +22,10 @@
 #include <cstdint>
 #include <mutex>
 #include <optional>
+#include <utility>
 #include <vector>
 
 namespace negtemp {
-
-class Model;
 
 class PrefixCache {
 public:
@@ -63,7 +62,7 @@ public:
     // n_predict tokens each, or nothing when the cache cannot take the call
     // (off, leased, too many sequences, too little room). Without the GIL,
     // inside model.remote_guard.
-    std::optional<Lease> acquire(Model & model, const std::vector<llama_token> & prompt, int64_t n_predict,
+    std::optional<Lease> acquire(ContextSource & model, const std::vector<llama_token> & prompt, int64_t n_predict,
                                  size_t k_seqs);
 
     // Gives the lease back: `held` are the tokens seqs[0]'s cells hold now, or
@@ -80,6 +79,16 @@ private:
         std::vector<llama_token> tokens;
         uint64_t used = 0;  // when a call last used it: the least recent is evicted first
     };
+
+    // acquire's steps, in order, with the mutex held
+    void ready_context(ContextSource & model);  // made at the first lease; a new pool in a forked child
+    std::pair<size_t, size_t> longest_prefix(const std::vector<llama_token> & prompt) const;  // (slot, length)
+    size_t reusable(const std::vector<llama_token> & prompt, size_t best, size_t best_len, int32_t n_swa) const;
+    size_t slot_for(const std::vector<llama_token> & prompt, size_t best, size_t best_len, size_t reused) const;
+    size_t make_room(size_t target, size_t best, uint64_t call_cells);  // evicts; the slot the call will use
+    size_t take_prefix(const std::vector<llama_token> & prompt, size_t best, size_t target, size_t reused,
+                       int32_t n_swa);  // the prefix's cells in target; how many tokens they hold
+    Lease lease(const std::vector<llama_token> & prompt, size_t target, size_t reused, size_t k_seqs);
 
     void empty_slot(size_t i);
 

@@ -167,11 +167,11 @@ inline constexpr Setting kBeta{"beta", Kind::Real, kNone, kNone, -kInf, kInf, fa
 inline constexpr Setting kSeed{"seed", Kind::Int, kNone, kNone, 0, 4294967294.0, false, "--seed", "seed", "",
                                "random seed; left out, one is drawn and reported"};
 inline constexpr Setting kTopK{"top_k", Kind::Int, 0, 0, 0, kInt32Max, false, "--top-k", "top_k", "--top-k",
-                               "keep the k tokens most likely at this temperature"};
+                               "keep the k tokens the model finds most likely (T = 1)"};
 inline constexpr Setting kTopP{"top_p", Kind::Real, 1, 1, 0, 1, false, "--top-p", "top_p", "--top-p",
-                               "keep the most likely tokens (at this temperature) up to this probability"};
+                               "keep the most likely tokens (T = 1) until their probability reaches top_p"};
 inline constexpr Setting kMinP{"min_p", Kind::Real, 0, 0, 0, 1, false, "--min-p", "min_p", "--min-p",
-                               "drop tokens less likely than min_p times the most likely one (at this temperature)"};
+                               "keep the tokens at least min_p times as likely as the most likely one (T = 1)"};
 inline constexpr Setting kRepeatPenalty{"repeat_penalty", Kind::Real, 1, 1, 0, kInf, true, "--repeat-penalty",
                                         "repeat_penalty", "--repeat-penalty",
                                         "discourage the last penalty_last_n tokens, at every T"};

@@ -23,8 +23,8 @@ from .errors import (
     RemoteLoadError,
     SamplingError,
 )
+from .logits import sample_tokens, sampler_probs
 from .model import Model, generate
-from .probe import sample_tokens, sampler_probs
 from .results import Chunk, Completion, FinishReason, PrefixCacheInfo, StopType, TokenProb
 from .view import render_html
 

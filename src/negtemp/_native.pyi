@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['Cancelled', 'ChainSpec', 'Generation', 'Model', 'SamplingError', 'Setting', 'cpu_backend', 'default_n_ctx', 'devices', 'fused_target', 'ggml_type_info', 'llama_commit', 'patch_count', 'portable', 'rpc_server', 'sample_tokens', 'sampler_paths', 'sampler_probs', 'sampling_schema', 'system_info', 'unoffered_samplers']
+__all__: list[str] = ['Cancelled', 'ChainSpec', 'Generation', 'Model', 'SamplingError', 'Setting', 'all_masked', 'cpu_backend', 'default_n_ctx', 'devices', 'fused_target', 'ggml_type_info', 'llama_commit', 'patch_count', 'portable', 'rpc_server', 'sample_tokens', 'sampler_paths', 'sampler_probs', 'sampling_schema', 'system_info', 'unoffered_samplers']
 class Setting:
     """
     One sampling setting as every door shows it (sampling_schema())
@@ -206,6 +206,7 @@ def unoffered_samplers() -> dict[str, str]:
     """
     llama.cpp's samplers negtemp does not offer, each with why (the library refuses them by name)
     """
+all_masked: str = 'every token was masked (-inf, NaN or +inf logits, logit-bias bans, or filters that left nothing): there is no distribution to sample'
 default_n_ctx: int = 2048
 llama_commit: str = '0c1e57098bba43ac29e6e3b677cdceebdd22334f'
 patch_count: int = 11

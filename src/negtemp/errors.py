@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from ._native import Cancelled, SamplingError
+from ._native import Cancelled, SamplingError, all_masked
 
 __all__ = [
-    "Cancelled", "ContextOverflowError", "ModelFetchError", "ModelLoadError", "RemoteError", "RemoteLoadError",
-    "SamplingError",
+    "ALL_MASKED", "Cancelled", "ContextOverflowError", "ModelFetchError", "ModelLoadError", "RemoteError",
+    "RemoteLoadError", "SamplingError",
 ]
+
+# SamplingError's message when every token is masked, on every path and in the references (the native layer's)
+ALL_MASKED: str = all_masked
 
 
 class ModelFetchError(RuntimeError):

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 import numpy as np
 
 from .config import SamplingConfig, SamplingOptions, make_config, warn_identical_draws
-from .errors import SamplingError
+from .errors import ALL_MASKED, SamplingError
 from .results import Completion
 from .schema import convert, default
 
@@ -151,7 +151,7 @@ def chain_probs(scores: torch.Tensor, config: SamplingConfig, history: torch.Ten
         z = torch.where(seen, torch.where(scaled_up, z * r, z / r), z)
     keep = _survivors(z, config)
     if not keep.any(-1).all():
-        raise SamplingError("every logit is masked (-inf or non-finite): there is nothing to sample")
+        raise SamplingError(ALL_MASKED)
     zk = torch.where(keep, z, torch.full_like(z, -math.inf))
     if beta == 0.0:
         w = keep.to(z.dtype)

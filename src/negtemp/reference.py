@@ -34,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .config import SamplingConfig, resolve_beta
+from .errors import ALL_MASKED, SamplingError
 
 __all__ = ["adjusted_logits", "probs"]
 
@@ -98,7 +99,7 @@ def probs(
 
     Give temp or beta for the plain chain, or a SamplingConfig for any chain
     (``history``: tokens generated before, for the repeat penalty). Raises
-    ValueError when every token is masked.
+    negtemp.SamplingError (a ValueError) when every token is masked.
     """
     if config is None:
         resolve_beta(temp, beta)  # exactly one of them
@@ -109,7 +110,7 @@ def probs(
     z = adjusted_logits(logits, config, history)
     keep = _survivors(z, config)
     if not keep.any():
-        raise ValueError("every logit is masked (-inf or non-finite): there is nothing to sample")
+        raise SamplingError(ALL_MASKED)
     zs = z[keep]
     if b == 0.0:
         p = np.ones_like(zs)

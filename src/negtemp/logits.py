@@ -1,4 +1,4 @@
-"""The probe API: llama.cpp's own sampler chain, run on a caller's logits, on every sampling path.
+"""The chain on a caller's logits: llama.cpp's own sampler chain, run on logits you give it, on every path.
 
 What the tests compare against negtemp.reference to show that the patched tree
 samples exactly the distribution it claims.

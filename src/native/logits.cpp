@@ -1,6 +1,6 @@
-#include "probes.hpp"
+#include "logits.hpp"
 
-#include "sampler_probe.hpp"
+#include "chain_probs.hpp"
 #include "sequences.hpp"
 
 #include <algorithm>
