@@ -55,6 +55,26 @@ def test_backend_graph_on_vulkan_equals_the_reference_for_any_chain(case):
     check(case, "backend", device=DEVICE)
 
 
+# Rows of 2 to 5 tokens, all negative (the largest logit negative) and mixed, at every k below the row's
+# length: ggml-vulkan's top-k once kept the wrong token at k = 1 when the largest value was negative.
+SMALL_ROWS = [
+    np.array(z, dtype=np.float32)
+    for z in ([-1.0, -2.0], [-2.0, -1.0], [-3.0, -0.5, -2.0], [-0.25, -4.0, -1.0, -8.0], [-5.0, -4.0, -3.0, -2.0, -1.0],
+              [0.5, -1.0, 2.0], [-1.0, 3.0, -2.0, 0.0, 1.0])
+]
+SMALL_CASES = [(z, k, temp) for z in SMALL_ROWS for k in range(1, z.size) for temp in (-1.0, 0.7)]
+
+
+@pytest.mark.parametrize("z, k, temp", SMALL_CASES,
+                         ids=[f"{z.tolist()}-k{k}-T{temp}" for z, k, temp in SMALL_CASES])
+def test_top_k_on_vulkan_keeps_the_k_largest_logits_of_a_small_row(z, k, temp):
+    got = negtemp.sampler_probs(z, temp, top_k=k, path="backend", device=DEVICE)
+    want = reference.probs(z, config=SamplingConfig(temp=temp, top_k=k))
+    kept = sorted(np.flatnonzero(want > 0).tolist())
+    assert sorted(np.flatnonzero(got > 0).tolist()) == kept, f"{DEVICE} kept other tokens than the {k} largest"
+    np.testing.assert_allclose(got, want, atol=1e-6)
+
+
 @pytest.mark.parametrize("temp", [-0.5, -1.0, 2.0])
 def test_vulkan_draws_follow_the_reference_and_a_sign_flipped_reference_is_rejected(temp):
     # each draw is a graph run on lavapipe (2 ms); 20,000 of them still reject the sign flip at p < 1e-12
