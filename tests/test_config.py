@@ -127,3 +127,9 @@ def test_a_sweep_shares_the_other_settings_and_records_one_config_per_temperatur
     assert {r.config.seed for r in runs} == {3} and {r.config.top_k for r in runs} == {4}
     with pytest.raises(ValueError, match="several sequences sample on the CPU paths only"):
         tiny.sweep(PROMPT, [1.0, -1.0], n_predict=2, path="backend")
+
+
+def test_a_numpy_bool_is_a_bool_and_an_int_is_not():
+    assert SamplingConfig(ignore_eos=np.True_).ignore_eos is True
+    with pytest.raises(TypeError, match="ignore_eos must be a bool, got int 1"):
+        SamplingConfig(ignore_eos=1)

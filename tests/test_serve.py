@@ -14,6 +14,7 @@ import openai
 import pytest
 
 import negtemp
+from negtemp.schema import SCHEMA, default
 from negtemp.serve import server_binary
 from serving import post, running_server, start_server, stop_server
 
@@ -102,6 +103,10 @@ def test_the_default_chain_is_the_experiments_temperature_then_the_draw(base_url
     p = params["params"]
     assert p["samplers"] == ["penalties", "top_k", "top_p", "min_p", "temperature"]
     assert (p["top_k"], p["top_p"], p["min_p"], p["repeat_penalty"]) == (0, 1.0, 0.0, 1.0), "filters are not neutral"
+    # every default negtemp serve sets is the library's, from the one table
+    defaults = {s.field: default(s.name) for s in SCHEMA.values() if s.server_flag}
+    assert set(defaults) >= {"temperature", "top_k", "repeat_last_n", "n_predict"}
+    assert {f: pytest.approx(p[f]) for f in defaults} == defaults
 
 
 def test_chat_streams_the_same_text_it_returns_whole(client):

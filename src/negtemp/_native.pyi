@@ -209,4 +209,4 @@ def unoffered_samplers() -> dict[str, str]:
 all_masked: str = 'every token was masked (-inf, NaN or +inf logits, logit-bias bans, or filters that left nothing): there is no distribution to sample'
 default_n_ctx: int = 2048
 llama_commit: str = '0c1e57098bba43ac29e6e3b677cdceebdd22334f'
-patch_count: int = 11
+patch_count: int = 12

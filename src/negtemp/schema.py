@@ -63,7 +63,7 @@ def convert(name: str, value: object) -> Any:
             raise _refuse(s, value)
         return float(value)
     if s.kind == "bool":
-        if not isinstance(value, bool) and type(value).__name__ != "bool_":
+        if type(value).__name__ not in ("bool", "bool_"):  # numpy's bool too (named bool_ before numpy 2)
             raise _refuse(s, value)
         return bool(value)
     if s.kind == "str":
