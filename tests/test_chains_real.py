@@ -58,7 +58,7 @@ def test_the_backend_path_draws_the_chain_paths_tokens(real_model, chain):
 
 
 def test_a_repeat_penalty_raises_the_variety_of_text_at_negative_temperature(smollm2):
-    # At T < 0 the penalty acts on -z (README, Semantics): repeated tokens become
+    # At T < 0 the penalty acts on -z (docs/semantics.md): repeated tokens become
     # less likely, as at T > 0. llama.cpp's rule on z would make them more likely.
     def distinct(penalty: float) -> int:
         c = smollm2.complete(PROMPT, -0.001, seed=3, n_predict=64, ignore_eos=True, repeat_penalty=penalty)

@@ -56,10 +56,10 @@ def test_a_default_build_leaves_out_ggmls_amx_kernels():
         f"rebuild without NEGTEMP_AMX=ON: {negtemp.system_info()}")
 
 
-def test_the_readmes_settings_table_is_the_schemas():
-    """README "Settings" shows the native table as negtemp.schema.markdown_table() renders it."""
+def test_the_docs_settings_table_is_the_schemas():
+    """docs/semantics.md shows the native table as negtemp.schema.markdown_table() renders it."""
     from negtemp.schema import markdown_table
 
-    readme = (ROOT / "README.md").read_text()
-    assert markdown_table() in readme, ("README's settings table differs from the schema; paste "
-                                        "`python -c 'from negtemp.schema import markdown_table as t; print(t())'`")
+    page = (ROOT / "docs" / "semantics.md").read_text()
+    assert markdown_table() in page, ("docs/semantics.md's settings table differs from the schema; paste "
+                                      "`python -c 'from negtemp.schema import markdown_table as t; print(t())'`")

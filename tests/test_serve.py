@@ -103,10 +103,14 @@ def test_the_default_chain_is_the_experiments_temperature_then_the_draw(base_url
     p = params["params"]
     assert p["samplers"] == ["penalties", "top_k", "top_p", "min_p", "temperature"]
     assert (p["top_k"], p["top_p"], p["min_p"], p["repeat_penalty"]) == (0, 1.0, 0.0, 1.0), "filters are not neutral"
-    # every default negtemp serve sets is the library's, from the one table
-    defaults = {s.field: default(s.name) for s in SCHEMA.values() if s.server_flag}
-    assert set(defaults) >= {"temperature", "top_k", "repeat_last_n", "n_predict"}
+    # every default negtemp serve sets is the library's, from the one table (/props shows the sampling ones;
+    # a request's length is params_base's, which it does not show)
+    defaults = {s.field: default(s.name) for s in SCHEMA.values() if s.server_flag and s.field != "n_predict"}
+    assert set(defaults) >= {"temperature", "top_k", "repeat_last_n"}
     assert {f: pytest.approx(p[f]) for f in defaults} == defaults
+    body = json.dumps({"prompt": PROMPT, "ignore_eos": True}).encode()
+    status, text = post(base_url[: -len("/v1")], "/completion", body)
+    assert status == 200 and json.loads(text)["tokens_predicted"] == default("n_predict"), text[:300]
 
 
 def test_chat_streams_the_same_text_it_returns_whole(client):

@@ -36,7 +36,7 @@ NEAR_GREEDY_T = 1e-3
 SamplerPath = Literal["auto", "fused", "chain", "backend"]
 
 
-# llama.cpp samplers negtemp does not offer, and why (README, "Semantics"): asked
+# llama.cpp samplers negtemp does not offer, and why (docs/semantics.md): asked
 # for by name, they are refused with the reason rather than ignored.
 UNSUPPORTED: Mapping[str, str] = MappingProxyType(_native.unoffered_samplers())
 
@@ -75,7 +75,7 @@ class SamplingConfig:
     Give ``temp`` or ``beta`` (= 1/T), not both; neither means T = 0.8. The
     chain is llama.cpp's: logit bias, repeat penalty, top-k, top-p, min-p
     (each only when changed from its neutral value), temperature, the draw;
-    README "Semantics" defines each at every T. ``path``: "fused" (negtemp's
+    docs/semantics.md defines each at every T. ``path``: "fused" (negtemp's
     fused sampler, plain chain only), "chain" (llama.cpp's chain on the CPU),
     "backend" (the chain as a ggml graph inside the decode), or "auto" (fused
     when the chain is plain, else chain). ``seed=None`` draws one when the

@@ -1,6 +1,6 @@
 """Negative temperature for Hugging Face transformers causal LMs (``pip install "negtemp[hf]"``).
 
-transformers cannot sample at T < 0 by itself (README, "transformers"): its
+transformers cannot sample at T < 0 by itself (docs/transformers.md): its
 temperature warper refuses T <= 0, its filters run after the temperature,
 ``generate`` appends a top_k=50 warper unless told otherwise, and a logit
 masked to -inf divided by a negative T becomes +inf, the most likely token.

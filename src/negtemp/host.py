@@ -43,7 +43,7 @@ def thread_count(name: str, value: int | None) -> int:
     cpus = usable_cpus()
     if n > cpus:
         # ggml's workers meet at a barrier after every operation: a worker
-        # waiting for a CPU holds up all of them (README, "Threads and fork")
+        # waiting for a CPU holds up all of them (docs/robustness.md, "Threads and fork")
         warnings.warn(
             f"{name}={n} is more than the {cpus} CPUs this process may use; generation slows down sharply "
             "(two tokens of a tiny model on 2 CPUs: 3.7 s with 16 threads, 2 ms with 2)",

@@ -41,7 +41,7 @@ KVType = Literal["f16", "f32"]
 N_PREDICT: int = default("n_predict")
 N_PROBS: int = default("n_probs")
 
-# recent prompts whose KV cache a Model keeps by default (README, "Prefix reuse")
+# recent prompts whose KV cache a Model keeps by default (docs/python.md, "Prefix reuse")
 DEFAULT_PREFIX_CACHE = 4
 
 # what ended a sequence, as the native stepper says it ("" while it runs)
@@ -80,7 +80,7 @@ class Model:
     ``rpc_timeout``: seconds a server may take to accept, take or answer one
     request before it counts as lost. A server that cannot be reached, dies
     or misbehaves raises negtemp.RemoteError (RemoteLoadError while loading)
-    and leaves the Model unusable (README, "Past one machine").
+    and leaves the Model unusable (docs/rpc.md).
     ``main_gpu``: in a GPU build, the index of the one GPU device that holds
     the whole model (llama.cpp's split mode "none"); None, the default,
     splits the layers over every GPU device. A CPU build has no GPU device:
@@ -94,12 +94,12 @@ class Model:
     (its memory: ``prefix_cache_info().bytes``, made at the first call). A
     prompt that starts with one of them, or with one and what was generated
     after it (the next turn of a chat), evaluates only the tokens past that
-    prefix; the result is what a fresh context gives (README, "Prefix reuse").
+    prefix; the result is what a fresh context gives (docs/python.md, "Prefix reuse").
     ``clear_prefix_cache()`` empties it.
     ``kv_type``: the KV cache's element type, "f16" (llama.cpp's default) or
     "f32", which keeps keys and values unrounded at twice the memory: what
     comparing logits with a float32 implementation of the same weights needs
-    (README, "transformers").
+    (docs/transformers.md).
     Calls on one Model are serialized a step at a time. A call on the CPU
     paths uses the prefix cache when it is free and large enough (one call
     at a time; at most 8 draws), else a fresh llama.cpp context, as the
@@ -207,7 +207,7 @@ class Model:
         return self._native is None
 
     def clear_prefix_cache(self) -> None:
-        """Forget every cached prompt (README, "Prefix reuse"); one in use now is dropped when its call ends."""
+        """Forget every cached prompt (docs/python.md, "Prefix reuse"); one in use now is dropped when its call ends."""
         with self._call() as native:
             native.clear_prefix_cache()
 
@@ -394,10 +394,10 @@ class Model:
         to reach beta = -inf, anti-greedy, or 0, uniform), ``seed`` (None picks
         one and records it), ``top_k``, ``top_p``, ``min_p``,
         ``repeat_penalty``, ``penalty_last_n``, ``logit_bias``, ``ignore_eos``
-        and ``path`` ("auto", "fused", "chain", "backend"). README
-        "Semantics" defines every chain at every T. Generation ends after
-        ``n_predict`` tokens, at an end-of-generation token, or at the first of
-        the ``stop`` strings (one or several, matched across token boundaries
+        and ``path`` ("auto", "fused", "chain", "backend"). docs/semantics.md
+        defines every chain at every T. Generation ends after ``n_predict``
+        tokens, at an end-of-generation token, or at the first of the
+        ``stop`` strings (one or several, matched across token boundaries
         and left out of the text); ``stop_type`` says which ("limit", "eos",
         "word"), and ``finish_reason`` in OpenAI's words. ``n_probs``
         (CPU paths) keeps each step's ``n_probs`` most likely tokens in

@@ -156,7 +156,7 @@ class Completion:
 
 @dataclass(frozen=True)
 class PrefixCacheInfo:
-    """What a Model's prefix cache holds (Model.prefix_cache_info(); README, "Prefix reuse").
+    """What a Model's prefix cache holds (Model.prefix_cache_info(); docs/python.md, "Prefix reuse").
 
     ``prompts``: cached prompts (each with what was generated after it);
     ``tokens``: the KV cells they hold; ``capacity``: cells in all (n_ctx);

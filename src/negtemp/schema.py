@@ -87,7 +87,7 @@ def other_word(word: str) -> str | None:
 
 
 def markdown_table() -> str:
-    """The table as README "Semantics" shows it (a test holds the two equal)."""
+    """The table as docs/semantics.md shows it (a test holds the two equal)."""
     rows = ["| setting | type | default | off | range | CLI | llama-server | meaning |",
             "|---|---|---|---|---|---|---|---|"]
     for s in SCHEMA.values():

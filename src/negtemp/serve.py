@@ -177,7 +177,7 @@ def server_command(opts: ServeOptions, model_path: Path) -> list[str]:
         "-ngl", str(opts.n_gpu_layers),
         "--cache-ram", str(default_cache_ram() if opts.cache_ram is None else opts.cache_ram),
         "--samplers", DEFAULT_SAMPLERS, *sampling_defaults(),
-        "--no-webui",  # the web UI's assets are not built (README, "Serve")
+        "--no-webui",  # the web UI's assets are not built (docs/serve.md)
     ]
     if opts.rpc:
         cmd += ["--rpc", opts.rpc]

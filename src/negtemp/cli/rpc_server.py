@@ -15,7 +15,7 @@ def run(argv: Sequence[str]) -> int:
         "--rpc HOST:PORT on another machine, which then keep part of the model's layers here. Ctrl-C or "
         "SIGTERM stops it.",
         epilog="The RPC protocol has no authentication or encryption: it binds 127.0.0.1 unless --host says "
-        "otherwise, and warns when it does. README, \"Past one machine\".",
+        "otherwise, and warns when it does. docs/rpc.md.",
     )
     ap.add_argument("--host", default="127.0.0.1",
                     help="IPv4 address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every network)")
