@@ -85,7 +85,6 @@ def other_word(word: str) -> str | None:
     return _OTHER_WORDS.get(word)
 
 
-
 def markdown_table() -> str:
     """The table as docs/semantics.md shows it (a test holds the two equal)."""
     rows = ["| setting | type | default | off | range | CLI | llama-server | meaning |",
