@@ -11,10 +11,7 @@ else()
 endif()
 set_target_properties(_native PROPERTIES INSTALL_RPATH "${negtemp_origin}/bin")
 
-set(negtemp_shared llama ggml ggml-base)
-if(NEGTEMP_SERVER)
-  list(APPEND negtemp_shared llama-common mtmd llama-server-impl llama-server)
-endif()
+set(negtemp_shared llama ggml ggml-base llama-common mtmd llama-server-impl llama-server)
 # every backend ggml built (CPU variants, RPC, a GPU's), except the variant
 # with AMX, kept out as in a native build (cmake/amx.cmake): on a machine that
 # reports AMX it would be the one chosen

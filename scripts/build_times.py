@@ -7,7 +7,7 @@ Each install runs in a new virtual environment with empty pip and negtemp caches
 and no compiler cache, as on a new machine: negtemp's `pip install .` from a
 copy of this working tree (its files as git sees them), then
 `pip install llama-cpp-python==<the pinned sdist>` built from its sdist (its
-llama, ggml and mtmd libraries). The copy's build directory and llama-cpp-python's
+llama, ggml, common and mtmd libraries). The copy's build directory and llama-cpp-python's
 (kept by scikit-build-core's build-dir setting) are then read: ninja's log gives
 each compiled file's time, summed by part (ggml, its CPU backend, llama, the
 extension, llama.cpp's common library, mtmd, the server). Ninja runs up to
@@ -77,7 +77,9 @@ def fresh_env(root: Path, name: str) -> tuple[Path, dict[str, str]]:
     venv.create(env_dir / "venv", with_pip=True)
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("CMAKE_", "CCACHE", "NEGTEMP_", "PIP_", "VIRTUAL_ENV"))}
+    # ggml's CMake launches ccache by itself wherever it is installed (GGML_CCACHE)
     env.update(PIP_CACHE_DIR=str(env_dir / "pip-cache"), NEGTEMP_CACHE=str(env_dir / "negtemp-cache"),
+               CCACHE_DISABLE="1",
                PIP_DISABLE_PIP_VERSION_CHECK="1", VIRTUAL_ENV=str(env_dir / "venv"),
                PATH=f"{env_dir / 'venv' / 'bin'}{os.pathsep}{os.environ['PATH']}")
     return env_dir / "venv" / "bin" / "python", env

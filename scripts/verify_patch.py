@@ -21,10 +21,9 @@ Each tree is built once under build/verify/: the llama/ggml libraries and a
 small driver, with llama-server in the unpatched tree and llama-completion in
 the patched one, in one build directory per tree (llama and ggml compile twice
 in all, not five times). The patched llama-server of (g) is the one the
-installed negtemp runs (negtemp.serve.server_binary: the wheel's, or one built
-from the same patched tree on the first `negtemp serve`, which this builds if
-no test has yet), so it is not compiled a second time here; an install with
-nothing to build one from has none, and the patched tree then builds it too.
+installed negtemp runs (negtemp.serve.server_binary, built with the extension
+from the same patched tree), so it is not compiled a second time here; should
+the install have lost it, the patched tree builds it too.
 Each tree sits in its build directory as the extension's does (prepare_tree),
 so with ccache as CI runs it (.ci/run) the files the patches leave alone
 compile once across the extension's build and these trees.

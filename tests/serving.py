@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from negtemp.serve import server_binary
-
 from ports import free_port
 
 
@@ -57,10 +55,7 @@ def post(base_url: str, path: str, body: bytes) -> tuple[int, str]:
 
 @contextlib.contextmanager
 def running_server(log_dir: Path, *args: str) -> Iterator[str]:
-    """`negtemp serve ARGS` for the block, its log in log_dir; its base URL. The server binary is built
-    first when this is a source install that has not built it yet (negtemp.serve.server_binary: minutes),
-    so that start_server's 120 s wait never includes that build."""
-    server_binary()
+    """`negtemp serve ARGS` for the block, its log in log_dir; its base URL."""
     with open(log_dir / "server.log", "w") as log:
         proc, url = start_server(*args, log=log)
         try:

@@ -15,20 +15,12 @@ import pytest
 
 import negtemp
 from negtemp.schema import SCHEMA, default
-from negtemp.serve import server_binary
 from serving import post, running_server, start_server, stop_server
 
 pytestmark = pytest.mark.real_model
 
 PROMPT = "Temperature is a concept"
 TIE = 0.05  # logits this close count as a tie: the server's batched decode rounds differently
-
-
-@pytest.fixture(scope="module", autouse=True)
-def llama_server():
-    """The server binary, built here first when this is a source install that has not built it yet
-    (negtemp.serve.server_binary: minutes), so that no test's 120 s wait includes that build."""
-    return server_binary()
 
 
 @pytest.fixture(scope="module")

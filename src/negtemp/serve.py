@@ -1,8 +1,7 @@
 """`negtemp serve`: llama.cpp's own OpenAI-compatible server, built from negtemp's patched tree.
 
-A wheel carries llama-server (CMakeLists.txt, NEGTEMP_SERVER=ON); for a
-source install it is built here on first use, once, from the patched tree the
-install recorded (cmake/server). Patch 0008 lets a request's temperature be
+Every install carries llama-server in negtemp/bin, built by the same build
+as the extension (CMakeLists.txt). Patch 0008 lets a request's temperature be
 negative. This module
 resolves the model as negtemp does, starts the server with the experiment's
 sampler chain as its default, waits for it to load, and stops it cleanly.
@@ -11,10 +10,7 @@ sampler chain as its default, waits for it to load, and stops it cleanly.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
-import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -79,69 +75,15 @@ class ServeOptions:
 
 
 _BIN = Path(__file__).resolve().parent / "bin"
-_REINSTALL = "install negtemp with its server instead: NEGTEMP_SERVER=ON pip install ."
 
 
 def server_binary() -> Path:
-    """The llama-server this negtemp was built with: the wheel's, or for a source install the one built
-    here on first use (and again once negtemp has been rebuilt), with its progress on stderr."""
-    shipped = _BIN / "llama-server"
-    if shipped.exists():
-        return shipped
-    record = _BIN / "llama-server.build"
-    if not record.exists():
-        raise FileNotFoundError(f"this negtemp has no llama-server and nothing to build one from; {_REINSTALL}")
-    build = dict(line.split("=", 1) for line in record.read_text().splitlines() if "=" in line)
-    project, tree, build_dir = Path(build["project"]), Path(build["tree"]), Path(build["build"])
-    binary = build_dir / "bin" / "llama-server"
-    extension = max(Path(__file__).resolve().parent.glob("_native*"), key=lambda p: p.stat().st_mtime)
-    if binary.exists() and binary.stat().st_mtime >= extension.stat().st_mtime:
-        return binary
-    if not (project / "CMakeLists.txt").exists() or not tree.is_dir():
-        raise FileNotFoundError(f"llama-server is built on first use from the source tree negtemp was installed "
-                                f"from ({project.parent.parent}), which is gone; {_REINSTALL}")
-    build_dir.mkdir(parents=True, exist_ok=True)
-    with open(build_dir / "negtemp-server.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time; a second `negtemp serve` waits for it
-        _build_server(project, tree, build_dir, build.get("options", "").split())
-    os.utime(binary)  # up to date with this extension, whether or not ninja had to relink it
+    """The llama-server built with this negtemp (negtemp/bin/llama-server)."""
+    binary = _BIN / "llama-server"
+    if not binary.exists():
+        raise FileNotFoundError(f"this negtemp install has no llama-server ({binary} is missing); "
+                                "reinstall negtemp (from a clone: `pip install .`)")
     return binary
-
-
-def _build_server(project: Path, tree: Path, build_dir: Path, options: list[str]) -> None:
-    """Configure cmake/server over the patched tree, then ninja llama-server, its steps shown on stderr."""
-    tools = {name: shutil.which(name) for name in ("cmake", "ninja")}
-    missing = [name for name, path in tools.items() if path is None]
-    if missing:
-        raise RuntimeError(f"llama-server is built on first use with CMake and ninja; {' and '.join(missing)} "
-                           f"not on PATH: `pip install {' '.join(missing)}`, or {_REINSTALL}")
-    print(f"negtemp: building llama-server for `negtemp serve` in {build_dir} (once; about 12 minutes on 2 cores)",
-          file=sys.stderr, flush=True)
-    started = time.monotonic()
-    _run_showing_steps([str(tools["cmake"]), "-S", str(project), "-B", str(build_dir), "-G", "Ninja",
-                        f"-DLLAMA_DIR={tree}", "-DCMAKE_BUILD_TYPE=Release", *options], started)
-    _run_showing_steps([str(tools["ninja"]), "-C", str(build_dir), "llama-server"], started)
-    print(f"negtemp: llama-server built in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
-
-
-def _run_showing_steps(cmd: list[str], started: float) -> None:
-    """Run a build command, showing its [done/total] steps on stderr (every 10% unless a terminal);
-    RuntimeError with its last lines if it fails."""
-    tail: list[str] = []
-    shown = -1
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace") as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            tail = [*tail[-40:], line.rstrip()]
-            step = re.match(r"\[(\d+)/(\d+)\]", line)
-            if step:
-                percent = 100 * int(step[1]) // int(step[2])
-                if percent >= shown + 10 or sys.stderr.isatty():
-                    shown = percent
-                    print(f"negtemp: llama-server {step[1]}/{step[2]} ({percent}%, {time.monotonic() - started:.0f} s)",
-                          end="\r" if sys.stderr.isatty() else "\n", file=sys.stderr, flush=True)
-    if proc.returncode != 0:
-        raise RuntimeError("building llama-server failed:\n" + "\n".join(tail) + f"\nFix what it says, or {_REINSTALL}")
 
 
 def default_cache_ram() -> int:
