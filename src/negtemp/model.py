@@ -64,8 +64,9 @@ class Model:
     """A GGUF model loaded once and sampled many times.
 
     ``path`` is a GGUF file (str, bytes or path-like), a name from
-    ``negtemp.registry.MODELS``, or None for the default model ($NEGTEMP_MODEL,
-    else SmolLM2-135M-Instruct). ``n_ctx`` (prompt plus generated tokens) is
+    ``negtemp.registry.MODELS``, a Hugging Face name (``"hf:owner/repo:Q4_K_M"``,
+    negtemp.hub; or ``Model.from_pretrained``), or None for the default model
+    ($NEGTEMP_MODEL, else SmolLM2-135M-Instruct). ``n_ctx`` (prompt plus generated tokens) is
     at most the model's training context by default, and 2048; a larger one
     is refused when its KV cache would not fit in memory and warned about past
     the training context. ``n_threads`` is 1 to host.MAX_THREADS (256), warned
@@ -172,6 +173,17 @@ class Model:
                 "text past that length degrades",
                 stacklevel=3,
             )
+
+    @classmethod
+    def from_pretrained(cls, repo_id: str, quant: str | None = None, *, filename: str | None = None,
+                        **kwargs: Any) -> Model:
+        """A GGUF from a Hugging Face repository, downloaded into the Hugging Face cache (negtemp.hub):
+        the file named, else the one of quantization ``quant`` (e.g. "Q4_K_M"), else Q4_K_M or the
+        repository's only GGUF. ``kwargs`` are Model's."""
+        if quant is not None and filename is not None:
+            raise ValueError("give quant or filename, not both")
+        name = f"hf:{repo_id}" + (f"/{filename}" if filename else f":{quant}" if quant else "")
+        return cls(name, **kwargs)
 
     def __enter__(self) -> Model:
         return self

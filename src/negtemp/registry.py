@@ -22,6 +22,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import hub
 from .cache import cache_dir, sha256_file
 from .errors import ModelFetchError
 
@@ -178,17 +179,21 @@ def pull(name: str, *, quiet: bool = False) -> Path:
 
 
 def resolve(model: str | bytes | os.PathLike[str] | os.PathLike[bytes] | None) -> Path:
-    """Turn a model argument into a GGUF path: None (default), a known name, or a file path
-    (str, bytes or path-like; bytes need not be UTF-8)."""
+    """Turn a model argument into a GGUF path: None (default), a known name, a Hugging Face name
+    (``hf:owner/repo[:QUANT]``, negtemp.hub), or a file path (str, bytes or path-like; bytes need not be
+    UTF-8)."""
     if model is None:
         env = os.environ.get("NEGTEMP_MODEL")
         model = env if env else DEFAULT_MODEL
     if isinstance(model, str) and model in MODELS:
         return pull(model)
+    if hub.is_hub_name(model):
+        return hub.pull(str(model))
     path = Path(os.fsdecode(model))
     if not path.exists():
         raise FileNotFoundError(
-            f"model {str(model)!r} is neither a file nor a known model name ({', '.join(sorted(MODELS))})"
+            f"model {str(model)!r} is neither a file, a known model name ({', '.join(sorted(MODELS))}) nor a "
+            "Hugging Face name (hf:owner/repo:QUANT)"
         )
     if path.is_dir():
         raise IsADirectoryError(f"model path {path} is a directory; pass the .gguf file inside it")
