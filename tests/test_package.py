@@ -40,6 +40,17 @@ def test_package_ships_py_typed_and_exports_its_api():
         assert inspect.signature(method).parameters["options"].annotation == "Unpack[SamplingOptions]"
 
 
+def test_the_install_carries_llama_server_outside_the_source_tree():
+    """`negtemp serve` needs nothing but the installed package: its llama-server is in negtemp/bin and runs."""
+    from negtemp.serve import server_binary
+
+    binary = server_binary()
+    assert binary.parent == Path(negtemp.__file__).resolve().parent / "bin"
+    r = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "version" in (r.stdout + r.stderr)
+
+
 def test_every_patch_has_a_header_saying_what_why_and_how_tested():
     patches = sorted((ROOT / "patches").glob("*.patch"))
     assert patches, "patches/ is empty"
