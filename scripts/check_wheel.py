@@ -6,8 +6,9 @@
    bin/ only: no compiler, CMake, ninja or git can be found (checked).
 2. `pip install WHEEL` in it, timed (numpy comes from pip's cache or the index).
 3. The README's first command (its `negtemp ...` part), whose output must
-   begin with the README's T = -0.001 continuation; and `negtemp --version`,
-   which names the CPU variant loaded.
+   begin with the README's T = -0.001 continuation; `negtemp --version`,
+   which names the CPU variant loaded; and `negtemp serve`, which must answer
+   /health (the wheel's own llama-server).
 4. With --tests: the wheel's test extra installed into the same environment,
    then the whole test suite run from this repository against that installed
    package (the tests import negtemp from the venv: the repository holds it
@@ -26,9 +27,12 @@ import os
 import re
 import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import venv
 from pathlib import Path
 
@@ -58,6 +62,29 @@ def timed(cmd: list[str], env: dict[str, str], **kw) -> tuple[subprocess.Complet
         raise SystemExit(f"check_wheel: `{' '.join(cmd)}` failed ({res.returncode}):\n{res.stdout[-2000:]}"
                          f"\n{res.stderr[-3000:]}")
     return res, elapsed
+
+
+def serve_health(bin_dir: Path, env: dict[str, str]) -> float:
+    """Start the wheel's `negtemp serve` on a free port; seconds until /health answered 200 (then Ctrl-C)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.perf_counter()
+    proc = subprocess.Popen([str(bin_dir / "negtemp"), "serve", "--port", str(port), "-t", "2"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while time.perf_counter() - started < 120 and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    if r.status == 200:
+                        return time.perf_counter() - started
+            except OSError:
+                time.sleep(0.2)
+        raise SystemExit(f"check_wheel: negtemp serve did not answer /health (exit {proc.poll()}):\n"
+                         f"{proc.stderr.read()[-3000:] if proc.poll() is not None and proc.stderr else ''}")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"check_wheel: the README's first command gave the README's text ({run_s:.1f} s)")
     version, _ = timed([str(bin_dir / "negtemp"), "--version"], bare)
     print("check_wheel: negtemp --version:\n  " + version.stdout.strip().replace("\n", "\n  "))
+    print(f"check_wheel: negtemp serve answered /health {serve_health(bin_dir, bare):.1f} s after it started")
 
     if args.tests:
         full = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", VIRTUAL_ENV=str(VENV))
