@@ -23,7 +23,7 @@ build/tools/), then prints, with medians of --reps runs on this machine:
      (negtemp's default, fork-safe) against an OpenMP build, at -t 1 and -t 2,
      idle and while another process keeps one core busy (--no-threads skips it:
      the OpenMP build of llama-bench takes about 2 more minutes the first time);
-  5. the targets of issue 5, met or missed;
+  5. the speed targets, met or missed;
   6. what vetting (negtemp.vetting) adds to loading an unfamiliar copy of each
      model: the first load runs the child-process probe, later loads read its
      cached verdict;

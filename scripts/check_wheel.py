@@ -65,7 +65,8 @@ def timed(cmd: list[str], env: dict[str, str], **kw) -> tuple[subprocess.Complet
 
 
 def serve_health(bin_dir: Path, env: dict[str, str]) -> float:
-    """Start the wheel's `negtemp serve` on a free port; seconds until /health answered 200 (then Ctrl-C)."""
+    """Start the wheel's `negtemp serve` on a free port; seconds until /health answered 200 (then SIGTERM, as a
+    service manager stops it: SIGINT may be ignored here, as it is in a job a shell started in the background)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -83,7 +84,7 @@ def serve_health(bin_dir: Path, env: dict[str, str]) -> float:
         raise SystemExit(f"check_wheel: negtemp serve did not answer /health (exit {proc.poll()}):\n"
                          f"{proc.stderr.read()[-3000:] if proc.poll() is not None and proc.stderr else ''}")
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
 
 

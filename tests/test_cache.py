@@ -1,5 +1,5 @@
 """The model cache heals itself: corrupt or truncated models are fetched again,
-and interrupted fetches leave nothing behind for long (issue 11, part 6)."""
+and interrupted fetches leave nothing behind for long."""
 
 import hashlib
 import os

@@ -1,6 +1,6 @@
 """Every sampling rule is checked once, at the native boundary, and a bad value is a ValueError naming it.
 
-The four calls that ended the process before the ChainSpec (issue 22) come
+The four calls that once ended the process come
 first; then the rules that moved to the boundary with them.
 """
 

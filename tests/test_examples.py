@@ -136,13 +136,16 @@ def run_serve(ex: Example, cwd: Path) -> None:
     code = without_installs(ex.code).split("#", 1)[0].strip()
     assert code.startswith("negtemp serve"), f"{ex.id}: a serve example must be one `negtemp serve` command"
     with open(cwd / "serve.log", "w") as log:
+        # its own process group, which Ctrl-C signals whole, as a terminal does; SIGINT's default action
+        # restored, in case this run inherited it ignored (a job a shell put in the background)
         proc = subprocess.Popen(["bash", "-c", f"exec {code} --port {port}"], cwd=cwd, env=env(),
-                                stdout=subprocess.PIPE, stderr=log, text=True)
+                                stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             ready, _, _ = select.select([proc.stdout], [], [], 120)
             url = proc.stdout.readline().strip() if ready and proc.stdout else ""
         finally:
-            proc.send_signal(signal.SIGINT)
+            os.killpg(proc.pid, signal.SIGINT)
             rc = proc.wait(timeout=60)
             if proc.stdout:
                 proc.stdout.close()

@@ -1,4 +1,4 @@
-"""Forking after a generation: the child generates too, never hangs (issue 11, part 5).
+"""Forking after a generation: the child generates too, never hangs.
 
 With OpenMP threads (llama.cpp's default build) a child forked after a
 generation with n_threads >= 2 hung inside libgomp; negtemp builds ggml with

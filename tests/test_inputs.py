@@ -1,4 +1,4 @@
-"""Strict inputs and bounded resources at the Model boundary (issue 11, parts 3 and 7)."""
+"""Strict inputs and bounded resources at the Model boundary."""
 
 import shutil
 import subprocess

@@ -1,4 +1,4 @@
-"""Files that would crash llama.cpp become ModelLoadError, and this process lives (issue 11, part 1)."""
+"""Files that would crash llama.cpp become ModelLoadError, and this process lives."""
 
 import gguf
 import numpy as np
@@ -112,7 +112,7 @@ def test_verdicts_of_deleted_files_are_dropped_when_a_new_one_is_written(tmp_pat
 
 N_VOCAB = 3 + 256 + 24  # tiny_model's vocabulary: specials, bytes, words
 
-# The well-formed, hostile files issue 11 lists (each aborted or hung the Python process before)
+# Well-formed, hostile files (each aborted or hung the Python process before)
 HOSTILE = {
     "block_count 0": {"meta": {"llama.block_count": 0}},
     "block_count 513": {"meta": {"llama.block_count": 513}},
