@@ -1,7 +1,9 @@
 """Every fenced sh and python example in README.md, CONTRIBUTING.md and docs/ runs, as a reader would run it.
 
 Each file's examples run in order, in one temporary directory of its own
-(so a later block finds what an earlier one wrote), with the repository
+(so a later block finds what an earlier one wrote) and with a negtemp cache
+of its own that links the models already fetched (an example may remove
+one), with the repository
 root on PYTHONPATH (`python -m scripts.X` works there) and the installed
 negtemp. A python block runs in a new interpreter; a sh block runs in bash
 with -e, so every command in it must succeed. What the examples install
@@ -26,6 +28,7 @@ from __future__ import annotations
 import os
 import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,6 +40,9 @@ from urllib.parse import urlparse
 import pytest
 from ports import free_port
 from serving import running_server
+
+import negtemp
+from negtemp.cache import cache_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -91,14 +97,23 @@ def example_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def workdir(root: Path, doc: Path) -> Path:
-    """The directory a document's examples run in, the same for all of them."""
+    """The directory a document's examples run in, the same for all of them, with a negtemp cache of its own
+    (cache/) that holds links to the models already fetched: an example may `negtemp rm` a model."""
     if doc not in _workdirs:
-        _workdirs[doc] = Path(tempfile.mkdtemp(prefix=doc.stem + "-", dir=root))
+        work = Path(tempfile.mkdtemp(prefix=doc.stem + "-", dir=root))
+        (work / "cache").mkdir()
+        for model in cache_dir().glob("*.gguf"):
+            try:
+                os.link(model, work / "cache" / model.name)
+            except OSError:  # another file system
+                shutil.copy2(model, work / "cache" / model.name)
+        _workdirs[doc] = work
     return _workdirs[doc]
 
 
-def env() -> dict[str, str]:
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+def env(cwd: Path) -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+                NEGTEMP_CACHE=str(cwd / "cache"))
 
 
 def without_installs(code: str) -> str:
@@ -122,7 +137,7 @@ def run(ex: Example, cwd: Path, code: str | None = None) -> subprocess.Completed
         cmd = [sys.executable, "-c", code]
     else:
         cmd = ["bash", "-e", "-o", "pipefail", "-c", without_installs(code)]
-    return subprocess.run(cmd, cwd=cwd, env=env(), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+    return subprocess.run(cmd, cwd=cwd, env=env(cwd), stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           timeout=TIMEOUT_S)
 
 
@@ -138,7 +153,7 @@ def run_serve(ex: Example, cwd: Path) -> None:
     with open(cwd / "serve.log", "w") as log:
         # its own process group, which Ctrl-C signals whole, as a terminal does; SIGINT's default action
         # restored, in case this run inherited it ignored (a job a shell put in the background)
-        proc = subprocess.Popen(["bash", "-c", f"exec {code} --port {port}"], cwd=cwd, env=env(),
+        proc = subprocess.Popen(["bash", "-c", f"exec {code} --port {port}"], cwd=cwd, env=env(cwd),
                                 stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True,
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
@@ -166,7 +181,9 @@ def test_the_example_runs(ex: Example, example_root: Path, request: pytest.Fixtu
         pytest.skip(ex.reason)
     if ex.mark == "test-command":
         pytest.skip("the README's test command: this very run (.ci/run runs it)")
-    request.getfixturevalue("smollm2_path")  # the default model, fetched once, before any example needs it
+    # the models, fetched once, before any example's cache links them
+    request.getfixturevalue("smollm2_path")
+    negtemp.registry.pull("gemma3-270m", quiet=True)
     cwd = workdir(example_root, ex.doc)
     if ex.mark == "serve":
         return run_serve(ex, cwd)
