@@ -8,8 +8,9 @@ import math
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -90,6 +91,17 @@ def prompt_factors(n: int) -> list[tuple[int, int]]:
     return [divmod(i % cells, len(_SUBJECTS)) for i in range(n)]
 
 
+class _CsvWriter:
+    """csv.writer with NUL (a byte token's text, a model's answer) spelled \\x00: CSV readers refuse NUL,
+    and so does Python 3.10's writer."""
+
+    def __init__(self, f: IO[str]) -> None:
+        self._w = csv.writer(f)
+
+    def writerow(self, row: Sequence[object]) -> None:
+        self._w.writerow([v.replace("\x00", "\\x00") if isinstance(v, str) else v for v in row])
+
+
 def _text(m: Model, tok: int) -> str:
     return m.token_bytes(tok).decode("utf-8", errors="replace")
 
@@ -107,7 +119,7 @@ def side_by_side(m: Model, out: Path, seed: int) -> list[dict[str, Any]]:
     """Part 1: continuations at T = +-0.001 and +-1, each token's probability and rank at T = 1."""
     side = []
     with open(out / "side_by_side.csv", "w", newline="") as f:
-        w = csv.writer(f)
+        w = _CsvWriter(f)
         w.writerow(["prompt", "temp", "step", "token", "text", "prob_T1", "rank_T1"])
         for prompt in SIDE_PROMPTS:
             for t in SIDE_TEMPS:
@@ -288,7 +300,7 @@ def count_tokens(m: Model, out: Path, counts: dict[float, Counter[int]], n_promp
     """token_counts.csv, and the summary of part 2 for results.json."""
     neg = counts[DRAW_TEMPS[0]]
     with open(out / "token_counts.csv", "w", newline="") as f:
-        w = csv.writer(f)
+        w = _CsvWriter(f)
         w.writerow(["token", "text", *(f"count_T_{t:g}" for t in DRAW_TEMPS)])
         for tok in sorted(set().union(*counts.values()), key=lambda t: (-neg[t], t)):
             w.writerow([tok, _text(m, tok), *(counts[t][tok] for t in DRAW_TEMPS)])
@@ -356,7 +368,7 @@ def token_geometry(m: Model, out: Path, mats: Matrices, reference: np.ndarray, n
             "indicator of all candidates": _quantiles(arrays["indicator"][cand_ids]),
         }
         with open(out / f"candidates_{name}.csv", "w", newline="") as f:
-            w = csv.writer(f)
+            w = _CsvWriter(f)
             w.writerow(["token", "text", "indicator", "norm", "count_T_-0.001"])
             for t in ranked.tolist():
                 w.writerow([t, _text(m, t), arrays["indicator"][t], arrays["norm"][t], neg[t]])
@@ -451,7 +463,7 @@ def repetition_probe(m: Model, out: Path, neg: Counter[int], g: Geometry, raw: d
                           "mean norm-percentile gap": match.norm_gap}
     trials = probe_tokens(m, groups)
     with open(out / "repetition_probe.csv", "w", newline="") as f:
-        w = csv.writer(f)
+        w = _CsvWriter(f)
         w.writerow(["group", "token", "text", "template", "p", "repeated", "answer"])
         for tr in trials:
             w.writerow([tr.group, tr.token, tr.text, tr.template, tr.p, int(tr.repeated), tr.answer])
