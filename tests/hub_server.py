@@ -11,7 +11,6 @@ docs/models.md.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from collections.abc import Iterator
@@ -20,22 +19,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from negtemp.cache import sha256_file
+
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @contextmanager
 def hub_server(repos: dict[str, dict[str, Path]]) -> Iterator[tuple[str, list[str]]]:
     """Serve repos ({"owner/repo": {path in repo: local file}}) on a free loopback port for the block;
     yields the endpoint URL and the log of requests ("METHOD path")."""
-    etags = {(repo, name): _sha256(f) for repo, files in repos.items() for name, f in files.items()}
+    etags = {(repo, name): sha256_file(f) for repo, files in repos.items() for name, f in files.items()}
     requests: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
