@@ -12,8 +12,6 @@ that install, with the test extra, which holds every extra the docs name.
 
 An HTML comment on the line before a block says how else to run it:
 
-- `<!-- example: continue -->`: a python block run after the file's previous
-  python block, in the same interpreter (it uses the names defined there);
 - `<!-- example: serve -->`: a `negtemp serve` command, run until it prints
   its URL, then stopped with Ctrl-C (it must exit 0); the port is a free one;
 - `<!-- example: client -->`: a block that talks to `negtemp serve`, run
@@ -121,16 +119,6 @@ def without_installs(code: str) -> str:
     return "\n".join(re.sub(r"^pip install [^&]*(&&\s*|$)", "", line) for line in code.splitlines())
 
 
-def python_source(ex: Example) -> str:
-    """The block, preceded by the earlier python blocks it continues."""
-    if ex.mark != "continue":
-        return ex.code
-    earlier = [e for e in EXAMPLES if e.doc == ex.doc and e.line < ex.line and e.lang == "python"]
-    if not earlier:
-        raise AssertionError(f"{ex.id} continues a python block, but none comes before it")
-    return python_source(earlier[-1]) + "\n" + ex.code
-
-
 def run(ex: Example, cwd: Path, code: str | None = None) -> subprocess.CompletedProcess[str]:
     code = code if code is not None else ex.code
     if ex.lang == "python":
@@ -187,11 +175,11 @@ def test_the_example_runs(ex: Example, example_root: Path, request: pytest.Fixtu
     cwd = workdir(example_root, ex.doc)
     if ex.mark == "serve":
         return run_serve(ex, cwd)
-    code = python_source(ex) if ex.lang == "python" else ex.code
+    code = ex.code
     if ex.mark == "client":
         port = urlparse(request.getfixturevalue("server_url")).port
         code = code.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
-    elif ex.mark not in ("", "continue"):
+    elif ex.mark:
         raise AssertionError(f"{ex.id}: unknown example marker {ex.mark!r}")
     check(ex, run(ex, cwd, code))
 
