@@ -140,14 +140,18 @@ def _hub() -> ModuleType:
     return huggingface_hub
 
 
+def _no_repository(name: HubName) -> ModelFetchError:
+    return ModelFetchError(f"{name}: no repository {name.repo} on the Hub (or it is private or gated: "
+                           "log in with `hf auth login` or set HF_TOKEN)")
+
+
 def _repo_files(name: HubName) -> list[str]:
     """The repository's files: listed by the Hub, or, offline, those of its cached snapshot."""
     hub = _hub()
     try:
         return list(hub.list_repo_files(name.repo))
     except hub.errors.RepositoryNotFoundError:
-        raise ModelFetchError(f"{name}: no repository {name.repo} on the Hub (or it is private or gated: "
-                              "log in with `hf auth login` or set HF_TOKEN)") from None
+        raise _no_repository(name) from None
     except (hub.errors.OfflineModeIsEnabled, hub.errors.HfHubHTTPError, OSError) as e:
         try:
             snapshot = Path(hub.snapshot_download(name.repo, local_files_only=True))
@@ -171,8 +175,7 @@ def pull(model: str) -> Path:
         except hub.errors.RemoteEntryNotFoundError:
             raise ModelFetchError(f"{name}: {name.repo} has no file {filename}") from None
         except hub.errors.RepositoryNotFoundError:
-            raise ModelFetchError(f"{name}: no repository {name.repo} on the Hub (or it is private or gated: "
-                                  "log in with `hf auth login` or set HF_TOKEN)") from None
+            raise _no_repository(name) from None
         except (hub.errors.HfHubHTTPError, hub.errors.LocalEntryNotFoundError, OSError) as e:
             raise ModelFetchError(f"{name}: downloading {filename} failed ({type(e).__name__}: {e}); check the "
                                   "connection, or HF_ENDPOINT for a mirror, or pass a local GGUF path") from None
