@@ -67,9 +67,15 @@ def test_token_bytes_of_a_token_outside_the_vocabulary_names_the_vocabulary(tiny
         tiny.token_bytes(10**9)
 
 
-def test_a_sweep_of_more_sequences_than_llama_cpp_decodes_together_names_the_limit(tiny):
-    with pytest.raises(ValueError, match=r"1 to 256 sequences decode together \(llama.cpp's limit\), got 4096"):
-        tiny.sweep("hi", [-1.0] * 4096, n_predict=1)
+def test_a_batch_of_more_sequences_than_llama_cpp_decodes_together_names_the_limit(tiny):
+    with pytest.raises(ValueError, match=r"parallel must be in \[1, 256\] \(sequences decoded together; llama.cpp's "
+                                         r"limit\), got 4096"):
+        tiny.batch(["hi"], n=2, n_predict=1, parallel=4096)
+
+
+def test_a_sweep_of_more_temperatures_than_llama_cpp_decodes_together_runs_them_in_turn(tiny):
+    runs = tiny.sweep("hi", [-1.0] * 300, n_predict=1, seed=1)
+    assert len(runs) == 300 and all(len(r.tokens) == 1 for r in runs)
 
 
 def test_a_penalty_window_past_a_million_tokens_is_refused_before_it_allocates():

@@ -8,7 +8,9 @@
 #include "logits.hpp"
 #include "py_types.hpp"
 #include "rpc.hpp"
+#include "grammar.hpp"
 #include "sequences.hpp"
+#include "slots.hpp"
 
 #include "ggml-backend.h"
 #include "llama.h"
@@ -144,7 +146,6 @@ PYBIND11_MODULE(_native, m) {
         .def("chat_prompt", &Model::chat_prompt, py::arg("messages"))
         .def("eval_logits", &Model::eval_logits, py::arg("tokens"))
         .def("op_backends", &Model::op_backends, py::arg("prompt"), py::arg("spec"))
-        .def("sweep", &sweep, py::arg("prompt"), py::arg("n_predict"), py::arg("specs"))
         .def(
             "clear_prefix_cache", [](Model & m) { m.prefix_cache().clear(); },
             "forget every cached prompt (one in use now, when its call ends)")
@@ -160,13 +161,26 @@ PYBIND11_MODULE(_native, m) {
 
     py::class_<Generation>(m, "Generation")
         .def(py::init<Model &, const TokenArray &, const py::int_ &, const ChainSpec &, const py::int_ &, bool,
-                      const py::int_ &>(),
+                      const py::int_ &, const std::string &>(),
              py::arg("model"), py::arg("prompt"), py::arg("n_predict"), py::arg("spec"), py::arg("n"),
-             py::arg("keep_logits"), py::arg("n_probs"), py::keep_alive<1, 2>())
-        .def_property_readonly("seeds", &Generation::seeds, "each draw's seed: spec's seed + i")
+             py::arg("keep_logits"), py::arg("n_probs"), py::arg("grammar"), py::keep_alive<1, 2>(),
+             "n draws of one prompt (stream, complete, draws), on the prefix cache or the backend path")
+        .def(py::init<Model &, const std::vector<TokenArray> &, const std::vector<ChainSpec> &,
+                      const std::vector<py::int_> &, const std::vector<py::int_> &, const std::vector<py::int_> &,
+                      const std::vector<std::string> &, bool, const pt::Optional<py::int_> &>(),
+             py::arg("model"), py::arg("prompts"), py::arg("specs"), py::arg("n_predict"), py::arg("n"),
+             py::arg("n_probs"), py::arg("grammars"), py::arg("keep_logits"), py::arg("parallel"),
+             py::keep_alive<1, 2>(),
+             "many requests through `parallel` sequences on a context of their own (batch, sweep); None: "
+             "min(jobs, default_parallel)")
+        .def_property_readonly("seeds", &Generation::seeds, "each sequence's seed: its request's seed + its draw")
+        .def_property_readonly("jobs", &Generation::jobs, "each sequence's (request, draw)")
         .def("next", &Generation::next)
         .def("end", &Generation::end, py::arg("sequence"), "sequence decodes no more (a stop string ended it)")
         .def("close", &Generation::close);
+    m.attr("default_parallel") = Slots::kDefaultParallel;  // a batch's sequences decoded together, by default
+    m.def("json_schema_grammar", &json_schema_grammar, py::arg("schema"),
+          "GBNF for a JSON schema given as JSON text (llama.cpp's converter, as llama-server's json_schema)");
 
     m.def("sampler_probs", &sampler_probs, py::arg("logits"), py::arg("spec"), py::arg("history"), py::arg("device"));
     m.def("sample_tokens", &sample_tokens, py::arg("logits"), py::arg("spec"), py::arg("n"), py::arg("device"));

@@ -74,6 +74,10 @@ public:
 
     uint32_t n_ctx() const { return n_ctx_; }
     int32_t n_ctx_train() const { return llama_model_n_ctx_train(checked()); }
+    const llama_vocab * vocab() const {
+        checked();
+        return vocab_;
+    }
     int32_t n_vocab() const override { return llama_vocab_n_tokens(vocab()); }
     const std::vector<int32_t> & eog_tokens() const { return eog_; }
     bool is_eog(llama_token t) const { return llama_vocab_is_eog(vocab(), t); }
@@ -119,10 +123,6 @@ private:
     void check_remote();
     void free_model();
     llama_model * checked() const;
-    const llama_vocab * vocab() const {
-        checked();
-        return vocab_;
-    }
 
     llama_model * model_ = nullptr;
     const llama_vocab * vocab_ = nullptr;

@@ -28,7 +28,6 @@ using Step = pt::Tuple<py::int_, py::int_, py::float_, py::bytes, py::str, pt::O
                        pt::Optional<TopTokens>>;
 using Steps = pt::List<Step>;
 using NodeList = pt::List<pt::Tuple<py::str, py::str, py::str, py::str>>;
-using SweepRuns = pt::List<pt::Tuple<Tokens, Doubles, py::str>>;
 using DeviceList = pt::List<pt::Tuple<py::str, py::str, py::str, py::int_>>;
 using BiasMap = pt::Dict<py::int_, py::float_>;
 using CacheInfo = pt::Tuple<py::int_, py::int_, py::int_, py::int_, py::int_, py::int_, bool>;

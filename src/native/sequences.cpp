@@ -1,5 +1,8 @@
 #include "sequences.hpp"
 
+#include "grammar.hpp"
+#include "slots.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -78,7 +81,8 @@ TopTokens top_tokens(const float * logits, const std::vector<double> & sampled, 
 
 }  // namespace
 
-CpuSampler::CpuSampler(const BoundChain & c, const std::vector<llama_token> & prompt) : n_vocab_(c.n_vocab()) {
+CpuSampler::CpuSampler(const BoundChain & c, const std::vector<llama_token> & prompt, SamplerPtr grammar)
+    : n_vocab_(c.n_vocab()), grammar_(std::move(grammar)) {
     if (c.path() == SamplerPath::Fused) {
         std::vector<float> bias;
         if (!c.bias().empty()) {
@@ -113,6 +117,30 @@ llama_token CpuSampler::sample(const float * logits, double & logprob, std::vect
     return t;
 }
 
+const float * CpuSampler::constrain(const float * logits) {
+    if (!grammar_) {
+        return logits;
+    }
+    const auto n = static_cast<size_t>(n_vocab_);
+    cur_.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+        cur_[i] = llama_token_data{static_cast<llama_token>(i), logits[i], 0.0f};
+    }
+    llama_token_data_array arr{cur_.data(), n, -1, false};
+    llama_sampler_apply(grammar_.get(), &arr);
+    masked_.resize(n);
+    for (size_t i = 0; i < arr.size; ++i) {
+        masked_[static_cast<size_t>(arr.data[i].id)] = arr.data[i].logit;
+    }
+    return masked_.data();
+}
+
+void CpuSampler::accept(llama_token token) {
+    if (grammar_) {
+        llama_sampler_accept(grammar_.get(), token);
+    }
+}
+
 bool CpuSampler::fused_probs(const float * logits, double * dst) {
     return fused_->probs(logits, static_cast<size_t>(n_vocab_), dst);
 }
@@ -121,12 +149,14 @@ const char * finish_name(Finish f) {
     switch (f) {
         case Finish::Eog: return "eos";
         case Finish::Length: return "limit";
+        case Finish::Error: return "error";
         default: return "";
     }
 }
 
 Sequences::Sequences(Model & model, std::vector<llama_token> prompt, int64_t n_predict,
-                     const std::vector<BoundChain> & chains, bool keep_rows, bool want_probs)
+                     const std::vector<BoundChain> & chains, bool keep_rows, bool want_probs,
+                     const std::string & grammar)
     : model_(model), prompt_(std::move(prompt)), n_predict_(n_predict), keep_rows_(keep_rows),
       want_probs_(want_probs), running_(chains.size()) {
     const size_t k_seqs = chains.size();
@@ -146,6 +176,10 @@ Sequences::Sequences(Model & model, std::vector<llama_token> prompt, int64_t n_p
                                         "'chain'); the backend path samples one sequence inside the graph");
         }
     }
+    if (backend && !grammar.empty()) {
+        throw std::invalid_argument("a grammar needs a CPU path ('auto', 'fused' or 'chain'): the backend path "
+                                    "samples inside the graph, before a grammar could mask the logits");
+    }
     if (backend && (keep_rows || want_probs)) {
         throw std::invalid_argument("keep_logits and n_probs need a CPU path ('auto', 'fused' or 'chain'): the "
                                     "backend path samples inside the graph");
@@ -162,7 +196,7 @@ Sequences::Sequences(Model & model, std::vector<llama_token> prompt, int64_t n_p
         accept_prompt(backend_chain_.get(), chains[0], prompt_);
     } else {
         for (const BoundChain & c : chains) {
-            samplers_.emplace_back(c, prompt_);
+            samplers_.emplace_back(c, prompt_, make_grammar(model, grammar));
         }
         // last: a lease taken is given back by the destructor, which a throwing constructor never runs
         lease_ = model.prefix_cache().acquire(model, prompt_, n_predict, k_seqs);
@@ -263,8 +297,9 @@ void Sequences::take(size_t k, int32_t i, Sampled & out) {
         out.token = llama_sampler_sample(backend_chain_.get(), ctx_, i);
         out.logprob = backend_logprob(ctx_, i, out.token);
     } else {
-        const float * row = llama_get_logits_ith(ctx_, i);
+        const float * row = samplers_[k].constrain(llama_get_logits_ith(ctx_, i));
         out.token = samplers_[k].sample(row, out.logprob, want_probs_ ? &out.probs : nullptr);
+        samplers_[k].accept(out.token);
         if (keep_rows_) {
             out.row.assign(row, row + model_.n_vocab());
         }
@@ -279,24 +314,92 @@ void Sequences::take(size_t k, int32_t i, Sampled & out) {
 }
 
 Generation::Generation(Model & model, const TokenArray & prompt, const py::int_ & n_predict, const ChainSpec & spec,
-                       const py::int_ & n_draws, bool keep_logits, const py::int_ & n_probs)
-    : model_(&model), keep_logits_(keep_logits), n_probs_(static_cast<int32_t>(int_in(n_probs, kNProbs))),
-      negative_temp_(spec.beta < 0.0) {
+                       const py::int_ & n_draws, bool keep_logits, const py::int_ & n_probs,
+                       const std::string & grammar)
+    : keep_logits_(keep_logits) {
     const int64_t n = int_in(n_predict, kNPredict);
     const int64_t k_draws = int_in(n_draws, kDrawsTogether);
+    const auto top = static_cast<int32_t>(int_in(n_probs, kNProbs));
     std::vector<llama_token> toks = model.prompt(prompt, n);
     seeds_ = spec.draw_seeds(k_draws);
     std::vector<BoundChain> chains;
     for (int64_t i = 0; i < k_draws; ++i) {
         chains.emplace_back(spec.draw(i), model.n_vocab(), &model.eog_tokens());
+        jobs_.emplace_back(0, static_cast<size_t>(i));
     }
+    n_probs_.assign(chains.size(), top);
+    negative_temp_.assign(chains.size(), spec.beta < 0.0);
+    start(model, [&] {
+        return std::make_unique<Sequences>(model, std::move(toks), n, chains, keep_logits || top > 0, top > 0,
+                                           grammar);
+    });
+}
+
+Generation::Generation(Model & model, const std::vector<TokenArray> & prompts, const std::vector<ChainSpec> & specs,
+                       const std::vector<py::int_> & n_predict, const std::vector<py::int_> & n,
+                       const std::vector<py::int_> & n_probs, const std::vector<std::string> & grammars,
+                       bool keep_logits, const pt::Optional<py::int_> & parallel)
+    : keep_logits_(keep_logits) {
+    const size_t n_req = prompts.size();
+    if (specs.size() != n_req || n_predict.size() != n_req || n.size() != n_req || n_probs.size() != n_req ||
+        grammars.size() != n_req) {
+        throw std::invalid_argument("a batch needs one spec, n_predict, n, n_probs and grammar per prompt");
+    }
+    if (n_req == 0) {
+        throw std::invalid_argument("nothing to decode: give at least one prompt");
+    }
+    std::vector<SlotRequest> requests;
+    for (size_t r = 0; r < n_req; ++r) {
+        SlotRequest req;
+        req.n_predict = int_in(n_predict[r], kNPredict);
+        req.prompt = model.prompt(prompts[r], req.n_predict);
+        req.grammar = grammars[r];
+        const int64_t k_draws = int_in(n[r], kDraws);
+        const auto top = static_cast<int32_t>(int_in(n_probs[r], kNProbs));
+        for (uint32_t seed : specs[r].draw_seeds(k_draws)) {
+            seeds_.push_back(seed);
+        }
+        for (int64_t i = 0; i < k_draws; ++i) {
+            req.chains.emplace_back(specs[r].draw(i), model.n_vocab(), &model.eog_tokens());
+            jobs_.emplace_back(r, static_cast<size_t>(i));
+            n_probs_.push_back(top);
+            negative_temp_.push_back(specs[r].beta < 0.0);
+        }
+        requests.push_back(std::move(req));
+    }
+    if (jobs_.size() == 1) {
+        // one sequence: as complete() runs it, on the prefix cache or the backend path
+        SlotRequest & req = requests[0];
+        start(model, [&] {
+            return std::make_unique<Sequences>(model, std::move(req.prompt), req.n_predict, req.chains,
+                                               keep_logits || n_probs_[0] > 0, n_probs_[0] > 0, req.grammar);
+        });
+        return;
+    }
+    for (const SlotRequest & req : requests) {
+        for (const BoundChain & c : req.chains) {
+            if (c.path() == SamplerPath::Backend) {
+                throw std::invalid_argument("several sequences sample on the CPU paths only ('auto', 'fused' "
+                                            "or 'chain'); the backend path samples one sequence inside the graph");
+            }
+        }
+    }
+    const size_t n_par = parallel.is_none() ? std::min<size_t>(jobs_.size(), Slots::kDefaultParallel)
+                                            : static_cast<size_t>(int_in(py::int_(parallel), Slots::kParallel));
+    std::vector<char> keep(n_probs_.size()), want(n_probs_.size());
+    for (size_t j = 0; j < n_probs_.size(); ++j) {
+        keep[j] = keep_logits || n_probs_[j] > 0;
+        want[j] = n_probs_[j] > 0;
+    }
+    start(model, [&] { return std::make_unique<Slots>(model, std::move(requests), n_par, keep, want); });
+}
+
+void Generation::start(Model & model, const std::function<std::unique_ptr<Stepper>()> & make) {
     {
         py::gil_scoped_release release;
-        seq_ = model.remote_guard([&] {
-            return std::make_unique<Sequences>(model, std::move(toks), n, chains, keep_logits_ || n_probs_ > 0,
-                                               n_probs_ > 0);
-        });
+        seq_ = model.remote_guard(make);
     }
+    model_ = &model;
     model.attach(this);
 }
 
@@ -336,7 +439,7 @@ pt::Optional<Steps> Generation::next() {
             sampled = model_->remote_guard([&] { return seq_->step(); });
         }
         for (const Sampled & s : sampled) {
-            pieces.push_back(model_->piece(s.token));
+            pieces.push_back(s.finish == Finish::Error ? s.error : model_->piece(s.token));
         }
     } catch (...) {
         close();
@@ -357,47 +460,11 @@ pt::Optional<Steps> Generation::next() {
             logits = Floats(s.row.size(), s.row.data());
         }
         py::object top = py::none();
-        if (n_probs_ > 0) {
-            top = top_tokens(s.row.data(), s.probs, static_cast<int32_t>(s.row.size()), n_probs_, negative_temp_,
-                             s.token);
+        if (n_probs_[s.seq] > 0 && s.finish != Finish::Error) {
+            top = top_tokens(s.row.data(), s.probs, static_cast<int32_t>(s.row.size()), n_probs_[s.seq],
+                             negative_temp_[s.seq] != 0, s.token);
         }
         out.append(py::make_tuple(s.seq, s.token, s.logprob, py::bytes(pieces[j]), finish_name(s.finish), logits, top));
-    }
-    return out;
-}
-
-SweepRuns sweep(Model & model, const TokenArray & prompt, const py::int_ & n_predict,
-                const std::vector<ChainSpec> & specs) {
-    const int64_t n = int_in(n_predict, kNPredict);
-    const std::vector<llama_token> toks = model.prompt(prompt, n);
-    std::vector<BoundChain> chains;
-    for (const ChainSpec & spec : specs) {
-        chains.emplace_back(spec, model.n_vocab(), &model.eog_tokens());
-    }
-    const size_t k_seqs = chains.size();
-    std::vector<std::vector<int32_t>> tokens(k_seqs);
-    std::vector<std::vector<double>> logprobs(k_seqs);
-    std::vector<Finish> finish(k_seqs, Finish::None);
-    model.clear_cancel();
-    {
-        py::gil_scoped_release release;
-        model.remote_guard([&] {
-            Sequences seqs(model, toks, n, chains, false, false);
-            while (!seqs.done()) {
-                for (const Sampled & s : seqs.step()) {
-                    tokens[s.seq].push_back(s.token);
-                    logprobs[s.seq].push_back(s.logprob);
-                    finish[s.seq] = s.finish;
-                }
-                py::gil_scoped_acquire acquire;
-                model.check_interrupts();
-            }
-        });
-    }
-    SweepRuns out;
-    for (size_t k = 0; k < k_seqs; ++k) {
-        out.append(py::make_tuple(Tokens(tokens[k].size(), tokens[k].data()),
-                                  Doubles(logprobs[k].size(), logprobs[k].data()), finish_name(finish[k])));
     }
     return out;
 }

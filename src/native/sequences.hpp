@@ -1,11 +1,14 @@
-// The generation loop: sequences that continue one prompt, decoded together
-// a token each per step, each sampled through its own chain.
+// The generation loop: sequences decoded together a token each per step,
+// each sampled through its own chain.
 //
-// Sequences is the one stepper: Model.stream() (and complete() through it)
-// runs one sequence as a Generation, a sweep runs several. Each step's end of
-// a sequence (an end-of-generation token, or n_predict tokens) is decided in
-// Sequences::step and nowhere else; Python only reports it (stop strings are
-// text, matched by Python's TokenText).
+// Two steppers share the sampling (CpuSampler) and the Python object
+// (Generation): Sequences continues one prompt in n draws on the Model's
+// prefix cache or on the backend path (stream, complete, draws); Slots
+// (slots.hpp) runs many prompts through a fixed number of sequences on a
+// context of its own (batch, sweep). Each step's end of a sequence (an
+// end-of-generation token, or n_predict tokens) is decided by the stepper
+// and nowhere else; Python only reports it (stop strings are text, matched
+// by Python's TokenText).
 #pragma once
 
 #include "chain.hpp"
@@ -18,6 +21,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -25,10 +31,19 @@
 namespace negtemp {
 
 // One sequence's sampler on the CPU: negtemp's fused sampler or llama.cpp's chain,
-// its repeat penalty's window starting with the end of prompt (accept_prompt).
+// its repeat penalty's window starting with the end of prompt (accept_prompt),
+// after the grammar (when given), which masks the tokens it does not allow.
 class CpuSampler {
 public:
-    explicit CpuSampler(const BoundChain & chain, const std::vector<llama_token> & prompt = {});
+    explicit CpuSampler(const BoundChain & chain, const std::vector<llama_token> & prompt = {},
+                        SamplerPtr grammar = nullptr);
+
+    // The logits the chain runs on: the model's, or a copy with the tokens the
+    // grammar does not allow now at -inf. Valid until the next call.
+    const float * constrain(const float * logits);
+
+    // The grammar moves past the token drawn.
+    void accept(llama_token token);
 
     // A draw from logits; logprob gets its log-probability, and probs (when
     // given) every token's probability in the distribution drawn from.
@@ -42,44 +57,56 @@ private:
     int32_t n_vocab_;
     SamplerPtr chain_;
     std::unique_ptr<FusedSampler> fused_;
+    SamplerPtr grammar_;
     std::vector<llama_token_data> cur_;
+    std::vector<float> masked_;
 };
 
-enum class Finish { None, Eog, Length };
+// Error: a batch's job whose step had every token masked (the others go on)
+enum class Finish { None, Eog, Length, Error };
 
 const char * finish_name(Finish f);
 
 // What one step gave one sequence.
 struct Sampled {
-    size_t seq;
+    size_t seq;  // the sequence (Sequences) or job (Slots)
     llama_token token;
     double logprob;
     Finish finish;
     std::vector<float> row;     // the logits it was drawn from, when kept
     std::vector<double> probs;  // every token's probability in that draw, when asked
+    std::string error;          // with Finish::Error: why (token is then -1)
 };
 
-class Sequences {
+// What Generation steps: a set of sequences, each ended by the stepper or by end().
+class Stepper {
+public:
+    virtual ~Stepper() = default;
+    // Decode the next token of every sequence running and sample it (without the GIL).
+    virtual std::vector<Sampled> step() = 0;
+    // Sequence k decodes no more (the caller found a stop string in its text).
+    virtual void end(size_t k) = 0;
+    virtual bool done() const = 0;
+};
+
+class Sequences : public Stepper {
 public:
     // chains: one per sequence, bound to the model's vocabulary. A chain on
     // the backend path samples inside the decode, for a single sequence only.
     // CPU chains run on the Model's prefix cache when it can take the call
     // (the prompt's cached prefix is not evaluated again), else on a fresh context.
     // Construct and step without the GIL, inside model.remote_guard.
+    // grammar: GBNF every sequence follows ("": none), CPU paths only.
     Sequences(Model & model, std::vector<llama_token> prompt, int64_t n_predict, const std::vector<BoundChain> & chains,
-              bool keep_rows, bool want_probs);
-    ~Sequences();
+              bool keep_rows, bool want_probs, const std::string & grammar);
+    ~Sequences() override;
     Sequences(const Sequences &) = delete;
     Sequences & operator=(const Sequences &) = delete;
 
-    // Decode the next token of every sequence still running and sample it;
-    // the first step evaluates the prompt once for all of them.
-    std::vector<Sampled> step();
-
-    // Sequence k decodes no more (the caller found a stop string in its text).
-    void end(size_t k);
-
-    bool done() const { return running_ == 0; }
+    // The first step evaluates the prompt once for all of the sequences.
+    std::vector<Sampled> step() override;
+    void end(size_t k) override;
+    bool done() const override { return running_ == 0; }
 
 private:
     void take(size_t k, int32_t batch_index, Sampled & out);
@@ -114,18 +141,29 @@ private:
     bool started_ = false;  // the prompt was decoded
 };
 
-// One generation, advanced a token at a time (Model.stream, and complete()
-// and draws() through it): its sequences live here between calls, so the caller can stop
-// early and the context is freed at once by close(). Methods are called with
-// the GIL held; next() releases it for the decode.
+// One generation, advanced a token at a time (Model.stream, complete(), draws(),
+// batch() and sweep()): its sequences live here between calls, so the caller can
+// stop early and the context is freed at once by close(). Methods are called
+// with the GIL held; next() releases it for the decode.
 class Generation : public Attachment {
 public:
     // n draws of prompt with spec, decoded together: draw i is spec.draw(i).
     Generation(Model & model, const TokenArray & prompt, const py::int_ & n_predict, const ChainSpec & spec,
-               const py::int_ & n, bool keep_logits, const py::int_ & n_probs);
+               const py::int_ & n, bool keep_logits, const py::int_ & n_probs, const std::string & grammar);
 
-    // Each draw's seed, in order.
+    // Many requests through `parallel` sequences (Slots): request r is prompts[r]
+    // drawn n[r] times with specs[r] (draw i seeded specs[r].draw(i)), n_predict[r]
+    // tokens at most, n_probs[r] alternatives a step, following grammars[r] ("": none).
+    // Sequence j of next() is job j: jobs() lists (request, draw) in order.
+    Generation(Model & model, const std::vector<TokenArray> & prompts, const std::vector<ChainSpec> & specs,
+               const std::vector<py::int_> & n_predict, const std::vector<py::int_> & n,
+               const std::vector<py::int_> & n_probs, const std::vector<std::string> & grammars, bool keep_logits,
+               const pt::Optional<py::int_> & parallel);
+
+    // Each sequence's seed, in order.
     std::vector<uint32_t> seeds() const { return seeds_; }
+    // Each sequence's (request, draw).
+    std::vector<std::pair<size_t, size_t>> jobs() const { return jobs_; }
     ~Generation() { close(); }
     Generation(const Generation &) = delete;
     Generation & operator=(const Generation &) = delete;
@@ -143,27 +181,25 @@ public:
     // The next token of each sequence still running: [(sequence, token, log p
     // sampled, piece bytes, why it ended, in llama-server's words ("", "eos" or "limit"), raw logits or
     // None, (ids, log p sampled, log p model) or None)]; None once every
-    // sequence has finished or the generation was closed.
+    // sequence has finished or the generation was closed. A batch's job that
+    // could not draw ends with token -1, why "error" and the message as its piece.
     pt::Optional<Steps> next();
 
     // Sequence k decodes no more: a stop string ended its text.
     void end(size_t k);
 
 private:
-    Model * model_;
+    void start(Model & model, const std::function<std::unique_ptr<Stepper>()> & make);
+
+    Model * model_ = nullptr;
     bool keep_logits_;
-    int32_t n_probs_;
-    bool negative_temp_;
+    std::vector<int32_t> n_probs_;       // a sequence's
+    std::vector<char> negative_temp_;    // a sequence's
     std::vector<uint32_t> seeds_;
-    std::unique_ptr<Sequences> seq_;
+    std::vector<std::pair<size_t, size_t>> jobs_;
+    std::unique_ptr<Stepper> seq_;
     bool done_ = false;
     std::atomic<bool> cancel_{false};
 };
-
-// One sequence per spec, decoded together: the prompt is evaluated once and
-// its cache cells shared by every sequence. [(tokens, logprobs, finish)] in
-// the order of specs.
-SweepRuns sweep(Model & model, const TokenArray & prompt, const py::int_ & n_predict,
-                const std::vector<ChainSpec> & specs);
 
 }  // namespace negtemp

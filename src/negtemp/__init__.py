@@ -13,6 +13,7 @@ from importlib.metadata import version
 
 from . import _native, reference, registry
 from ._native import system_info
+from .batching import Request
 from .config import SamplingConfig
 from .errors import (
     Cancelled,
@@ -50,6 +51,7 @@ __all__ = [
     "PrefixCacheInfo",
     "RemoteError",
     "RemoteLoadError",
+    "Request",
     "SamplingConfig",
     "SamplingError",
     "StopType",

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['Cancelled', 'ChainSpec', 'Generation', 'Model', 'SamplingError', 'Setting', 'all_masked', 'cpu_backend', 'default_n_ctx', 'devices', 'fused_target', 'ggml_type_info', 'llama_commit', 'patch_count', 'portable', 'rpc_server', 'sample_tokens', 'sampler_paths', 'sampler_probs', 'sampling_schema', 'system_info', 'unoffered_samplers']
+__all__: list[str] = ['Cancelled', 'ChainSpec', 'Generation', 'Model', 'SamplingError', 'Setting', 'all_masked', 'cpu_backend', 'default_n_ctx', 'default_parallel', 'devices', 'fused_target', 'ggml_type_info', 'json_schema_grammar', 'llama_commit', 'patch_count', 'portable', 'rpc_server', 'sample_tokens', 'sampler_paths', 'sampler_probs', 'sampling_schema', 'system_info', 'unoffered_samplers']
 class Setting:
     """
     One sampling setting as every door shows it (sampling_schema())
@@ -125,8 +125,6 @@ class Model:
         """
         (prompts held, tokens held, capacity in tokens, KV bytes, prompt tokens the last cached call reused, prompt tokens it evaluated, whether this model's prefixes are reused)
         """
-    def sweep(self, prompt: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], n_predict: int, specs: collections.abc.Sequence[ChainSpec]) -> list[tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.float64], str]]:
-        ...
     def token_to_piece(self, token: typing.SupportsInt | typing.SupportsIndex) -> bytes:
         ...
     def tokenize(self, text: str, add_special: bool, parse_special: bool) -> numpy.typing.NDArray[numpy.int32]:
@@ -147,8 +145,16 @@ class Model:
     def n_vocab(self) -> int:
         ...
 class Generation:
-    def __init__(self, model: Model, prompt: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], n_predict: int, spec: ChainSpec, n: int, keep_logits: bool, n_probs: int) -> None:
-        ...
+    @typing.overload
+    def __init__(self, model: Model, prompt: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], n_predict: int, spec: ChainSpec, n: int, keep_logits: bool, n_probs: int, grammar: str) -> None:
+        """
+        n draws of one prompt (stream, complete, draws), on the prefix cache or the backend path
+        """
+    @typing.overload
+    def __init__(self, model: Model, prompts: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.int32]], specs: collections.abc.Sequence[ChainSpec], n_predict: collections.abc.Sequence[int], n: collections.abc.Sequence[int], n_probs: collections.abc.Sequence[int], grammars: collections.abc.Sequence[str], keep_logits: bool, parallel: int | None) -> None:
+        """
+        many requests through `parallel` sequences on a context of their own (batch, sweep); None: min(jobs, default_parallel)
+        """
     def close(self) -> None:
         ...
     def end(self, sequence: typing.SupportsInt | typing.SupportsIndex) -> None:
@@ -158,9 +164,14 @@ class Generation:
     def next(self) -> list[tuple[int, int, float, bytes, str, numpy.typing.NDArray[numpy.float32] | None, tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], float, int] | None]] | None:
         ...
     @property
+    def jobs(self) -> list[tuple[int, int]]:
+        """
+        each sequence's (request, draw)
+        """
+    @property
     def seeds(self) -> list[int]:
         """
-        each draw's seed: spec's seed + i
+        each sequence's seed: its request's seed + its draw
         """
 def cpu_backend() -> str:
     """
@@ -177,6 +188,10 @@ def fused_target() -> str:
 def ggml_type_info(type: typing.SupportsInt | typing.SupportsIndex) -> tuple[int, int] | None:
     """
     (block size, bytes per block) of a ggml tensor type, or None if ggml has no such type
+    """
+def json_schema_grammar(schema: str) -> str:
+    """
+    GBNF for a JSON schema given as JSON text (llama.cpp's converter, as llama-server's json_schema)
     """
 def portable() -> bool:
     """
@@ -208,5 +223,6 @@ def unoffered_samplers() -> dict[str, str]:
     """
 all_masked: str = 'every token was masked (-inf, NaN or +inf logits, logit-bias bans, or filters that left nothing): there is no distribution to sample'
 default_n_ctx: int = 2048
+default_parallel: int = 32
 llama_commit: str = '0c1e57098bba43ac29e6e3b677cdceebdd22334f'
 patch_count: int = 12

@@ -7,7 +7,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -16,10 +16,12 @@ import numpy.typing as npt
 
 from . import _native, remote
 from .admission import admit
+from .batching import Prompt, Request
 from .chat import chat_messages
 from .config import SamplingConfig, SamplingOptions, make_config, warn_identical_draws
 from .convert import int_in, strict_int
-from .errors import Cancelled, ModelLoadError, RemoteError, RemoteLoadError
+from .errors import Cancelled, ModelLoadError, RemoteError, RemoteLoadError, SamplingError
+from .grammar import JsonSchema, grammar_text
 from .host import available_memory, context_size, thread_count
 from .registry import resolve
 from .remote import rpc_endpoints
@@ -30,11 +32,7 @@ from .text import TokenText, stop_strings
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["Model", "Prompt", "generate"]
-
-# A prompt: text, or token ids used as they are (an int array or sequence), e.g. to put a
-# token into a request that its own text would not tokenize to.
-Prompt = str | bytes | Sequence[int] | np.ndarray
+__all__ = ["Model", "Prompt", "Request", "generate"]
 # the names are the native layer's, which refuses any other
 KVType = Literal["f16", "f32"]
 
@@ -314,6 +312,8 @@ class Model:
         n_probs: int = N_PROBS,
         keep_logits: bool = False,
         parse_special: bool = True,
+        grammar: str | None = None,
+        json_schema: JsonSchema | None = None,
         **options: Unpack[SamplingOptions],
     ) -> Iterator[Chunk]:
         """Sample a continuation of prompt a token at a time: one negtemp.Chunk per token.
@@ -326,22 +326,25 @@ class Model:
         """
         cfg = make_config(temp, config, dict(options)).resolved()
         stops = stop_strings(stop)
-        gen, _ = self._start(prompt, cfg, n_predict, 1, n_probs, keep_logits, parse_special)
+        gen, _ = self._start(prompt, cfg, n_predict, 1, n_probs, keep_logits, parse_special,
+                             grammar_text(grammar, json_schema))
         return self._chunks(gen, stops)
 
     def _start(self, prompt: Prompt, cfg: SamplingConfig, n_predict: int, n: int, n_probs: int, keep_logits: bool,
-               parse_special: bool) -> tuple[_native.Generation, np.ndarray]:
+               parse_special: bool, grammar: str) -> tuple[_native.Generation, np.ndarray]:
         """A native generation of n draws of prompt, ready for their first tokens, and the prompt's tokens."""
         prompt_tokens = self._prompt_tokens(prompt, parse_special)
         with self._call() as native:
             gen = _native.Generation(native, prompt_tokens, convert("n_predict", n_predict), cfg.native(),
-                                     convert("n", n), bool(keep_logits), convert("n_probs", n_probs))
+                                     convert("n", n), bool(keep_logits), convert("n_probs", n_probs), grammar)
         return gen, prompt_tokens
 
-    def _steps(self, gen: _native.Generation, stops: tuple[str, ...]) -> Iterator[tuple[int, Chunk]]:
-        """Each draw's tokens as (draw, Chunk), in decoding order: text decoded across tokens, each draw cut at
-        its first stop string (it then decodes no more)."""
-        texts = [TokenText(stops) for _ in gen.seeds]
+    def _steps(self, gen: _native.Generation, stops: Sequence[tuple[str, ...]]
+               ) -> Iterator[tuple[int, Chunk | SamplingError]]:
+        """Each sequence's tokens as (sequence, Chunk), in decoding order: text decoded across tokens, each
+        sequence cut at its first stop string (stops[sequence]; it then decodes no more). A batch's sequence
+        that could not draw (every token masked) ends with (sequence, SamplingError)."""
+        texts = [TokenText(s) for s in stops]
         try:
             while True:
                 with self._lock:
@@ -351,6 +354,9 @@ class Model:
                 if steps is None:
                     return
                 for seq, token, logprob, piece, finish, logits, top in steps:
+                    if finish == "error":
+                        yield seq, SamplingError(piece.decode())
+                        continue
                     text = texts[seq]
                     new = text.feed(piece, last=bool(finish))
                     reason: StopType | None = "word" if text.stopped else _NATIVE_STOP.get(finish)
@@ -362,7 +368,8 @@ class Model:
 
     def _chunks(self, gen: _native.Generation, stops: tuple[str, ...]) -> Iterator[Chunk]:
         """The generation's one sequence as Chunks."""
-        for _, chunk in self._steps(gen, stops):
+        for _, chunk in self._steps(gen, [stops]):
+            assert isinstance(chunk, Chunk)  # only a batch's sequences end in an error
             yield chunk
             if chunk.stop_type is not None:
                 return
@@ -397,6 +404,8 @@ class Model:
         keep_logits: bool = False,
         parse_special: bool = True,
         on_chunk: Callable[[Chunk], None] | None = None,
+        grammar: str | None = None,
+        json_schema: JsonSchema | None = None,
         **options: Unpack[SamplingOptions],
     ) -> Completion:
         """Sample a continuation of prompt (text, or token ids used as they are).
@@ -418,7 +427,12 @@ class Model:
         text as it is generated, ``on_chunk`` each negtemp.Chunk.
         ``keep_logits`` (CPU paths) keeps the raw logits each token was
         sampled from in ``Completion.step_logits``. ``parse_special`` as in
-        tokenize(). Raises ValueError naming a setting out of range (a
+        tokenize(). ``grammar`` (GBNF text with a rule named root) or
+        ``json_schema`` (a dict) restricts the text (CPU paths): at each step
+        the tokens it does not allow are masked, then the chain runs on the
+        rest, so T -> 0- picks the least likely allowed token
+        (docs/semantics.md, "Grammars"); ``step_logits`` and ``top_logprobs``
+        then hold the masked logits. Raises ValueError naming a setting out of range (a
         logit-bias token outside the vocabulary, say), negtemp.SamplingError
         (a ValueError) if a step has every token masked, and
         negtemp.ContextOverflowError (a ValueError) if the prompt and
@@ -426,7 +440,8 @@ class Model:
         """
         cfg = make_config(temp, config, dict(options)).resolved()
         stops = stop_strings(stop)
-        gen, prompt_tokens = self._start(prompt, cfg, n_predict, 1, n_probs, keep_logits, parse_special)
+        gbnf = grammar_text(grammar, json_schema)
+        gen, prompt_tokens = self._start(prompt, cfg, n_predict, 1, n_probs, keep_logits, parse_special, gbnf)
         draw = _Draw()
         for c in self._chunks(gen, stops):
             draw.add(c)
@@ -434,7 +449,8 @@ class Model:
                 on_text(c.text)
             if on_chunk is not None:
                 on_chunk(c)
-        return draw.completion(prompt_tokens, cfg, self._settings(cfg, n_predict, stops), n_probs, keep_logits)
+        return draw.completion(prompt_tokens, cfg, self._settings(cfg, n_predict, stops, grammar, json_schema),
+                               n_probs, keep_logits)
 
     def draws(
         self,
@@ -448,6 +464,8 @@ class Model:
         n_probs: int = N_PROBS,
         keep_logits: bool = False,
         parse_special: bool = True,
+        grammar: str | None = None,
+        json_schema: JsonSchema | None = None,
         **options: Unpack[SamplingOptions],
     ) -> list[Completion]:
         """``n`` independent draws of one prompt at one setting, decoded together in one batch.
@@ -465,14 +483,168 @@ class Model:
         """
         cfg = make_config(temp, config, dict(options)).resolved()
         stops = stop_strings(stop)
-        gen, prompt_tokens = self._start(prompt, cfg, n_predict, n, n_probs, keep_logits, parse_special)
+        gen, prompt_tokens = self._start(prompt, cfg, n_predict, n, n_probs, keep_logits, parse_special,
+                                         grammar_text(grammar, json_schema))
         warn_identical_draws(cfg, len(gen.seeds))
         draws = [_Draw() for _ in gen.seeds]
-        for seq, c in self._steps(gen, stops):
+        for seq, c in self._steps(gen, [stops] * len(draws)):
+            assert isinstance(c, Chunk)  # only a batch's sequences end in an error
             draws[seq].add(c)
         configs = [replace(cfg, seed=s) for s in gen.seeds]
-        return [d.completion(prompt_tokens, c, self._settings(c, n_predict, stops), n_probs, keep_logits)
+        return [d.completion(prompt_tokens, c, self._settings(c, n_predict, stops, grammar, json_schema), n_probs,
+                             keep_logits)
                 for d, c in zip(draws, configs, strict=True)]
+
+    def batch(
+        self,
+        prompts: Sequence[Prompt],
+        temp: float | None = None,
+        *,
+        n: int = 1,
+        config: SamplingConfig | None = None,
+        n_predict: int = N_PREDICT,
+        stop: str | Iterable[str] | None = None,
+        n_probs: int = N_PROBS,
+        keep_logits: bool = False,
+        parse_special: bool = True,
+        grammar: str | None = None,
+        json_schema: JsonSchema | None = None,
+        parallel: int | None = None,
+        **options: Unpack[SamplingOptions],
+    ) -> list[list[Completion]]:
+        """Many prompts in one decode loop: for each prompt, its ``n`` draws (a list, draw i seeded seed + i).
+
+        Takes draws()'s arguments, for every prompt. ``parallel`` sequences
+        (1 to 256; by default 32, or fewer when there are fewer draws in all)
+        decode together, a token each per step; a sequence that ends frees its
+        place for the next draw at once (continuous batching). A prompt
+        continues the longest prefix another sequence holds (a shared system
+        prompt or few-shot header is evaluated once) on a model without a
+        sliding window, and a prompt's draws that start together evaluate it
+        once. Memory: a KV cache of ``parallel`` x (the longest prompt +
+        n_predict) tokens, and a row of logits per sequence; the batch runs on
+        a context of its own, not the prefix cache. Each draw samples exactly
+        as complete() would from the logits its step gave (which a batched
+        decode can change in the last bits). Raises negtemp.SamplingError,
+        naming the prompt, when a step of one has every token masked.
+        stream_batch() gives the tokens as they come; batch_requests() takes a
+        setting per prompt.
+        """
+        requests = self._requests(prompts, temp, config, options, n, n_predict, stop, n_probs, grammar, json_schema)
+        warn_identical_draws(requests[0].config, n)
+        return self._collect(requests, parallel, keep_logits, parse_special)
+
+    def stream_batch(
+        self,
+        prompts: Sequence[Prompt],
+        temp: float | None = None,
+        *,
+        n: int = 1,
+        config: SamplingConfig | None = None,
+        n_predict: int = N_PREDICT,
+        stop: str | Iterable[str] | None = None,
+        n_probs: int = N_PROBS,
+        keep_logits: bool = False,
+        parse_special: bool = True,
+        grammar: str | None = None,
+        json_schema: JsonSchema | None = None,
+        parallel: int | None = None,
+        **options: Unpack[SamplingOptions],
+    ) -> Iterator[tuple[int, int, Chunk]]:
+        """batch() a token at a time: (prompt index, draw index, negtemp.Chunk) as each token is sampled.
+
+        A draw's last chunk has its ``stop_type``. Closing the iterator stops
+        the batch and frees its context, as for stream(). Raises
+        negtemp.SamplingError, naming the prompt, when a step of one has every
+        token masked.
+        """
+        requests = self._requests(prompts, temp, config, options, n, n_predict, stop, n_probs, grammar, json_schema)
+        gen, prepared = self._start_batch(requests, parallel, keep_logits, parse_special)
+        jobs = gen.jobs
+        for job, item in self._steps(gen, [prepared[r].stops for r, _ in jobs]):
+            r, d = jobs[job]
+            if isinstance(item, SamplingError):
+                raise SamplingError(f"prompt {r}: {item}")
+            yield r, d, item
+
+    def batch_requests(
+        self,
+        requests: Sequence[Request],
+        *,
+        parallel: int | None = None,
+        keep_logits: bool = False,
+        parse_special: bool = True,
+    ) -> Iterator[tuple[int, list[Completion] | SamplingError]]:
+        """batch() with settings of each prompt's own (negtemp.Request): (request index, its draws) as each
+        request finishes, in the order they finish, or (index, negtemp.SamplingError) for a request a step of
+        which had every token masked (the others go on)."""
+        gen, prepared = self._start_batch(requests, parallel, keep_logits, parse_special)
+        jobs = gen.jobs
+        draws = [_Draw() for _ in jobs]
+        left = [p.request.n for p in prepared]
+        errors: dict[int, SamplingError] = {}
+        for job, item in self._steps(gen, [prepared[r].stops for r, _ in jobs]):
+            r = jobs[job][0]
+            if isinstance(item, SamplingError):
+                errors.setdefault(r, item)
+            else:
+                draws[job].add(item)
+                if item.stop_type is None:
+                    continue
+            left[r] -= 1
+            if left[r] == 0:
+                yield r, errors.get(r) or self._request_completions(prepared[r], gen, draws, keep_logits, r)
+
+    def _requests(self, prompts: Sequence[Prompt], temp: float | None, config: SamplingConfig | None,
+                  options: Mapping[str, Any], n: int, n_predict: int, stop: str | Iterable[str] | None, n_probs: int,
+                  grammar: str | None, json_schema: JsonSchema | None) -> list[Request]:
+        """One Request per prompt, all with the same settings (the seed drawn once)."""
+        if isinstance(prompts, (str, bytes)) or not isinstance(prompts, Sequence):
+            raise TypeError("prompts must be a list of prompts (for one prompt, use complete() or draws())")
+        if not prompts:
+            raise ValueError("prompts is empty: give at least one prompt")
+        cfg = make_config(temp, config, dict(options)).resolved()
+        stops = stop_strings(stop)
+        return [Request(p, cfg, n, n_predict, stops, n_probs, grammar, json_schema) for p in prompts]
+
+    def _start_batch(self, requests: Sequence[Request], parallel: int | None, keep_logits: bool,
+                     parse_special: bool) -> tuple[_native.Generation, list[_Prepared]]:
+        """A native generation of every request's draws, ready for their first tokens."""
+        if not requests:
+            raise ValueError("no requests: give at least one")
+        prepared = [_Prepared(r, self._prompt_tokens(r.prompt, parse_special), r.config.resolved(),
+                              stop_strings(r.stop), grammar_text(r.grammar, r.json_schema)) for r in requests]
+        with self._call() as native:
+            gen = _native.Generation(
+                native, [p.tokens for p in prepared], [p.config.native() for p in prepared],
+                [convert("n_predict", r.n_predict) for r in requests], [strict_int("n", r.n) for r in requests],
+                [convert("n_probs", r.n_probs) for r in requests], [p.grammar for p in prepared], bool(keep_logits),
+                None if parallel is None else strict_int("parallel", parallel),
+            )
+        return gen, prepared
+
+    def _request_completions(self, p: _Prepared, gen: _native.Generation, draws: list[_Draw], keep_logits: bool,
+                             r: int) -> list[Completion]:
+        """Request r's draws as Completions, in draw order."""
+        req = p.request
+        out = []
+        for job, ((owner, _), seed) in enumerate(zip(gen.jobs, gen.seeds, strict=True)):
+            if owner == r:
+                cfg = replace(p.config, seed=seed)
+                settings = self._settings(cfg, req.n_predict, p.stops, req.grammar, req.json_schema)
+                out.append(draws[job].completion(p.tokens, cfg, settings, req.n_probs, keep_logits))
+        return out
+
+    def _collect(self, requests: Sequence[Request], parallel: int | None, keep_logits: bool,
+                 parse_special: bool) -> list[list[Completion]]:
+        """Every request's draws, in request order; SamplingError naming the first request that could not draw."""
+        out: list[list[Completion]] = [[] for _ in requests]
+        for r, draws in self.batch_requests(requests, parallel=parallel, keep_logits=keep_logits,
+                                            parse_special=parse_special):
+            if isinstance(draws, SamplingError):
+                raise SamplingError(f"prompt {r}: {draws}")
+            out[r] = draws
+        return out
 
     def chat(
         self,
@@ -516,36 +688,32 @@ class Model:
         of ``config`` or the keyword arguments (CPU paths). Logits of a batched
         decode can differ from a single-sequence decode in the last bits, so a
         sweep matches complete() exactly only where sampling is sharp. A
-        sequence that reaches a ``stop`` string is cut there as complete()
-        cuts it (the batch runs on until every sequence has ended). One to 256
-        temperatures (llama.cpp's limit on sequences decoded together).
+        sequence that reaches a ``stop`` string ends there, as in draws(). It
+        runs as a batch() of one prompt: 32 sequences decode together unless
+        there are fewer temperatures.
         """
         if (temps is None) == (betas is None):
             raise TypeError("give exactly one of temps= and betas=")
         values = list(temps if temps is not None else betas)  # type: ignore[arg-type]
+        if not values:
+            raise ValueError("nothing to sweep: give at least one setting (a temperature or a beta)")
         base = make_config(None, config, dict(options))
         base = replace(base, seed=base.resolved().seed)
         configs = [
             (replace(base, temp=v, beta=None) if temps is not None else replace(base, temp=None, beta=v)).resolved()
             for v in values
         ]
-        stops = stop_strings(stop)
-        prompt_tokens = self._prompt_tokens(prompt, parse_special)
-        with self._call() as native:
-            results = native.sweep(prompt_tokens, convert("n_predict", n_predict), [c.native() for c in configs])
-            pieces = [[native.token_to_piece(int(t)) for t in tokens] for tokens, _, _ in results]
-        out = []
-        for (tokens, logprobs, finish), c, token_pieces in zip(results, configs, pieces, strict=True):
-            text, n, stopped = _text(token_pieces, stops)
-            out.append(Completion(text, tokens[:n], prompt_tokens, logprobs[:n], c,
-                                  self._settings(c, n_predict, stops),
-                                  stop_type="word" if stopped else _NATIVE_STOP[finish]))
-        return out
+        requests = [Request(prompt, c, 1, n_predict, stop) for c in configs]
+        return [draws[0] for draws in self._collect(requests, None, False, parse_special)]
 
-    def _settings(self, config: SamplingConfig, n_predict: int, stops: tuple[str, ...]) -> dict[str, Any]:
+    def _settings(self, config: SamplingConfig, n_predict: int, stops: tuple[str, ...], grammar: str | None = None,
+                  json_schema: JsonSchema | None = None) -> dict[str, Any]:
+        constraint = {"grammar": grammar} if grammar is not None else {}
+        if json_schema is not None:
+            constraint["json_schema"] = json_schema
         return {
             "model": str(self.path), **config.to_dict(), "n_predict": int(n_predict), "stop": list(stops),
-            "n_gpu_layers": self.n_gpu_layers, "main_gpu": self.main_gpu, "rpc": list(self.rpc),
+            **constraint, "n_gpu_layers": self.n_gpu_layers, "main_gpu": self.main_gpu, "rpc": list(self.rpc),
             "kv_type": self.kv_type,
         }
 
@@ -558,6 +726,17 @@ class Model:
     def generate(self, prompt: Prompt, temp: float | None = None, **kwargs: Any) -> str:
         """Like complete() (same arguments), returning only the text."""
         return self.complete(prompt, temp, **kwargs).text
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A batch's request with its prompt's tokens, its settings resolved, its stop strings and its GBNF."""
+
+    request: Request
+    tokens: np.ndarray
+    config: SamplingConfig
+    stops: tuple[str, ...]
+    grammar: str
 
 
 class _Draw:
