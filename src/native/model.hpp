@@ -86,6 +86,8 @@ public:
     Tokens tokenize(const std::string & text, bool add_special, bool parse_special);
     py::bytes token_to_piece(int64_t token) const;
     std::string piece(llama_token token) const;  // token checked by the caller
+    // Every token's piece, made at the first call and kept (a Model's calls are serialized by its Python lock).
+    const std::vector<std::string> & pieces() const;
     pt::Optional<py::str> chat_prompt(const std::vector<std::pair<std::string, std::string>> & messages) const;
     Floats eval_logits(const TokenArray & tokens);
     NodeList op_backends(const TokenArray & prompt, const ChainSpec & spec);
@@ -127,6 +129,7 @@ private:
     llama_model * model_ = nullptr;
     const llama_vocab * vocab_ = nullptr;
     std::vector<int32_t> eog_;
+    mutable std::vector<std::string> pieces_;
     std::vector<std::string> endpoints_;  // its RPC servers
     std::string lost_;                    // why a server of it was lost, once one was
     std::string lost_endpoint_;

@@ -124,6 +124,17 @@ std::string Model::piece(llama_token token) const {
     return big.substr(0, n < 0 ? 0 : n);
 }
 
+const std::vector<std::string> & Model::pieces() const {
+    if (pieces_.empty()) {
+        const int32_t n = n_vocab();
+        pieces_.reserve(static_cast<size_t>(n));
+        for (int32_t t = 0; t < n; ++t) {
+            pieces_.push_back(piece(t));
+        }
+    }
+    return pieces_;
+}
+
 // The model's own chat template applied to (role, content) messages, with
 // the assistant turn opened; None when the GGUF carries no template.
 // ValueError when llama.cpp does not recognise the template.

@@ -81,7 +81,7 @@ TopTokens top_tokens(const float * logits, const std::vector<double> & sampled, 
 
 }  // namespace
 
-CpuSampler::CpuSampler(const BoundChain & c, const std::vector<llama_token> & prompt, SamplerPtr grammar)
+CpuSampler::CpuSampler(const BoundChain & c, const std::vector<llama_token> & prompt, std::unique_ptr<Grammar> grammar)
     : n_vocab_(c.n_vocab()), grammar_(std::move(grammar)) {
     if (c.path() == SamplerPath::Fused) {
         std::vector<float> bias;
@@ -127,7 +127,7 @@ const float * CpuSampler::constrain(const float * logits) {
         cur_[i] = llama_token_data{static_cast<llama_token>(i), logits[i], 0.0f};
     }
     llama_token_data_array arr{cur_.data(), n, -1, false};
-    llama_sampler_apply(grammar_.get(), &arr);
+    grammar_->mask(arr);
     masked_.resize(n);
     for (size_t i = 0; i < arr.size; ++i) {
         masked_[static_cast<size_t>(arr.data[i].id)] = arr.data[i].logit;
@@ -137,7 +137,7 @@ const float * CpuSampler::constrain(const float * logits) {
 
 void CpuSampler::accept(llama_token token) {
     if (grammar_) {
-        llama_sampler_accept(grammar_.get(), token);
+        grammar_->accept(token);
     }
 }
 

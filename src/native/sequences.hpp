@@ -15,6 +15,7 @@
 #include "sampling_rules.hpp"
 #include "context.hpp"
 #include "fused_sampler.hpp"
+#include "grammar.hpp"
 #include "model.hpp"
 #include "prefix_cache.hpp"
 #include "py_types.hpp"
@@ -36,7 +37,7 @@ namespace negtemp {
 class CpuSampler {
 public:
     explicit CpuSampler(const BoundChain & chain, const std::vector<llama_token> & prompt = {},
-                        SamplerPtr grammar = nullptr);
+                        std::unique_ptr<Grammar> grammar = nullptr);
 
     // The logits the chain runs on: the model's, or a copy with the tokens the
     // grammar does not allow now at -inf. Valid until the next call.
@@ -57,7 +58,7 @@ private:
     int32_t n_vocab_;
     SamplerPtr chain_;
     std::unique_ptr<FusedSampler> fused_;
-    SamplerPtr grammar_;
+    std::unique_ptr<Grammar> grammar_;
     std::vector<llama_token_data> cur_;
     std::vector<float> masked_;
 };
