@@ -4,10 +4,10 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from stats import g_test_pvalue
 
 import negtemp
 from negtemp import reference
-from stats import g_test_pvalue
 
 # different lengths, two sharing a prefix with a third, one repeated
 PROMPTS = ["the temperature is a concept", "the temperature is", "a cold day", "the temperature is a concept too",
@@ -27,7 +27,7 @@ def history(c: negtemp.Completion, i: int) -> list[int]:
 def test_each_prompt_gets_its_own_draws_seeded_seed_plus_i(tiny):
     runs = tiny.batch(PROMPTS[:3], -1.0, n=2, seed=10, n_predict=4, ignore_eos=True)
     assert [[c.config.seed for c in draws] for draws in runs] == [[10, 11]] * 3
-    for prompt, draws in zip(PROMPTS, runs):
+    for prompt, draws in zip(PROMPTS[:3], runs, strict=True):
         for c in draws:
             np.testing.assert_array_equal(c.prompt_tokens, tiny.tokenize(prompt))
             assert len(c.tokens) == 4 and c.stop_type == "limit"
@@ -39,7 +39,7 @@ def test_a_batched_draw_is_what_complete_gives_alone_with_its_seed(tiny, paralle
     # at |T| = 0.001 sampling is sharp, so a batched decode's last bits cannot change a token
     for t in (-0.001, 0.001):
         runs = tiny.batch(PROMPTS, t, n=2, seed=5, n_predict=8, ignore_eos=True, parallel=parallel)
-        for prompt, draws in zip(PROMPTS, runs):
+        for prompt, draws in zip(PROMPTS, runs, strict=True):
             for c in draws:
                 alone = tiny.complete(prompt, t, seed=c.config.seed, n_predict=8, ignore_eos=True)
                 np.testing.assert_array_equal(c.tokens, alone.tokens, err_msg=f"T={t}, {prompt!r}, {parallel=}")
@@ -164,7 +164,7 @@ def test_a_real_models_batched_draws_are_what_complete_gives_alone(real_model):
     # gemma-3's sliding window shares whole prompts only; SmolLM2 shares prefixes too
     prompts = ["The capital of France is", "The capital of France is a city", "Once upon a time"]
     runs = real_model.batch(prompts, -0.001, n=2, seed=11, n_predict=6, ignore_eos=True, parallel=2)
-    for prompt, draws in zip(prompts, runs):
+    for prompt, draws in zip(prompts, runs, strict=True):
         for c in draws:
             alone = real_model.complete(prompt, -0.001, seed=c.config.seed, n_predict=6, ignore_eos=True)
             np.testing.assert_array_equal(c.tokens, alone.tokens, err_msg=f"{prompt!r}, seed {c.config.seed}")

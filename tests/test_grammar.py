@@ -6,10 +6,10 @@ from dataclasses import replace
 import jsonschema
 import numpy as np
 import pytest
+from stats import g_test_pvalue
 
 import negtemp
 from negtemp import reference
-from stats import g_test_pvalue
 
 GRAMMAR = 'root ::= ("yes" | "no" | "maybe") "."'
 WORDS = ("yes.", "no.", "maybe.")
