@@ -147,6 +147,15 @@ PYBIND11_MODULE(_native, m) {
         .def("eval_logits", &Model::eval_logits, py::arg("tokens"))
         .def("op_backends", &Model::op_backends, py::arg("prompt"), py::arg("spec"))
         .def(
+            "check_request",
+            [](Model & m, const TokenArray & prompt, const py::int_ & n_predict, const std::string & grammar) {
+                m.prompt(prompt, int_in(n_predict, kNPredict));
+                make_grammar(m, grammar);
+            },
+            py::arg("prompt"), py::arg("n_predict"), py::arg("grammar"),
+            "ValueError (ContextOverflowError) unless the prompt's tokens and n_predict fit a sequence and the GBNF "
+            "parses: what a batch checks of each request before it decodes")
+        .def(
             "clear_prefix_cache", [](Model & m) { m.prefix_cache().clear(); },
             "forget every cached prompt (one in use now, when its call ends)")
         .def(

@@ -109,6 +109,10 @@ class Model:
         ...
     def chat_prompt(self, messages: collections.abc.Sequence[tuple[str, str]]) -> str | None:
         ...
+    def check_request(self, prompt: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], n_predict: int, grammar: str) -> None:
+        """
+        ValueError (ContextOverflowError) unless the prompt's tokens and n_predict fit a sequence and the GBNF parses: what a batch checks of each request before it decodes
+        """
     def clear_prefix_cache(self) -> None:
         """
         forget every cached prompt (one in use now, when its call ends)

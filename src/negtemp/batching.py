@@ -29,7 +29,7 @@ class Request:
     config: SamplingConfig = field(default_factory=SamplingConfig)
     n: int = 1
     n_predict: int = default("n_predict")
-    stop: str | Sequence[str] | None = None
+    stop: str | Sequence[str] | None = None  # one or several, as complete()'s
     n_probs: int = default("n_probs")
     grammar: str | None = None
     json_schema: JsonSchema | None = None

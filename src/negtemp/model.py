@@ -32,7 +32,10 @@ from .text import TokenText, stop_strings
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["Model", "Prompt", "Request", "generate"]
+__all__ = ["Model", "Prompt", "Request", "RequestError", "generate"]
+
+# what a batch reports for a request that cannot run, or could not draw
+RequestError = ValueError | TypeError
 # the names are the native layer's, which refuses any other
 KVType = Literal["f16", "f32"]
 
@@ -554,12 +557,21 @@ class Model:
         """batch() a token at a time: (prompt index, draw index, negtemp.Chunk) as each token is sampled.
 
         A draw's last chunk has its ``stop_type``. Closing the iterator stops
-        the batch and frees its context, as for stream(). Raises
-        negtemp.SamplingError, naming the prompt, when a step of one has every
-        token masked.
+        the batch and frees its context, as for stream(). The prompts and
+        settings are checked, and the context made, when stream_batch() is
+        called. Raises negtemp.SamplingError, naming the prompt, when a step
+        of one has every token masked.
         """
         requests = self._requests(prompts, temp, config, options, n, n_predict, stop, n_probs, grammar, json_schema)
-        gen, prepared = self._start_batch(requests, parallel, keep_logits, parse_special)
+        prepared = []
+        for r, req in enumerate(requests):
+            try:
+                prepared.append(self._prepare(req, parse_special))
+            except ValueError as e:
+                raise type(e)(f"prompt {r}: {e}") from None
+        return self._batch_chunks(self._start_batch(prepared, parallel, keep_logits), prepared)
+
+    def _batch_chunks(self, gen: _native.Generation, prepared: list[_Prepared]) -> Iterator[tuple[int, int, Chunk]]:
         jobs = gen.jobs
         for job, item in self._steps(gen, [prepared[r].stops for r, _ in jobs]):
             r, d = jobs[job]
@@ -574,14 +586,24 @@ class Model:
         parallel: int | None = None,
         keep_logits: bool = False,
         parse_special: bool = True,
-    ) -> Iterator[tuple[int, list[Completion] | SamplingError]]:
+    ) -> Iterator[tuple[int, list[Completion] | RequestError]]:
         """batch() with settings of each prompt's own (negtemp.Request): (request index, its draws) as each
-        request finishes, in the order they finish, or (index, negtemp.SamplingError) for a request a step of
-        which had every token masked (the others go on)."""
-        gen, prepared = self._start_batch(requests, parallel, keep_logits, parse_special)
-        jobs = gen.jobs
+        request finishes, in the order they finish. A request that cannot run (check_request() raises) or a
+        step of which has every token masked (negtemp.SamplingError) gives (index, the exception) instead,
+        and the others go on."""
+        prepared: dict[int, _Prepared] = {}
+        for r, req in enumerate(requests):
+            try:
+                prepared[r] = self._prepare(req, parse_special)
+            except (ValueError, TypeError) as e:
+                yield r, e
+        if not prepared:
+            return
+        order = list(prepared)
+        gen = self._start_batch([prepared[r] for r in order], parallel, keep_logits)
+        jobs = [(order[i], d) for i, d in gen.jobs]
         draws = [_Draw() for _ in jobs]
-        left = [p.request.n for p in prepared]
+        left = {r: p.request.n for r, p in prepared.items()}
         errors: dict[int, SamplingError] = {}
         for job, item in self._steps(gen, [prepared[r].stops for r, _ in jobs]):
             r = jobs[job][0]
@@ -593,7 +615,24 @@ class Model:
                     continue
             left[r] -= 1
             if left[r] == 0:
-                yield r, errors.get(r) or self._request_completions(prepared[r], gen, draws, keep_logits, r)
+                yield r, errors.get(r) or self._request_completions(prepared[r], jobs, gen.seeds, draws, keep_logits,
+                                                                    r)
+
+    def check_request(self, request: Request, *, parse_special: bool = True) -> None:
+        """Raise what batch_requests() would report for ``request`` before decoding it: a setting out of range,
+        a prompt that does not fit with n_predict (negtemp.ContextOverflowError), a grammar that does not parse."""
+        self._prepare(request, parse_special)
+
+    def _prepare(self, req: Request, parse_special: bool) -> _Prepared:
+        """A request checked and ready for the native batch."""
+        if not isinstance(req, Request):
+            raise TypeError(f"a request must be a negtemp.Request, not {type(req).__name__}")
+        p = _Prepared(req, self._prompt_tokens(req.prompt, parse_special), req.config.resolved(),
+                      stop_strings(req.stop), grammar_text(req.grammar, req.json_schema),
+                      convert("n_predict", req.n_predict), strict_int("n", req.n), convert("n_probs", req.n_probs))
+        with self._call() as native:
+            native.check_request(p.tokens, p.n_predict, p.grammar)
+        return p
 
     def _requests(self, prompts: Sequence[Prompt], temp: float | None, config: SamplingConfig | None,
                   options: Mapping[str, Any], n: int, n_predict: int, stop: str | Iterable[str] | None, n_probs: int,
@@ -607,32 +646,27 @@ class Model:
         stops = stop_strings(stop)
         return [Request(p, cfg, n, n_predict, stops, n_probs, grammar, json_schema) for p in prompts]
 
-    def _start_batch(self, requests: Sequence[Request], parallel: int | None, keep_logits: bool,
-                     parse_special: bool) -> tuple[_native.Generation, list[_Prepared]]:
+    def _start_batch(self, prepared: Sequence[_Prepared], parallel: int | None, keep_logits: bool
+                     ) -> _native.Generation:
         """A native generation of every request's draws, ready for their first tokens."""
-        if not requests:
-            raise ValueError("no requests: give at least one")
-        prepared = [_Prepared(r, self._prompt_tokens(r.prompt, parse_special), r.config.resolved(),
-                              stop_strings(r.stop), grammar_text(r.grammar, r.json_schema)) for r in requests]
         with self._call() as native:
-            gen = _native.Generation(
+            return _native.Generation(
                 native, [p.tokens for p in prepared], [p.config.native() for p in prepared],
-                [convert("n_predict", r.n_predict) for r in requests], [strict_int("n", r.n) for r in requests],
-                [convert("n_probs", r.n_probs) for r in requests], [p.grammar for p in prepared], bool(keep_logits),
+                [p.n_predict for p in prepared], [p.n for p in prepared], [p.n_probs for p in prepared],
+                [p.grammar for p in prepared], bool(keep_logits),
                 None if parallel is None else strict_int("parallel", parallel),
             )
-        return gen, prepared
 
-    def _request_completions(self, p: _Prepared, gen: _native.Generation, draws: list[_Draw], keep_logits: bool,
-                             r: int) -> list[Completion]:
+    def _request_completions(self, p: _Prepared, jobs: Sequence[tuple[int, int]], seeds: Sequence[int],
+                             draws: list[_Draw], keep_logits: bool, r: int) -> list[Completion]:
         """Request r's draws as Completions, in draw order."""
         req = p.request
         out = []
-        for job, ((owner, _), seed) in enumerate(zip(gen.jobs, gen.seeds, strict=True)):
+        for job, ((owner, _), seed) in enumerate(zip(jobs, seeds, strict=True)):
             if owner == r:
                 cfg = replace(p.config, seed=seed)
-                settings = self._settings(cfg, req.n_predict, p.stops, req.grammar, req.json_schema)
-                out.append(draws[job].completion(p.tokens, cfg, settings, req.n_probs, keep_logits))
+                settings = self._settings(cfg, p.n_predict, p.stops, req.grammar, req.json_schema)
+                out.append(draws[job].completion(p.tokens, cfg, settings, p.n_probs, keep_logits))
         return out
 
     def _collect(self, requests: Sequence[Request], parallel: int | None, keep_logits: bool,
@@ -641,8 +675,8 @@ class Model:
         out: list[list[Completion]] = [[] for _ in requests]
         for r, draws in self.batch_requests(requests, parallel=parallel, keep_logits=keep_logits,
                                             parse_special=parse_special):
-            if isinstance(draws, SamplingError):
-                raise SamplingError(f"prompt {r}: {draws}")
+            if isinstance(draws, BaseException):
+                raise type(draws)(f"prompt {r}: {draws}") from None
             out[r] = draws
         return out
 
@@ -703,12 +737,12 @@ class Model:
             (replace(base, temp=v, beta=None) if temps is not None else replace(base, temp=None, beta=v)).resolved()
             for v in values
         ]
-        requests = [Request(prompt, c, 1, n_predict, stop) for c in configs]
+        requests = [Request(prompt, c, 1, n_predict, stop_strings(stop)) for c in configs]
         return [draws[0] for draws in self._collect(requests, None, False, parse_special)]
 
     def _settings(self, config: SamplingConfig, n_predict: int, stops: tuple[str, ...], grammar: str | None = None,
                   json_schema: JsonSchema | None = None) -> dict[str, Any]:
-        constraint = {"grammar": grammar} if grammar is not None else {}
+        constraint: dict[str, Any] = {"grammar": grammar} if grammar is not None else {}
         if json_schema is not None:
             constraint["json_schema"] = json_schema
         return {
@@ -730,13 +764,17 @@ class Model:
 
 @dataclass(frozen=True)
 class _Prepared:
-    """A batch's request with its prompt's tokens, its settings resolved, its stop strings and its GBNF."""
+    """A batch's request checked: its prompt's tokens, its settings resolved, its stop strings, its GBNF, and
+    its numbers converted."""
 
     request: Request
     tokens: np.ndarray
     config: SamplingConfig
     stops: tuple[str, ...]
     grammar: str
+    n_predict: int
+    n: int
+    n_probs: int
 
 
 class _Draw:

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 from ..config import SamplingConfig
 from ..model import Model
@@ -17,6 +17,8 @@ from .options import (
     PrintVersion,
     chunk_writer,
     color_option,
+    grammar_arguments,
+    grammar_options,
     model_options,
     open_model,
     parse,
@@ -45,6 +47,7 @@ def parser() -> argparse.ArgumentParser:
     model_options(ap)
     temperature_options(ap)
     sampling_options(ap)
+    grammar_options(ap)
     setting_option(ap, "n_probs", help="also report each step's N most likely tokens, with their log-probabilities "
                     "in the sampled distribution and under the model at T = 1 (in --json; as a table on stderr "
                     "otherwise)")
@@ -102,14 +105,15 @@ def run(argv: Sequence[str]) -> int:
     # the views need each token's probability under the model, which comes with the top-N
     n_probs = max(checked("n_probs", args.n_probs), 5 if args.html else 0, 1 if color else 0)
     config = sampling_config(args, **temperature(args))
+    constraint = grammar_arguments(args)
     if color:
         print(legend(), file=sys.stderr)
     with open_model(args) as model:
         if args.n == 1:
-            completions = [_stream_one(model, prompt, config, args, n_probs, color)]
+            completions = [_stream_one(model, prompt, config, args, n_probs, color, constraint)]
         else:
             completions = model.draws(prompt, config=config, n=args.n, n_predict=args.n_predict, stop=args.stop,
-                                      n_probs=n_probs)
+                                      n_probs=n_probs, **constraint)
             if not args.json:
                 for i, c in enumerate(completions):
                     print(f"--- draw {i}: seed {c.config.seed}, {c.stop_type} ---")
@@ -134,10 +138,10 @@ def run(argv: Sequence[str]) -> int:
 
 
 def _stream_one(model: Model, prompt: str, config: SamplingConfig, args: argparse.Namespace, n_probs: int,
-                color: bool) -> Completion:
+                color: bool, constraint: dict[str, Any]) -> Completion:
     """One draw, its text written as it is sampled (coloured with color) unless --json; the Completion."""
     c = model.complete(prompt, config=config, n_predict=args.n_predict, stop=args.stop, n_probs=n_probs,
-                       on_chunk=None if args.json else chunk_writer(color))
+                       on_chunk=None if args.json else chunk_writer(color), **constraint)
     if not args.json:
         print()
     return c

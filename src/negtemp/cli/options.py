@@ -4,9 +4,11 @@ schema), the temperature's, colour; and the parsing that lets negative numbers b
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from .. import _native, registry
@@ -162,6 +164,32 @@ def sampling_options(ap: argparse.ArgumentParser) -> None:
                     help="stop before TEXT when it is generated (repeatable; matched across tokens, left out)")
     ap.add_argument("--backend-sampling", action="store_true",
                     help="sample in the ggml graph (the GPU path in a GPU build); same as --sampler-path backend")
+
+
+def grammar_options(ap: argparse.ArgumentParser) -> None:
+    """--grammar / --json-schema and their -file forms, as llama.cpp's tools name them."""
+    group = ap.add_mutually_exclusive_group()
+    group.add_argument("--grammar", metavar="GBNF", help="restrict the text to this GBNF grammar (its start rule is "
+                       "root): the tokens it does not allow are masked, then the chain runs on the rest")
+    group.add_argument("--grammar-file", metavar="FILE", help="the --grammar from FILE")
+    group.add_argument("-j", "--json-schema", metavar="SCHEMA", help="restrict the text to JSON this JSON schema "
+                       "validates (converted to a grammar by llama.cpp's converter)")
+    group.add_argument("--json-schema-file", metavar="FILE", help="the --json-schema from FILE")
+
+
+def grammar_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """The grammar= or json_schema= keyword the grammar options give (none when none was given)."""
+    if args.grammar_file:
+        return {"grammar": Path(args.grammar_file).read_text(encoding="utf-8")}
+    if args.grammar is not None:
+        return {"grammar": args.grammar}
+    text = Path(args.json_schema_file).read_text(encoding="utf-8") if args.json_schema_file else args.json_schema
+    if text is None:
+        return {}
+    try:
+        return {"json_schema": json.loads(text)}
+    except ValueError as e:
+        raise ValueError(f"--json-schema is not JSON: {e}") from None
 
 
 def temperature_options(ap: argparse.ArgumentParser) -> None:
