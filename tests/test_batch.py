@@ -168,3 +168,11 @@ def test_a_real_models_batched_draws_are_what_complete_gives_alone(real_model):
         for c in draws:
             alone = real_model.complete(prompt, -0.001, seed=c.config.seed, n_predict=6, ignore_eos=True)
             np.testing.assert_array_equal(c.tokens, alone.tokens, err_msg=f"{prompt!r}, seed {c.config.seed}")
+
+
+def test_a_request_keeps_its_logits_when_it_asks(tiny):
+    requests = [negtemp.Request(PROMPTS[0], negtemp.SamplingConfig(temp=1.0, seed=1), n_predict=3, keep_logits=True),
+                negtemp.Request(PROMPTS[1], negtemp.SamplingConfig(temp=1.0, seed=1), n_predict=3)]
+    done = dict(tiny.batch_requests(requests))
+    assert done[0][0].step_logits.shape == (len(done[0][0].tokens), tiny.n_vocab)
+    assert done[1][0].step_logits is None

@@ -176,7 +176,7 @@ PYBIND11_MODULE(_native, m) {
              "n draws of one prompt (stream, complete, draws), on the prefix cache or the backend path")
         .def(py::init<Model &, const std::vector<TokenArray> &, const std::vector<ChainSpec> &,
                       const std::vector<py::int_> &, const std::vector<py::int_> &, const std::vector<py::int_> &,
-                      const std::vector<std::string> &, bool, const pt::Optional<py::int_> &>(),
+                      const std::vector<std::string> &, const std::vector<bool> &, const pt::Optional<py::int_> &>(),
              py::arg("model"), py::arg("prompts"), py::arg("specs"), py::arg("n_predict"), py::arg("n"),
              py::arg("n_probs"), py::arg("grammars"), py::arg("keep_logits"), py::arg("parallel"),
              py::keep_alive<1, 2>(),

@@ -315,8 +315,7 @@ void Sequences::take(size_t k, int32_t i, Sampled & out) {
 
 Generation::Generation(Model & model, const TokenArray & prompt, const py::int_ & n_predict, const ChainSpec & spec,
                        const py::int_ & n_draws, bool keep_logits, const py::int_ & n_probs,
-                       const std::string & grammar)
-    : keep_logits_(keep_logits) {
+                       const std::string & grammar) {
     const int64_t n = int_in(n_predict, kNPredict);
     const int64_t k_draws = int_in(n_draws, kDrawsTogether);
     const auto top = static_cast<int32_t>(int_in(n_probs, kNProbs));
@@ -328,6 +327,7 @@ Generation::Generation(Model & model, const TokenArray & prompt, const py::int_ 
         jobs_.emplace_back(0, static_cast<size_t>(i));
     }
     n_probs_.assign(chains.size(), top);
+    keep_logits_.assign(chains.size(), keep_logits);
     negative_temp_.assign(chains.size(), spec.beta < 0.0);
     start(model, [&] {
         return std::make_unique<Sequences>(model, std::move(toks), n, chains, keep_logits || top > 0, top > 0,
@@ -338,12 +338,12 @@ Generation::Generation(Model & model, const TokenArray & prompt, const py::int_ 
 Generation::Generation(Model & model, const std::vector<TokenArray> & prompts, const std::vector<ChainSpec> & specs,
                        const std::vector<py::int_> & n_predict, const std::vector<py::int_> & n,
                        const std::vector<py::int_> & n_probs, const std::vector<std::string> & grammars,
-                       bool keep_logits, const pt::Optional<py::int_> & parallel)
-    : keep_logits_(keep_logits) {
+                       const std::vector<bool> & keep_logits, const pt::Optional<py::int_> & parallel) {
     const size_t n_req = prompts.size();
     if (specs.size() != n_req || n_predict.size() != n_req || n.size() != n_req || n_probs.size() != n_req ||
-        grammars.size() != n_req) {
-        throw std::invalid_argument("a batch needs one spec, n_predict, n, n_probs and grammar per prompt");
+        grammars.size() != n_req || keep_logits.size() != n_req) {
+        throw std::invalid_argument("a batch needs one spec, n_predict, n, n_probs, grammar and keep_logits per "
+                                    "prompt");
     }
     if (n_req == 0) {
         throw std::invalid_argument("nothing to decode: give at least one prompt");
@@ -362,6 +362,7 @@ Generation::Generation(Model & model, const std::vector<TokenArray> & prompts, c
         for (int64_t i = 0; i < k_draws; ++i) {
             req.chains.emplace_back(specs[r].draw(i), model.n_vocab(), &model.eog_tokens());
             jobs_.emplace_back(r, static_cast<size_t>(i));
+            keep_logits_.push_back(keep_logits[r]);
             n_probs_.push_back(top);
             negative_temp_.push_back(specs[r].beta < 0.0);
         }
@@ -372,7 +373,7 @@ Generation::Generation(Model & model, const std::vector<TokenArray> & prompts, c
         SlotRequest & req = requests[0];
         start(model, [&] {
             return std::make_unique<Sequences>(model, std::move(req.prompt), req.n_predict, req.chains,
-                                               keep_logits || n_probs_[0] > 0, n_probs_[0] > 0, req.grammar);
+                                               keep_logits_[0] || n_probs_[0] > 0, n_probs_[0] > 0, req.grammar);
         });
         return;
     }
@@ -388,7 +389,7 @@ Generation::Generation(Model & model, const std::vector<TokenArray> & prompts, c
                                             : static_cast<size_t>(int_in(py::int_(parallel), Slots::kParallel));
     std::vector<char> keep(n_probs_.size()), want(n_probs_.size());
     for (size_t j = 0; j < n_probs_.size(); ++j) {
-        keep[j] = keep_logits || n_probs_[j] > 0;
+        keep[j] = keep_logits_[j] || n_probs_[j] > 0;
         want[j] = n_probs_[j] > 0;
     }
     start(model, [&] { return std::make_unique<Slots>(model, std::move(requests), n_par, keep, want); });
@@ -456,7 +457,7 @@ pt::Optional<Steps> Generation::next() {
     for (size_t j = 0; j < sampled.size(); ++j) {
         const Sampled & s = sampled[j];
         py::object logits = py::none();
-        if (keep_logits_) {
+        if (keep_logits_[s.seq] && s.finish != Finish::Error) {
             logits = Floats(s.row.size(), s.row.data());
         }
         py::object top = py::none();

@@ -154,12 +154,13 @@ public:
 
     // Many requests through `parallel` sequences (Slots): request r is prompts[r]
     // drawn n[r] times with specs[r] (draw i seeded specs[r].draw(i)), n_predict[r]
-    // tokens at most, n_probs[r] alternatives a step, following grammars[r] ("": none).
+    // tokens at most, n_probs[r] alternatives a step, following grammars[r] ("": none),
+    // its logits kept with keep_logits[r].
     // Sequence j of next() is job j: jobs() lists (request, draw) in order.
     Generation(Model & model, const std::vector<TokenArray> & prompts, const std::vector<ChainSpec> & specs,
                const std::vector<py::int_> & n_predict, const std::vector<py::int_> & n,
-               const std::vector<py::int_> & n_probs, const std::vector<std::string> & grammars, bool keep_logits,
-               const pt::Optional<py::int_> & parallel);
+               const std::vector<py::int_> & n_probs, const std::vector<std::string> & grammars,
+               const std::vector<bool> & keep_logits, const pt::Optional<py::int_> & parallel);
 
     // Each sequence's seed, in order.
     std::vector<uint32_t> seeds() const { return seeds_; }
@@ -193,7 +194,7 @@ private:
     void start(Model & model, const std::function<std::unique_ptr<Stepper>()> & make);
 
     Model * model_ = nullptr;
-    bool keep_logits_;
+    std::vector<bool> keep_logits_;      // a sequence's
     std::vector<int32_t> n_probs_;       // a sequence's
     std::vector<char> negative_temp_;    // a sequence's
     std::vector<uint32_t> seeds_;

@@ -155,7 +155,7 @@ class Generation:
         n draws of one prompt (stream, complete, draws), on the prefix cache or the backend path
         """
     @typing.overload
-    def __init__(self, model: Model, prompts: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.int32]], specs: collections.abc.Sequence[ChainSpec], n_predict: collections.abc.Sequence[int], n: collections.abc.Sequence[int], n_probs: collections.abc.Sequence[int], grammars: collections.abc.Sequence[str], keep_logits: bool, parallel: int | None) -> None:
+    def __init__(self, model: Model, prompts: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.int32]], specs: collections.abc.Sequence[ChainSpec], n_predict: collections.abc.Sequence[int], n: collections.abc.Sequence[int], n_probs: collections.abc.Sequence[int], grammars: collections.abc.Sequence[str], keep_logits: collections.abc.Sequence[bool], parallel: int | None) -> None:
         """
         many requests through `parallel` sequences on a context of their own (batch, sweep); None: min(jobs, default_parallel)
         """

@@ -22,8 +22,8 @@ Prompt = str | bytes | Sequence[int] | np.ndarray
 class Request:
     """One prompt and how to sample it: ``n`` draws (seeded config.seed + i) of at
     most ``n_predict`` tokens, ended at a ``stop`` string, with ``n_probs``
-    alternatives a step, following ``grammar`` (GBNF) or ``json_schema``; the
-    arguments of Model.complete()."""
+    alternatives a step, following ``grammar`` (GBNF) or ``json_schema``, the
+    raw logits of each step kept with ``keep_logits``; the arguments of Model.complete()."""
 
     prompt: Prompt
     config: SamplingConfig = field(default_factory=SamplingConfig)
@@ -33,3 +33,4 @@ class Request:
     n_probs: int = default("n_probs")
     grammar: str | None = None
     json_schema: JsonSchema | None = None
+    keep_logits: bool = False

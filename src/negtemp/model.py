@@ -588,7 +588,8 @@ class Model:
         parse_special: bool = True,
     ) -> Iterator[tuple[int, list[Completion] | RequestError]]:
         """batch() with settings of each prompt's own (negtemp.Request): (request index, its draws) as each
-        request finishes, in the order they finish. A request that cannot run (check_request() raises) or a
+        request finishes, in the order they finish; ``keep_logits`` keeps every request's logits (a
+        Request's own keeps its). A request that cannot run (check_request() raises) or a
         step of which has every token masked (negtemp.SamplingError) gives (index, the exception) instead,
         and the others go on."""
         prepared: dict[int, _Prepared] = {}
@@ -653,7 +654,7 @@ class Model:
             return _native.Generation(
                 native, [p.tokens for p in prepared], [p.config.native() for p in prepared],
                 [p.n_predict for p in prepared], [p.n for p in prepared], [p.n_probs for p in prepared],
-                [p.grammar for p in prepared], bool(keep_logits),
+                [p.grammar for p in prepared], [bool(keep_logits or p.request.keep_logits) for p in prepared],
                 None if parallel is None else strict_int("parallel", parallel),
             )
 
@@ -666,7 +667,8 @@ class Model:
             if owner == r:
                 cfg = replace(p.config, seed=seed)
                 settings = self._settings(cfg, p.n_predict, p.stops, req.grammar, req.json_schema)
-                out.append(draws[job].completion(p.tokens, cfg, settings, p.n_probs, keep_logits))
+                out.append(draws[job].completion(p.tokens, cfg, settings, p.n_probs,
+                                                 keep_logits or req.keep_logits))
         return out
 
     def _collect(self, requests: Sequence[Request], parallel: int | None, keep_logits: bool,

@@ -14,6 +14,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from ..batching import Request
+from ..config import SamplingConfig
 from ..model import Model
 from ..reference import probs
 from ..results import json_value
@@ -137,23 +139,30 @@ def side_by_side(m: Model, out: Path, seed: int) -> list[dict[str, Any]]:
 
 def draw_tokens(m: Model, prompts: list[str], n_tokens: int, seed: int, quiet: bool
                 ) -> tuple[dict[float, list[np.ndarray]], np.ndarray, dict[str, Any]]:
-    """Part 2: each prompt's draws at every DRAW_TEMPS temperature (one batched sweep a prompt, seed + i); the mean
-    of the logits after each prompt (u_i . h_mean over the prompts, the context-free ranking); and the seed check
-    at T = -0.001 on the first SEED_CHECK_PROMPTS prompts, one change at a time: the same path (a sweep) with
-    another seed, and the other path (complete(), one sequence) with the same seed."""
-    draws: dict[float, list[np.ndarray]] = {t: [] for t in DRAW_TEMPS}
-    total = np.zeros(m.n_vocab, np.float64)
+    """Part 2: each prompt's draws at every DRAW_TEMPS temperature (seed + i), and the logits after each prompt
+    (their mean, u_i . h_mean over the prompts, is the context-free ranking), all in one Model.batch_requests;
+    and the seed check at T = -0.001 on the first SEED_CHECK_PROMPTS prompts, one change at a time: the same path
+    (a sweep) with another seed, and the other path (complete(), one sequence) with the same seed."""
+    requests = []
     for i, prompt in enumerate(prompts):
-        for t, c in zip(DRAW_TEMPS, m.sweep(prompt, list(DRAW_TEMPS), n_predict=n_tokens, seed=seed + i),
-                        strict=True):
-            draws[t].append(c.tokens.astype(np.int64))
-        # the prompt is in the prefix cache now: its logits cost one token's decode, not a context of their own
-        after = m.complete(prompt, 1.0, n_predict=1, keep_logits=True).step_logits
-        assert after is not None
-        total += after[0]
-        if (i + 1) % 50 == 0 or i + 1 == len(prompts):
-            _progress(f"[2/8] T = {', '.join(f'{t:g}' for t in DRAW_TEMPS)} over prompts: {i + 1}/{len(prompts)}",
-                      quiet)
+        requests += [Request(prompt, SamplingConfig(temp=t, seed=seed + i), n_predict=n_tokens) for t in DRAW_TEMPS]
+        requests.append(Request(prompt, SamplingConfig(temp=1.0, seed=seed + i), n_predict=1, keep_logits=True))
+    per_prompt = len(DRAW_TEMPS) + 1
+    tokens: dict[int, np.ndarray] = {}
+    total = np.zeros(m.n_vocab, np.float64)
+    for done, (r, outcome) in enumerate(m.batch_requests(requests), 1):
+        if isinstance(outcome, BaseException):
+            raise outcome
+        (c,) = outcome
+        if r % per_prompt == len(DRAW_TEMPS):
+            assert c.step_logits is not None
+            total += c.step_logits[0]
+        else:
+            tokens[r] = c.tokens.astype(np.int64)
+        if done % (50 * per_prompt) == 0 or done == len(requests):
+            _progress(f"[2/8] T = {', '.join(f'{t:g}' for t in DRAW_TEMPS)} over prompts: {done // per_prompt}/"
+                      f"{len(prompts)}", quiet)
+    draws = {t: [tokens[i * per_prompt + k] for i in range(len(prompts))] for k, t in enumerate(DRAW_TEMPS)}
     new_seed = other_path = first_differs = 0
     checked = prompts[:SEED_CHECK_PROMPTS]
     for i, prompt in enumerate(checked):
