@@ -16,6 +16,11 @@ build/tools/), then prints, with medians of --reps runs on this machine:
      llama-batched-bench's batched decode as the ceiling; then K draws of one
      prompt (Model.draws, T = -1) against K sequential complete() calls, with
      the same ceiling;
+  3c. many prompts: 32 different prompts (5 to 40 tokens), 32 tokens each at
+     T = -1, as one Model.batch against 32 sequential complete() calls, with
+     llama-batched-bench's speed-up at 32 sequences as the ceiling; the same
+     through `negtemp batch` (JSONL); the batch's memory; and the experiment's
+     draws (part 2) as a sweep a prompt against one batch;
   3b. prefix reuse: a 10-turn chat over a 1,000-token history, and the
      experiment's prompt set (a 4-temperature sweep each), with the prefix
      cache against without it, and the cache's memory;
@@ -321,6 +326,110 @@ def draws_table(model: str, threads: int, reps: int, n: int, ceiling: dict[int, 
                   f"{ceiling[k] / ceiling[1]:>26.2f}")
     print("   sequential: K complete() calls with seeds SEED + i (each reusing the cached prompt).\n")
     return ratios
+
+
+# 32 different prompts of 5 to 40 tokens (SmolLM2's tokenizer): continuous batching's test case
+BATCH_PROMPTS = [" ".join(["Temperature", "is", "a", "concept", "from", "physics", "that", "describes", "how", "hot",
+                           "or", "cold", "a", "system", "is"][: 5 + (i * 7) % 11]) + " and why" * (i % 13)
+                 for i in range(32)]
+
+BATCH_RSS_PROBE = """
+import json, resource, sys, negtemp
+path, threads, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+prompts = json.loads(sys.argv[4])
+m = negtemp.Model(path, n_ctx=512, n_threads=threads)
+m.complete(prompts[0], -1.0, seed=1, n_predict=n, ignore_eos=True)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+m.batch(prompts, -1.0, seed=1, n_predict=n, ignore_eos=True)
+print(json.dumps({"before": before, "after": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def batch_table(model: str, tools: dict[str, Path], threads: int, reps: int, n: int = 32) -> dict[str, float]:
+    """Many prompts: Model.batch and `negtemp batch` against sequential complete() calls, llama-batched-bench's
+    ceiling at the same parallelism, the batch's memory, and the experiment's part 2 before and after."""
+    k = len(BATCH_PROMPTS)
+    path = negtemp.registry.pull(model)
+    print(f"3c. {k} different prompts on {model}, {n} tokens each at T = -1, {k} sequences together")
+    with negtemp.Model(path, n_ctx=512, n_threads=threads, prefix_cache=0) as m:
+        lengths = [len(m.tokenize(p)) for p in BATCH_PROMPTS]
+        kv_per_token = m._native.kv_bytes_per_token if m._native else 0
+        n_vocab = m.n_vocab
+        m.batch(BATCH_PROMPTS[:4], -1.0, seed=SEED, n_predict=4, ignore_eos=True)  # warm-up
+        times: dict[str, list[float]] = {"batch": [], "sequential": []}
+        for _ in range(reps):  # alternating, so drift hits both alike
+            times["batch"].append(median_time(
+                lambda: m.batch(BATCH_PROMPTS, -1.0, seed=SEED, n_predict=n, ignore_eos=True), 1))
+            times["sequential"].append(median_time(
+                lambda: [m.complete(p, -1.0, seed=SEED, n_predict=n, ignore_eos=True) for p in BATCH_PROMPTS], 1))
+    batch_t, seq_t = statistics.median(times["batch"]), statistics.median(times["sequential"])
+    n_prompt = round(statistics.mean(lengths))
+    res = run([str(tools["llama-batched-bench"]), "-m", str(path), "-c", str(k * (max(lengths) + n) + 256),
+               "-npp", str(n_prompt), "-ntg", str(n), "-npl", f"1,{k}", "-t", str(threads), "--output-format",
+               "jsonl"])
+    bench = {int(r["pl"]): float(r["t"]) for r in (json.loads(line) for line in res.stdout.splitlines()
+                                                    if line.startswith("{"))}
+    ceiling = k * bench[1] / bench[k]
+    ours = seq_t / batch_t
+    print(f"   prompts of {min(lengths)} to {max(lengths)} tokens (mean {statistics.mean(lengths):.1f})")
+    print(f"   Model.batch {batch_t:.2f} s, {k} sequential complete() {seq_t:.2f} s: {ours:.2f}x")
+    print(f"   llama-batched-bench, {k} sequences of {n_prompt} + {n} tokens against one: {ceiling:.2f}x "
+          f"(its prompts evaluated separately, no sampling)")
+    print(f"   Model.batch's speed-up / the ceiling's: {ours / ceiling:.2f} (target >= 0.95); in time, Model.batch "
+          f"{batch_t:.2f} s against llama-batched-bench's {bench[k]:.2f} s for its {k} sequences: "
+          f"{bench[k] / batch_t:.2f} of its speed")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = Path(tmp) / "in.jsonl", Path(tmp) / "out.jsonl"
+        src.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in BATCH_PROMPTS), encoding="utf-8")
+        cli_args = ["batch", str(src), "-o", str(out), "-m", str(path), "-t", str(threads), "-c", "512",
+                    "--prefix-cache", "0", "--temp", "-1", "--seed", str(SEED), "-n", str(n), "--ignore-eos",
+                    "--overwrite"]
+        jsonl: list[float] = []
+        library: list[float] = []
+
+        def with_load() -> None:
+            with negtemp.Model(path, n_ctx=512, n_threads=threads, prefix_cache=0) as m:
+                m.batch(BATCH_PROMPTS, -1.0, seed=SEED, n_predict=n, ignore_eos=True)
+
+        from negtemp.cli import main as cli_main
+        for _ in range(reps):
+            library.append(median_time(with_load, 1))
+            jsonl.append(median_time(lambda: cli_main(cli_args), 1))
+    lib_t, jsonl_t = statistics.median(library), statistics.median(jsonl)
+    print(f"   negtemp batch (JSONL, in-process, model load included) {jsonl_t:.2f} s against Model + "
+          f"Model.batch {lib_t:.2f} s: {jsonl_t / lib_t - 1:+.1%} (target within 5%)")
+
+    cells = k * (max(lengths) + n)
+    print(f"   memory of the batch: KV cache {k} x ({max(lengths)} + {n}) cells x {kv_per_token / 1024:.1f} KiB = "
+          f"{cells * kv_per_token / 2**20:.1f} MiB; logits {k} rows x {n_vocab} x 4 B = "
+          f"{k * n_vocab * 4 / 2**20:.1f} MiB (both scale with --parallel / parallel=)")
+    probe = json.loads(run([sys.executable, "-c", BATCH_RSS_PROBE, str(path), str(threads), str(n),
+                            json.dumps(BATCH_PROMPTS)]).stdout)
+    print(f"   peak RSS: {probe['before']:.0f} MB after one complete(), {probe['after']:.0f} MB after the batch "
+          f"(+{probe['after'] - probe['before']:.0f} MB)")
+
+    from negtemp.experiment.run import DRAW_TEMPS, draw_tokens, varied_prompts
+    prompts = varied_prompts(100)
+
+    def before(m: negtemp.Model) -> None:
+        # the experiment's part 2 as it ran before: a sweep and a one-token complete() per prompt
+        for i, prompt in enumerate(prompts):
+            m.sweep(prompt, list(DRAW_TEMPS), n_predict=16, seed=SEED + i)
+            m.complete(prompt, 1.0, n_predict=1, keep_logits=True)
+
+    def after(m: negtemp.Model) -> None:
+        draw_tokens(m, prompts, 16, SEED, quiet=True)
+
+    parts: dict[str, list[float]] = {"before": [], "after": []}
+    with negtemp.Model(path, n_ctx=2048, n_threads=threads) as m:
+        for _ in range(max(1, reps // 2)):
+            parts["before"].append(median_time(lambda: before(m), 1))
+            parts["after"].append(median_time(lambda: after(m), 1))
+    b, a = statistics.median(parts["before"]), statistics.median(parts["after"])
+    print(f"   the experiment's draws, 100 prompts x {len(DRAW_TEMPS)} temperatures x 16 tokens: a sweep a prompt "
+          f"{b:.1f} s, one batch {a:.1f} s ({b / a:.2f}x; the batch also runs the seed check)\n")
+    return {"ratio": ours, "ceiling": ceiling, "jsonl": jsonl_t / lib_t}
 
 
 def chat_history(m: negtemp.Model, n_tokens: int) -> list[dict[str, str]]:
@@ -637,7 +746,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-prefix", action="store_true", help="skip the prefix reuse table (about 3 minutes a rep)")
     ap.add_argument("--wheel", type=Path, nargs="?", const=llama_tree.REPO / "build" / "wheel-venv",
                     help="add the portable wheel's table: the venv it is installed in (default build/wheel-venv)")
-    ap.add_argument("--only", choices=["draws", "prefix", "wheel"],
+    ap.add_argument("--only", choices=["draws", "prefix", "wheel", "batch"],
                     help="only the tools' build and this table (with the ceiling it compares against)")
     ap.add_argument("--rpc", action="store_true", help="add the table of models split over RPC servers")
     args = ap.parse_args(argv)
@@ -657,6 +766,8 @@ def main(argv: list[str] | None = None) -> int:
         draws_table(models[0], args.threads, args.reps, args.n_predict, ceiling)
     if args.only == "prefix":
         prefix_table(models[0], args.threads, args.reps)
+    if args.only == "batch":
+        batch_table(models[0], tools, args.threads, args.reps)
     if args.only == "wheel":
         wheel_table(args.wheel or llama_tree.REPO / "build" / "wheel-venv", models, tools, args.threads, args.reps,
                     args.n_predict)
@@ -667,6 +778,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = generate_table(models, tools, args.threads, args.reps, args.n_predict)
     sweep, ceiling = sweep_table(models[0], tools, args.threads, args.reps, args.n_predict)
     draws = draws_table(models[0], args.threads, args.reps, args.n_predict, ceiling)
+    batch_table(models[0], tools, args.threads, args.reps)
     if not args.no_prefix:
         prefix_table(models[0], args.threads, max(1, args.reps // 2))
     if not args.no_threads:
