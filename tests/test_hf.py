@@ -303,3 +303,107 @@ def test_kv_type_is_checked_natively_and_recorded(tiny_hf: tuple[Path, Path], gg
     with pytest.raises(ValueError, match="kv_type"):
         negtemp.Model(tiny_hf[1], kv_type="q8_0", prefix_cache=0)  # type: ignore[arg-type]
     assert gguf_model.complete([1, 2], temp=1.0, n_predict=1, seed=1).settings["kv_type"] == "f32"
+
+
+def test_each_row_of_a_left_padded_batch_is_its_own_single_prompt_run(hf_model: HFModel) -> None:
+    from negtemp import hf
+
+    model, tokenizer = hf_model
+    prompts = [PROMPT, "Hot", "Temperature is a concept from physics that says how hot or cold a system is"]
+    # a penalty window longer than the short prompts: the pads must stay out of it
+    settings = {"seed": 5, "repeat_penalty": 1.3, "penalty_last_n": 64, "n_predict": 10, "ignore_eos": True}
+    runs = hf.batch(model, prompts, -1.0, tokenizer=tokenizer, n=2, **settings)
+    assert [len(r) for r in runs] == [2, 2, 2]
+    for prompt, draws in zip(prompts, runs, strict=True):
+        for c in draws:
+            (alone,) = hf.generate(model, prompt, -1.0, tokenizer=tokenizer, **{**settings, "seed": c.config.seed})
+            assert c.tokens.tolist() == alone.tokens.tolist(), prompt
+            # float32 matrix products over a padded batch round differently from a single row's
+            np.testing.assert_allclose(c.logprobs, alone.logprobs, atol=1e-4)
+
+
+def scores_generate(model, ids, processor, streamer=None, **settings):
+    """model.generate with transformers' own sampler over a scores-mode processor, as docs/transformers.md
+    shows it."""
+    import torch
+
+    from negtemp import hf
+
+    with hf.neutral_generation_config(model), torch.no_grad():
+        return model.generate(ids, attention_mask=torch.ones_like(ids), logits_processor=[processor],
+                              streamer=streamer, generation_config=hf.sampling_generation_config(**settings))
+
+
+def test_transformers_own_sampler_over_the_chains_scores_draws_the_reference(hf_model: HFModel) -> None:
+    import torch
+
+    from negtemp import hf
+
+    model, tokenizer = hf_model
+    ids = tokenizer(PROMPT, return_tensors="pt").input_ids
+    config = SamplingConfig(temp=-1.0, top_k=30, seed=1)
+    processor = hf.ChainProcessor(config, mode="scores")
+    torch.manual_seed(0)
+    out = scores_generate(model, ids, processor, max_new_tokens=1, num_return_sequences=600, pad_token_id=0)
+    p = reference.probs(forward_logits(model, ids[0].tolist())[-1], config=config)
+    counts = np.bincount(out[:, -1].numpy(), minlength=p.size)
+    assert g_test_pvalue(counts, p) > 1e-3
+    flipped = reference.probs(forward_logits(model, ids[0].tolist())[-1], config=dataclasses.replace(config,
+                                                                                                     temp=1.0))
+    assert g_test_pvalue(counts, flipped) < 1e-6
+
+
+def test_transition_scores_are_the_chains_log_probabilities(hf_model: HFModel) -> None:
+    import torch
+
+    from negtemp import hf
+
+    model, tokenizer = hf_model
+    ids = tokenizer(PROMPT, return_tensors="pt").input_ids
+    config = SamplingConfig(temp=-0.7, repeat_penalty=1.4, seed=1)
+    processor = hf.ChainProcessor(config, mode="scores")
+    torch.manual_seed(3)
+    out = scores_generate(model, ids, processor, max_new_tokens=8, output_scores=True, return_dict_in_generate=True,
+                          pad_token_id=0, eos_token_id=None)
+    got = model.compute_transition_scores(out.sequences, out.scores, normalize_logits=False)[0].double().numpy()
+    tokens = out.sequences[0].tolist()
+    logits = forward_logits(model, tokens)
+    for step in range(8):
+        at = ids.shape[1] + step
+        p = reference.probs(logits[at - 1], config=config, history=tokens[:at])
+        assert got[step] == pytest.approx(math.log(p[tokens[at]]), abs=1e-5)
+
+
+def test_a_scores_processor_serves_many_calls_and_streamers(hf_model: HFModel) -> None:
+    import torch
+    from transformers.generation.streamers import BaseStreamer
+
+    from negtemp import hf
+
+    class Collect(BaseStreamer):
+        def __init__(self) -> None:
+            self.seen: list[int] = []
+
+        def put(self, value: torch.Tensor) -> None:
+            self.seen += value.flatten().tolist()
+
+        def end(self) -> None:
+            pass
+
+    model, tokenizer = hf_model
+    ids = tokenizer(PROMPT, return_tensors="pt").input_ids
+    processor = hf.ChainProcessor(SamplingConfig(temp=-1.0), mode="scores")
+    for _ in range(2):
+        streamer = Collect()
+        out = scores_generate(model, ids, processor, max_new_tokens=5, pad_token_id=0, eos_token_id=None,
+                              streamer=streamer)
+        assert streamer.seen == out[0].tolist()
+
+
+@pytest.mark.parametrize("setting", [{"temperature": 0.5}, {"top_k": 50}, {"top_p": 0.9}, {"repetition_penalty": 1.2},
+                                     {"min_new_tokens": 3}, {"num_beams": 2}, {"do_sample": False}])
+def test_generation_settings_that_would_change_the_distribution_are_refused(setting: dict) -> None:
+    from negtemp import hf
+
+    with pytest.raises(ValueError, match="would change the distribution"):
+        hf.sampling_generation_config(max_new_tokens=4, **setting)

@@ -12,10 +12,20 @@ distribution, then the temperature, in float64. It draws each sequence's
 token itself, sequence i from a NumPy generator seeded seed + i (the rule of
 ``Model.draws``), and hands transformers scores with all the mass on that
 token, so whatever ``generate`` applies after it (greedy or sampling, its
-default top-k, a temperature) keeps the draw. ``generate`` is the safe way to
-run it: it also keeps the model's own generation config, whose processors
+default top-k, a temperature) keeps the draw. ``generate`` (one prompt) and
+``batch`` (many, left-padded into one ``generate`` call) are the safe way to
+run it: they also keep the model's own generation config, whose processors
 would run *before* the chain (a repetition_penalty there favours repeats at
 T < 0), out of the call.
+
+With ``mode="scores"`` the processor draws nothing: it hands transformers the
+chain's log-probabilities as scores, and transformers' own sampler draws from
+them, so streamers, stopping criteria, ``output_scores`` and
+``compute_transition_scores`` work as usual. transformers' sampler then draws
+from exactly the chain's distribution only if nothing after the processor
+changes the scores: ``sampling_generation_config()`` makes a GenerationConfig
+with every such setting neutral and refuses the ones that are not, and
+``neutral_generation_config(model)`` keeps the model's own config out.
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ import contextlib
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
 
 import numpy as np
 
@@ -43,7 +53,8 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
     from typing_extensions import Unpack
 
-__all__ = ["ChainProcessor", "Step", "chain_probs", "generate"]
+__all__ = ["ChainProcessor", "Step", "batch", "chain_probs", "generate", "neutral_generation_config",
+           "sampling_generation_config"]
 
 N_PREDICT: int = default("n_predict")
 
@@ -60,23 +71,38 @@ class Step(NamedTuple):
 
 
 class ChainProcessor(LogitsProcessor):
-    """A transformers LogitsProcessor that draws every token from negtemp's chain.
+    """A transformers LogitsProcessor that samples from negtemp's chain.
 
     ``config``: the chain (any SamplingConfig; its seed is used, drawn when
     None); its ``path`` must be "auto", since the chain runs here in torch.
-    ``n``: the batch's rows, row i drawn with seed + i. ``eog_tokens``: the
-    model's end-of-generation ids, banned when ``config.ignore_eos``. One
-    processor serves one ``generate`` call: the first call's input is taken
-    as the prompt, and the repeat penalty looks at what was generated after
-    it. ``steps``: per row, each drawn token as a ``Step``.
+    ``eog_tokens``: the model's end-of-generation ids, banned when
+    ``config.ignore_eos``. ``left_padding``: per row, how many pad tokens
+    start it (a left-padded batch), kept out of the repeat penalty's window.
+
+    ``mode="draw"`` (the default): the processor draws each row's token
+    itself, row i from a NumPy generator seeded seed + i (``n`` rows), and
+    hands transformers scores with all the mass on it; ``steps`` holds, per
+    row, each drawn token as a ``Step``. It serves one ``generate`` call: the
+    first call's input is taken as the prompt.
+
+    ``mode="scores"``: it returns the chain's log-probabilities (-inf where
+    the chain gives probability 0) and transformers' sampler draws, with
+    transformers' seed (``torch.manual_seed``); it keeps no state, so it
+    serves any number of calls and rows. Run it with
+    ``sampling_generation_config()``'s settings, under
+    ``neutral_generation_config(model)``.
     """
 
     def __init__(self, config: SamplingConfig, *, n: int = 1, eog_tokens: Iterable[int] = (),
-                 keep_logits: bool = False) -> None:
+                 keep_logits: bool = False, mode: Literal["draw", "scores"] = "draw",
+                 left_padding: Sequence[int] = ()) -> None:
         if config.path != "auto":
             raise ValueError(f"path={config.path!r} picks one of llama.cpp's samplers; negtemp.hf runs the chain "
                              "in torch: leave path as 'auto'")
+        if mode not in ("draw", "scores"):
+            raise ValueError(f"mode must be 'draw' or 'scores', got {mode!r}")
         resolved = config.resolved()
+        self.mode = mode
         self.seeds: list[int] = [int(s) for s in resolved.native().draw_seeds(n)]
         self.config = replace(config, seed=resolved.seed)
         bias = dict(self.config.logit_bias)
@@ -88,24 +114,43 @@ class ChainProcessor(LogitsProcessor):
         # the chain as the reference runs it: ignore_eos is a logit bias of -inf on the model's eog tokens
         self.chain = replace(self.config, ignore_eos=False, logit_bias=bias)
         self.keep_logits = keep_logits
+        self.left_padding = [int(k) for k in left_padding]
         self._rngs = [np.random.default_rng(s) for s in self.seeds]
         self._prompt_len: int | None = None
         self.steps: list[list[Step]] = [[] for _ in self.seeds]
 
+    def _with_seeds(self, seeds: Sequence[int]) -> ChainProcessor:
+        """This processor drawing row i with seeds[i] (a batch of several prompts: each prompt's draws seeded
+        seed + i)."""
+        self.seeds = [int(s) for s in seeds]
+        self._rngs = [np.random.default_rng(s) for s in self.seeds]
+        self.steps = [[] for _ in self.seeds]
+        return self
+
     def probs(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         """The chain's distribution for each row (float64, on scores' device), the repeat penalty's history
-        being each row's tokens, the prompt's included (as Model and llama-server count it)."""
-        return chain_probs(scores, self.chain, input_ids)
+        being each row's tokens, the prompt's included (as Model and llama-server count it), pads left out."""
+        valid = None
+        if self.left_padding:
+            if len(self.left_padding) != input_ids.shape[0]:
+                raise ValueError(f"left_padding gives {len(self.left_padding)} rows, the batch has "
+                                 f"{input_ids.shape[0]}")
+            pads = torch.tensor(self.left_padding, device=input_ids.device).unsqueeze(-1)
+            valid = torch.arange(input_ids.shape[-1], device=input_ids.device) >= pads
+        return chain_probs(scores, self.chain, input_ids, valid)
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        self.chain.native().check(scores.shape[-1], [])
+        if self.mode == "scores":
+            return torch.log(self.probs(input_ids, scores)).to(scores.dtype)
         rows, width = input_ids.shape
         if rows != len(self.seeds):
             raise ValueError(f"this processor was made for {len(self.seeds)} rows (n), the batch has {rows}")
         if self._prompt_len is None:
             self._prompt_len = width
-            self.chain.native().check(scores.shape[-1], [])
         elif width != self._prompt_len + len(self.steps[0]):
-            raise RuntimeError("a ChainProcessor serves one generate() call: make a new one for each call")
+            raise RuntimeError("a ChainProcessor in mode 'draw' serves one generate() call: make a new one for "
+                               "each call, or use mode='scores'")
         p = self.probs(input_ids, scores)
         u = torch.tensor([rng.random() for rng in self._rngs], dtype=torch.float64, device=p.device)
         cum = p.cumsum(-1)
@@ -130,10 +175,13 @@ def _masked(scores: torch.Tensor) -> torch.Tensor:
     return torch.where(torch.isfinite(z), z, torch.full_like(z, -math.inf))
 
 
-def chain_probs(scores: torch.Tensor, config: SamplingConfig, history: torch.Tensor) -> torch.Tensor:
+def chain_probs(scores: torch.Tensor, config: SamplingConfig, history: torch.Tensor,
+                valid: torch.Tensor | None = None) -> torch.Tensor:
     """negtemp.reference.probs for a batch of logits rows in torch (float64): the same steps, in the same
     order, with the same tie-breaking by lower token id. ``history``: each row's tokens for the repeat
-    penalty (rows x tokens). ``config.ignore_eos`` must already be a logit bias (ChainProcessor does it)."""
+    penalty (rows x tokens); ``valid`` (the same shape, bool): which of them count (a left-padded row's
+    pads do not), all by default. ``config.ignore_eos`` must already be a logit bias (ChainProcessor does
+    it)."""
     if config.ignore_eos:
         raise ValueError("chain_probs does not know the model's end-of-generation tokens: ban them with logit_bias")
     z = _masked(scores)
@@ -144,8 +192,11 @@ def chain_probs(scores: torch.Tensor, config: SamplingConfig, history: torch.Ten
     beta = config.inverse_temperature
     if config.repeat_penalty != 1.0 and history.shape[-1]:
         r = config.repeat_penalty
-        seen = torch.zeros(rows, vocab, dtype=torch.bool, device=z.device)
-        seen.scatter_(1, history[:, -config.penalty_last_n:].to(z.device), True)
+        window = history[:, -config.penalty_last_n:].to(z.device)
+        counts = torch.zeros(rows, vocab, dtype=torch.float64, device=z.device)
+        weight = (torch.ones_like(window, dtype=torch.float64) if valid is None
+                  else valid[:, -config.penalty_last_n:].to(device=z.device, dtype=torch.float64))
+        seen = counts.scatter_add_(1, window, weight) > 0
         # mirrored at T < 0, so that a penalty always makes a repeat less likely
         scaled_up = (z >= 0) if beta < 0 else (z <= 0)
         z = torch.where(seen, torch.where(scaled_up, z * r, z / r), z)
@@ -187,10 +238,40 @@ def _survivors(z: torch.Tensor, config: SamplingConfig) -> torch.Tensor:
     return torch.zeros_like(kept).scatter_(-1, order, kept)
 
 
+# GenerationConfig's settings that change the scores after a processor (or which tokens may come, or how a
+# row is chosen), at their neutral values: what transformers' sampler must run with in mode "scores"
+_NEUTRAL: dict[str, Any] = {
+    "do_sample": True, "temperature": 1.0, "top_k": 0, "top_p": 1.0, "min_p": None, "typical_p": 1.0,
+    "epsilon_cutoff": 0.0, "eta_cutoff": 0.0, "top_h": None, "repetition_penalty": 1.0,
+    "encoder_repetition_penalty": 1.0, "no_repeat_ngram_size": 0, "encoder_no_repeat_ngram_size": 0,
+    "bad_words_ids": None, "suppress_tokens": None, "begin_suppress_tokens": None, "sequence_bias": None,
+    "num_beams": 1, "num_beam_groups": 1, "penalty_alpha": None, "guidance_scale": None,
+    "forced_bos_token_id": None, "forced_eos_token_id": None, "exponential_decay_length_penalty": None,
+    "min_length": 0, "min_new_tokens": None, "watermarking_config": None, "diversity_penalty": 0.0,
+    "length_penalty": 1.0, "low_memory": None,
+}
+
+
+def sampling_generation_config(**settings: Any) -> GenerationConfig:
+    """A GenerationConfig under which transformers' sampler draws exactly the distribution a
+    ``ChainProcessor(mode="scores")`` hands it: sampling on, and every setting that would change the scores
+    after the processor (temperature, top_k, top_p, min_p, typical_p, the penalties, suppressed or forced
+    tokens, a minimum length, beams) neutral. ``settings``: anything else (max_new_tokens, eos_token_id,
+    pad_token_id, output_scores, return_dict_in_generate, num_return_sequences, ...). ValueError for a
+    setting that would change the distribution: give it to negtemp's SamplingConfig instead."""
+    changed = sorted(k for k, v in settings.items() if k in _NEUTRAL and v != _NEUTRAL[k])
+    if changed:
+        raise ValueError(f"{', '.join(changed)} would change the distribution transformers samples after the "
+                         "chain: set the chain's settings in the negtemp SamplingConfig, and leave these out")
+    known = GenerationConfig().to_dict()  # type: ignore[no-untyped-call]
+    return GenerationConfig(**({k: v for k, v in _NEUTRAL.items() if k in known} | settings))  # type: ignore[no-untyped-call]
+
+
 @contextlib.contextmanager
-def _neutral_generation_config(model: PreTrainedModel) -> Iterator[None]:
-    """The model's own generation config swapped out for transformers' defaults while generate() runs:
-    generate fills every setting left unset from it, and its processors run before the chain."""
+def neutral_generation_config(model: PreTrainedModel) -> Iterator[None]:
+    """The model's own generation config swapped out for transformers' defaults while the block runs:
+    generate() fills every setting a call leaves unset (or at its default) from it, and its processors run
+    before the chain. Not for two threads generating with one model at once."""
     saved = model.generation_config
     model.generation_config = GenerationConfig()  # type: ignore[no-untyped-call]
     try:
@@ -251,24 +332,54 @@ def generate(
     is swapped out for the call and put back after it, so two calls must not
     run on one model at once.
     """
+    return batch(model, [prompt], temp, tokenizer=tokenizer, config=config, n=n, n_predict=n_predict,
+                 keep_logits=keep_logits, **options)[0]
+
+
+def batch(
+    model: PreTrainedModel,
+    prompts: Sequence[str | Sequence[int] | np.ndarray | torch.Tensor],
+    temp: float | None = None,
+    *,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+    config: SamplingConfig | None = None,
+    n: int = 1,
+    n_predict: int = N_PREDICT,
+    keep_logits: bool = False,
+    **options: Unpack[SamplingOptions],
+) -> list[list[Completion]]:
+    """generate() for several prompts in one ``generate`` call: each prompt's ``n`` draws (draw i seeded
+    seed + i, as Model.batch seeds them), the prompts left-padded to one length with an attention mask, so
+    each row is its own single-prompt run (the pads are kept out of the repeat penalty's window)."""
+    if isinstance(prompts, (str, bytes)) or not isinstance(prompts, Sequence) or not prompts:
+        raise TypeError("prompts must be a non-empty list of prompts (for one prompt, use generate())")
     cfg = make_config(temp, config, dict(options))
-    ids = _prompt_ids(prompt, tokenizer)
+    all_ids = [_prompt_ids(p, tokenizer) for p in prompts]
     eog = _eog_tokens(model, tokenizer)
-    processor = ChainProcessor(cfg, n=n, eog_tokens=eog, keep_logits=keep_logits)
+    pad = eog[0] if eog else (tokenizer.pad_token_id if tokenizer is not None and tokenizer.pad_token_id is not None
+                              else 0)
+    width = max(len(ids) for ids in all_ids)
+    rows = [ids for ids in all_ids for _ in range(n)]
+    padding = [width - len(ids) for ids in rows]
+    processor = ChainProcessor(cfg, n=n, eog_tokens=eog, keep_logits=keep_logits, left_padding=padding)
+    processor._with_seeds(processor.seeds * len(all_ids))
     warn_identical_draws(processor.config, n)
     device = next(model.parameters()).device
-    batch = torch.tensor([ids] * n, dtype=torch.long, device=device)
+    input_ids = torch.tensor([[pad] * k + ids for k, ids in zip(padding, rows, strict=True)], dtype=torch.long,
+                             device=device)
+    mask = torch.tensor([[0] * k + [1] * len(ids) for k, ids in zip(padding, rows, strict=True)], dtype=torch.long,
+                        device=device)
     # greedy over the processor's one-hot scores: no sampling warper is added, and the draw is the processor's
     settings = GenerationConfig(  # type: ignore[no-untyped-call]
         do_sample=False, num_beams=1, max_new_tokens=convert("n_predict", n_predict), min_new_tokens=0,
-        eos_token_id=None if cfg.ignore_eos else (eog or None), pad_token_id=eog[0] if eog else 0,
+        eos_token_id=None if cfg.ignore_eos else (eog or None), pad_token_id=pad,
     )
-    with _neutral_generation_config(model), torch.no_grad():
-        cast(Any, model).generate(batch, attention_mask=torch.ones_like(batch), generation_config=settings,
-                       logits_processor=LogitsProcessorList([processor]))
-    return [_completion(steps, ids, replace(processor.config, seed=seed), set(eog), tokenizer, model,
-                        int(n_predict))
-            for steps, seed in zip(processor.steps, processor.seeds, strict=True)]
+    with neutral_generation_config(model), torch.no_grad():
+        cast(Any, model).generate(input_ids, attention_mask=mask, generation_config=settings,
+                                  logits_processor=LogitsProcessorList([processor]))
+    out = [_completion(steps, ids, replace(processor.config, seed=seed), set(eog), tokenizer, model, int(n_predict))
+           for steps, ids, seed in zip(processor.steps, rows, processor.seeds, strict=True)]
+    return [out[i * n:(i + 1) * n] for i in range(len(all_ids))]
 
 
 def _completion(steps: list[Step], prompt: list[int],
