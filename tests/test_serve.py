@@ -282,3 +282,29 @@ def test_more_choices_than_the_server_has_slots_get_a_400(base_url):
     status, text = post(base_url, "/completions",
                         json.dumps({"prompt": PROMPT, "n": 9, "max_tokens": 2, "temperature": -1.0}).encode())
     assert status == 400 and "n" in text
+
+
+SERVE_SCHEMA = {
+    "type": "object",
+    "properties": {"name": {"type": "string", "maxLength": 6}, "count": {"type": "integer", "minimum": 0,
+                                                                         "maximum": 99},
+                   "kind": {"enum": ["cold", "hot"]}},
+    "required": ["name", "count", "kind"], "additionalProperties": False,
+}
+
+
+def test_a_json_schema_request_at_negative_temperature_gets_json_that_validates(client):
+    import jsonschema
+
+    for seed in range(4):
+        r = client.completions.create(model="smollm2-135m", prompt="A JSON object:", temperature=-1.0,
+                                      max_tokens=200, seed=seed, extra_body={"json_schema": SERVE_SCHEMA})
+        assert r.choices[0].finish_reason == "stop", r.choices[0].text
+        jsonschema.validate(json.loads(r.choices[0].text), SERVE_SCHEMA)
+
+
+def test_a_grammar_request_at_negative_temperature_follows_the_grammar(client):
+    for seed in range(4):
+        r = client.completions.create(model="smollm2-135m", prompt="Is it hot?", temperature=-0.001, max_tokens=8,
+                                      seed=seed, extra_body={"grammar": 'root ::= ("yes" | "no" | "maybe") "."'})
+        assert r.choices[0].text in ("yes.", "no.", "maybe.")
