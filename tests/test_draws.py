@@ -73,7 +73,9 @@ def test_draws_report_the_top_tokens_and_each_tokens_model_rank(tiny):
         for i, (z, tok) in enumerate(zip(logits, c.tokens)):
             assert c.ranks[i] == 1 + int((z > z[tok]).sum())
             log_softmax = z[tok] - np.log(np.exp(z.astype(np.float64) - z.max()).sum()) - z.max()
-            assert c.model_logprobs[i] == pytest.approx(log_softmax, abs=1e-2)
+            # the KV cache holds f16, rounded per batch: a decode on the prefix cache and a one-batch
+            # evaluation agree to about 1e-3 of the logits' scale
+            assert c.model_logprobs[i] == pytest.approx(log_softmax, abs=1e-3 * np.abs(z).max())
 
 
 @pytest.mark.parametrize("n", [0, 257, -1])

@@ -53,6 +53,9 @@ def parser() -> argparse.ArgumentParser:
                     help="refuse the whole file, listing every bad line, if any line is not a request that can "
                     "run (by default a bad line gets an error record and the others run)")
     ap.add_argument("--overwrite", action="store_true", help="start over instead of resuming an existing --out")
+    seed = next(a for a in ap._actions if a.dest == "seed")
+    seed.help = ("seed each line without a seed of its own from a hash of this and the line's id, so that a "
+                 "resumed run draws what an uninterrupted one draws (default: a seed drawn for each line)")
     return ap
 
 
