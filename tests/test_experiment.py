@@ -25,7 +25,6 @@ from negtemp.experiment.analysis import (
 )
 from negtemp.experiment.corpus import corpus_windows, teacher_forced
 from negtemp.experiment.geometry import first_component, indicator_variant, reference_tokens, top_candidates
-from negtemp.experiment.hull import vertex_status
 from negtemp.experiment.repetition import (
     N_ANSWER,
     TEMPLATES,
@@ -51,7 +50,7 @@ from negtemp.experiment.stats import (
 @pytest.fixture(scope="module")
 def report(tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    path = run_experiment(tiny, out, n_prompts=12, n_tokens=5, n_windows=3, window=32, n_probe=3, n_hull=10,
+    path = run_experiment(tiny, out, n_prompts=12, n_tokens=5, n_windows=3, window=32, n_probe=3, n_cone=10,
                           n_boot=200, quiet=True)
     return out, json.loads((out / "results.json").read_text()), path.read_text()
 
@@ -64,7 +63,7 @@ def reference(tiny, tiny_path):
 def test_report_has_every_section_and_every_plot(report):
     out, _, md = report
     for heading in ("Side by side", "Free-running draws", "Geometry", "Teacher-forced", "against the geometry",
-                    "convex hull", "repeat", "beta = 1/T"):
+                    "Cone reachability", "repeat", "beta = 1/T"):
         assert heading in md, f"report.md lacks the section on {heading!r}"
     for name in ("norm_direction.png", "repetition_ecdf.png", "beta_sweep.png", "side_by_side.csv",
                  "token_counts.csv", "candidates_output.csv", "candidates_input.csv", "repetition_probe.csv"):
@@ -290,44 +289,6 @@ def test_the_first_component_points_where_the_rows_mean_coordinate_is_positive(t
         assert float(np.mean(rows @ pc)) >= 0
         x = rows.astype(np.float64) - rows.mean(axis=0)
         assert abs(abs(pc @ np.linalg.svd(x, full_matrices=False)[2][0]) - 1) < 1e-6
-
-
-# --- the convex hull ------------------------------------------------------------
-
-
-@pytest.mark.parametrize("dim", [2, 3, 5])
-def test_hull_vertices_equal_qhulls_and_identical_rows_are_one_point(dim):
-    from scipy.spatial import ConvexHull
-
-    rng = np.random.default_rng(dim)
-    u = rng.normal(size=(200, dim))
-    same = [5, 7, int(np.argmax(u[:, 0]))]
-    u[same] = u[same[-1]]  # three identical rows at a vertex
-    u[8] = u[:4].mean(axis=0)  # a row inside
-    st = vertex_status(u, np.arange(200))
-    qhull = np.zeros(200, bool)
-    qhull[ConvexHull(u).vertices] = True
-    qhull[same] = qhull[same].any()  # qhull keeps one of identical points; they are one vertex
-    np.testing.assert_array_equal(st.vertex, qhull)
-    assert not st.undecided.any() and (st.method == "lp").any(), "the test should exercise the linear program"
-    assert st.ties[5] == 2 and not st.vertex[8]
-
-
-def test_a_vertex_is_the_unique_argmin_of_some_direction_and_an_inside_row_of_none():
-    rng = np.random.default_rng(0)
-    u = rng.normal(size=(60, 3))
-    st = vertex_status(u, np.arange(60))
-    h = rng.normal(size=(3, 20_000))
-    hits = np.unique(np.argmin(u @ h, axis=0))
-    assert set(hits.tolist()) <= set(np.flatnonzero(st.vertex).tolist()), "an inside row was an argmin"
-    assert len(hits) == st.vertex.sum(), "20,000 random directions in 3-d should find every vertex of 60 points"
-
-
-def test_the_hull_check_stops_at_its_time_budget_and_says_so():
-    u = np.random.default_rng(1).normal(size=(100, 3))
-    st = vertex_status(u, np.arange(100), budget_seconds=0.0)
-    left = st.method == "not reached"
-    assert left.any() and st.undecided[left].all() and not st.vertex[left].any()
 
 
 # --- the analysis -------------------------------------------------------------

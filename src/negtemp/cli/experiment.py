@@ -25,18 +25,18 @@ def run(argv: Sequence[str]) -> int:
                     help="windows of 128 tokens of the corpus for the teacher-forced measure (default 32)")
     ap.add_argument("--probe", type=int, default=30,
                     help="tokens per group in the repetition probe, each with a matched control (default 30)")
-    ap.add_argument("--hull", type=int, default=200,
-                    help="candidates and reference tokens (each) whose convex-hull status is decided (default 200)")
+    ap.add_argument("--cone", type=int, default=200,
+                    help="candidates and reference tokens (each) whose cone reachability is decided (default 200)")
     ap.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples behind each interval (1000)")
     ap.add_argument("--seed", type=int, default=1)
     rpc_option(ap)
     args = ap.parse_args(argv)
-    for name in ("prompts", "windows", "probe", "hull", "bootstrap"):
+    for name in ("prompts", "windows", "probe", "cone", "bootstrap"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be at least 1, got {getattr(args, name)}")
     from ..experiment import run_experiment
 
     with Model(args.model, n_ctx=1024, rpc=args.rpc or ()) as model:
         print(run_experiment(model, args.out, n_prompts=args.prompts, n_windows=args.windows, n_probe=args.probe,
-                             n_hull=args.hull, n_boot=args.bootstrap, seed=args.seed))
+                             n_cone=args.cone, n_boot=args.bootstrap, seed=args.seed))
     return 0

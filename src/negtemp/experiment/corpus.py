@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ import numpy as np
 
 from ..model import Model
 
-__all__ = ["TeacherForced", "corpus_windows", "teacher_forced"]
+__all__ = ["TeacherForced", "corpus_windows", "teacher_forced", "text_windows"]
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,10 @@ class TeacherForced:
     argmin: list[np.ndarray]
     argmin_unique: list[np.ndarray]
     argmax: list[np.ndarray]
+    argmax_unique: list[np.ndarray]
     mean_logits: np.ndarray  # the mean over every position: u_i . h_mean, the context-free ranking
     positions: int
+    kept: np.ndarray | None = None  # [positions kept, n_vocab]: the logits teacher_forced was asked to keep
 
 
 def corpus_windows(m: Model, n_windows: int, window: int) -> tuple[list[tuple[str, np.ndarray]], dict[str, Any]]:
@@ -60,9 +63,28 @@ def corpus_windows(m: Model, n_windows: int, window: int) -> tuple[list[tuple[st
     return [(n, tokens[n][:window]) for n in chosen], about
 
 
-def teacher_forced(m: Model, windows: list[tuple[str, np.ndarray]]) -> TeacherForced:
-    """Each window through the model once; the argmin and argmax of the logits after every token of it."""
-    argmin, unique, argmax = [], [], []
+def text_windows(m: Model, text: str, n_windows: int, window: int) -> tuple[list[tuple[str, np.ndarray]],
+                                                                           dict[str, Any]]:
+    """(up to n_windows consecutive windows of `window` tokens of a caller's text, the model's BOS first in each;
+    a description for the report). ValueError if the text has less than one window."""
+    tokens = m.tokenize(text, add_special=False, parse_special=False)
+    bos = m.tokenize("", add_special=True, parse_special=False)
+    body = window - bos.size
+    count = min(n_windows, tokens.size // body)
+    if count < 1:
+        raise ValueError(f"the corpus is {tokens.size} tokens long, less than one window of {body}: give a longer "
+                         "text or a smaller window")
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    about = {"name": "the given text", "sha256_16": digest, "windows": count, "tokens_per_window": window}
+    return [(f"tokens {k * body}-{(k + 1) * body}", np.concatenate([bos, tokens[k * body:(k + 1) * body]]))
+            for k in range(count)], about
+
+
+def teacher_forced(m: Model, windows: list[tuple[str, np.ndarray]], keep: Callable[[int], slice] | None = None
+                   ) -> TeacherForced:
+    """Each window through the model once; the argmin and argmax of the logits after every token of it. `keep`
+    names, for window k, the positions whose logits to keep (the observed states of cone reachability)."""
+    argmin, unique, argmax, unique_max, kept = [], [], [], [], []
     total = np.zeros(m.n_vocab, np.float64)
     positions = 0
     for _, tokens in windows:
@@ -71,6 +93,11 @@ def teacher_forced(m: Model, windows: list[tuple[str, np.ndarray]]) -> TeacherFo
         argmin.append(np.argmin(z, axis=1).astype(np.int64))
         unique.append(low[:, 1] > low[:, 0])
         argmax.append(np.argmax(z, axis=1).astype(np.int64))
+        high = np.partition(z, -2, axis=1)[:, -2:]
+        unique_max.append(high[:, 1] > high[:, 0])
         total += z.sum(axis=0, dtype=np.float64)
         positions += z.shape[0]
-    return TeacherForced([n for n, _ in windows], argmin, unique, argmax, total / max(positions, 1), positions)
+        if keep is not None:
+            kept.append(z[keep(len(argmin) - 1)])
+    return TeacherForced([n for n, _ in windows], argmin, unique, argmax, unique_max, total / max(positions, 1),
+                         positions, np.concatenate(kept) if kept else None)

@@ -38,6 +38,7 @@ class Matrices:
     token_types: np.ndarray  # tokenizer.ggml.token_type per id (1 normal, 3 control, 5 unused, ...)
     frequency_rank: np.ndarray  # 0 = most frequent, by the tokenizer's own order (frequency_source says which)
     frequency_source: str
+    bias: np.ndarray | None = None  # output.bias [n_vocab], for the architectures that have one
 
 
 def read_matrices(path: str | Path) -> Matrices:
@@ -56,7 +57,8 @@ def read_matrices(path: str | Path) -> Matrices:
     field = reader.fields.get("tokenizer.ggml.token_type")
     types = np.asarray(field.contents(), dtype=np.int32) if field else np.full(emb.shape[0], GGUF_NORMAL, np.int32)
     rank, source = _frequency_rank(reader, emb.shape[0])
-    return Matrices(emb, emb if tied else matrix("output.weight"), tied, types, rank, source)
+    bias = matrix("output.bias").reshape(-1) if "output.bias" in tensors else None
+    return Matrices(emb, emb if tied else matrix("output.weight"), tied, types, rank, source, bias)
 
 
 def _frequency_rank(reader: object, n_vocab: int) -> tuple[np.ndarray, str]:

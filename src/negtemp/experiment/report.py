@@ -206,20 +206,27 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(f"| {label} | {v['reached']:,} of {v['tokens']:,} | {terms['norm (sd)']['coef']:.2f} "
                      f"(p {_p(terms['norm (sd)']['p'])}) | {terms['direction (sd)']['coef']:.2f} "
                      f"(p {_p(terms['direction (sd)']['p'])}) | {v['auc norm']:.3f} | {v['auc direction']:.3f} |")
-    h = r["hull"]
-    lines += ["", "## 6. The convex hull: which tokens T -> 0- can reach at all", "",
-              f"Reached: {h['reached']}. {h['random directions']:,} random Gaussian directions reach "
-              f"{h['distinct argmins of random directions']:,} distinct tokens "
-              f"({h['candidates among them']} candidates).", "",
-              "| tokens | sampled | by LP | undecided | vertices | reached | inside the hull | reached |",
-              "|---|---|---|---|---|---|---|---|"]
-    for label in ("candidates", "reference"):
-        x = h[label]
-        v, i = x["vertices"], x["inside the hull"]
-        lines.append(f"| {label} ({x['tokens']:,}) | {x['sampled']} | {x['by the linear program']} | "
-                     f"{x['undecided'] + x['not reached in the time budget']} | {v['tokens']} | "
-                     f"{_ci(v['reached'], 1, 100)}% | {i['tokens']} | {_ci(i['reached'], 1, 100)}% |")
-    am = h["argmin vs argmax over the corpus"]
+    c = r["cone"]
+    lines += ["", "## 6. Cone reachability: which tokens the model's own hidden states can make the argmin", "",
+              f"The cone of {c['cone states']:,} observed final hidden states (the even windows); "
+              f"{c['held-out windows']} odd windows held out. Reached: {c['reached']}. Without the cone, "
+              f"{c['random directions']:,} random Gaussian directions make "
+              f"{c['distinct argmins of random directions']:,} distinct tokens the argmin.", "",
+              "| side | tokens | decided | reachable | unreachable | undecided | reachable share | shared row "
+              "(reachable as a tie) | unreachable yet a held-out pick | reached: of reachable, of unreachable |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for side in ("argmin", "argmax"):
+        for label, x in c[side].items():
+            share = x["reachable share"]
+            share_text = (f"{100 * share:.1f}% (all)" if isinstance(share, float) else _ci(share, 1, 100) + "%")
+            reached = (f"{x['reached, of the reachable']}, {x['reached, of the unreachable']}"
+                       if "reached, of the reachable" in x else "")
+            lines.append(f"| {side} | {label} ({x['tokens']:,}{'' if x['population'] else ', sampled'}) | "
+                         f"{x['reachable'] + x['unreachable']} | {x['reachable']} | {x['unreachable']} | "
+                         f"{x['undecided']} | {share_text} | {x['sharing their row']} "
+                         f"({x['sharing their row, reachable as a tie']}) | "
+                         f"{x['certified unreachable yet a held-out argmin']} | {reached} |")
+    am = c["argmin vs argmax over the corpus"]
     lines += ["", f"Over the corpus, T -> 0- reaches {am['argmin tokens']:,} distinct tokens and T -> 0+ "
               f"{am['argmax tokens']:,}; {am['shared']} are in both; candidates among them: {am['candidates'][0]} and "
               f"{am['candidates'][1]}.", ""]

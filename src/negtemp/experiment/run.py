@@ -27,6 +27,7 @@ from .analysis import (
     teacher_statistics,
     vocabulary_regression,
 )
+from .cone import argmin_tokens, cone_reach, row_groups
 from .corpus import TeacherForced, corpus_windows, teacher_forced
 from .geometry import (
     GGUF_NORMAL,
@@ -40,7 +41,6 @@ from .geometry import (
     top_candidates,
     undertrained_indicator,
 )
-from .hull import argmin_tokens, vertex_status
 from .repetition import matched_controls, probe_tokens, probeable, summarize
 from .stats import auc, percentile_of_all, wilson_interval
 
@@ -52,8 +52,10 @@ DRAW_TEMPS = (-0.001, -0.1, -1.0, 0.001)  # each prompt's sweep; the first is th
 SEED_CHECK_PROMPTS = 20  # prompts redrawn with another seed, to measure how deterministic T = -0.001 is
 CANDIDATE_FRACTION = 0.02
 CUTOFFS = (0.01, 0.02, 0.05)  # the candidate fractions the indicator table compares
-RANDOM_DIRECTIONS = 1024  # Gaussian hidden states whose argmins bound the reachable set from below
-HULL_SECONDS = 90.0  # the time the hull check may spend on each of its two samples
+RANDOM_DIRECTIONS = 1024  # Gaussian hidden states: how much of the vocabulary is an argmin with no cone
+CONE_STATES = 1024  # observed states (of the even windows) that span the cone
+CONE_SECONDS = 40.0  # the time the cone may spend on each group and side; tokens left are undecided
+STRONGEST = 30  # the strongest candidates by the indicator, each decided
 _SUBJECTS = ["the ocean", "a violin", "quantum physics", "my grandmother", "the stock market", "a cat", "Mars",
              "democracy", "the internet", "a thunderstorm", "chess", "bread", "the Roman Empire", "a bicycle",
              "photosynthesis", "jazz", "a volcano", "friendship", "the moon", "a library"]
@@ -219,7 +221,7 @@ def run_experiment(
     n_windows: int = 32,
     window: int = 128,
     n_probe: int = 30,
-    n_hull: int = 200,
+    n_cone: int = 200,
     n_boot: int = 1000,
     seed: int = 1,
     quiet: bool = False,
@@ -227,8 +229,8 @@ def run_experiment(
     """Run every part of the experiment and write the report; returns the path of report.md.
 
     n_windows x window: the teacher-forced corpus; n_probe: tokens per group
-    in the repetition probe; n_hull: candidates and reference tokens (each)
-    whose hull status is decided (a random sample where there are more);
+    in the repetition probe; n_cone: candidates and reference tokens (each)
+    whose cone reachability is decided (a random sample where there are more);
     n_boot: bootstrap resamples behind each interval.
     """
     out = Path(out)
@@ -262,7 +264,9 @@ def run_experiment(
 
         _progress(f"[4/8] teacher-forced: {n_windows} windows x {window} tokens of the corpus", quiet)
         windows, results["corpus"] = corpus_windows(m, n_windows, window)
-        tf = teacher_forced(m, windows)
+        fit_positions = sum(w.size for k, (_, w) in enumerate(windows) if k % 2 == 0)
+        every = max(1, -(-fit_positions // CONE_STATES))
+        tf = teacher_forced(m, windows, keep=lambda k: slice(0, 0) if k % 2 else slice(0, None, every))
         clock.lap("teacher-forced")
 
         _progress(f"[5/8] statistics: {n_boot} bootstrap resamples per interval", quiet)
@@ -280,9 +284,9 @@ def run_experiment(
             for label, ids in reached.items()}
         clock.lap("statistics")
 
-        _progress(f"[6/8] convex hull: up to {n_hull} candidates and {n_hull} reference tokens", quiet)
-        results["hull"] = hull_analysis(mats.output, g, tf, neg_ids, n_hull, seed)
-        clock.lap("hull")
+        _progress(f"[6/8] cone reachability: up to {n_cone} candidates and {n_cone} reference tokens", quiet)
+        results["cone"] = cone_analysis(mats, g, tf, neg_ids, raw["output"]["indicator"], n_cone, seed)
+        clock.lap("cone")
 
         _progress(f"[7/8] repetition probe: up to {n_probe} tokens per group and matched controls", quiet)
         results["repetition"] = repetition_probe(m, out, neg, g, raw["output"], mats, n_probe)
@@ -405,37 +409,64 @@ def teacher_forced_statistics(m: Model, tf: TeacherForced, g: Geometry, n_boot: 
     return stats
 
 
-def hull_analysis(w: np.ndarray, g: Geometry, tf: TeacherForced, neg_ids: np.ndarray, n_hull: int, seed: int
-                  ) -> dict[str, Any]:
-    """Part 6: which candidates and reference tokens are hull vertices (exactly, on a random sample of n_hull of
-    each), how often T < 0 reached each kind, and the reachable sets of real and random hidden states."""
+def cone_analysis(mats: Matrices, g: Geometry, tf: TeacherForced, neg_ids: np.ndarray, indicator: np.ndarray,
+                  n_cone: int, seed: int) -> dict[str, Any]:
+    """Part 6: which tokens some hidden state in the cone of the observed ones makes the strict argmin (T -> 0-)
+    or argmax (T -> 0+). The cone is spanned by the even windows' states; the odd windows are held out, and a
+    token certified unreachable must never be their argmin. Decided for every reference token and the strongest
+    candidates (populations, where they fit in n_cone) and a random sample of n_cone candidates."""
+    assert tf.kept is not None
     rng = np.random.default_rng(seed)
+    w, bias = mats.output, mats.bias
+    groups = row_groups(w, bias)
     tf_min, tf_max = np.unique(np.concatenate(tf.argmin)), np.unique(np.concatenate(tf.argmax))
     reached = np.union1d(tf_min, neg_ids)
-    unique_min = np.unique(np.concatenate([a[u] for a, u in zip(tf.argmin, tf.argmin_unique, strict=True)]))
+    held_min = np.unique(np.concatenate([a[u] for k, (a, u) in enumerate(zip(tf.argmin, tf.argmin_unique,
+                                                                             strict=True)) if k % 2]))
+    held_max = np.unique(np.concatenate([a[u] for k, (a, u) in enumerate(zip(tf.argmax, tf.argmax_unique,
+                                                                             strict=True)) if k % 2]))
+    cand_ids = np.flatnonzero(g.candidate)
+    strongest = cand_ids[np.argsort(-indicator[cand_ids], kind="stable")][:STRONGEST]
+    sample = rng.permutation(cand_ids)[:n_cone]
+    ref_ids = rng.permutation(np.flatnonzero(g.reference))[:n_cone]
     gaussian = rng.standard_normal((w.shape[1], RANDOM_DIRECTIONS)).astype(np.float32)
-    random_min, random_unique = argmin_tokens(w, gaussian)
-    out: dict[str, Any] = {"reached": "a teacher-forced argmin or a T = -0.001 draw",
-                           "random directions": RANDOM_DIRECTIONS,
-                           "distinct argmins of random directions": int(np.unique(random_min[random_unique]).size),
-                           "candidates among them": int(g.candidate[np.unique(random_min[random_unique])].sum())}
-    for label, mask in (("candidates", g.candidate), ("reference", g.reference)):
-        ids = np.flatnonzero(mask)
-        sample = np.sort(rng.choice(ids, size=min(n_hull, ids.size), replace=False))
-        st = vertex_status(w, rng.permutation(sample), budget_seconds=HULL_SECONDS)
-        sample = st.ids
-        hit = np.isin(sample, reached)
-        rows: dict[str, Any] = {"tokens": int(ids.size), "sampled": int(sample.size),
-                                "by the linear program": int((st.method == "lp").sum()),
-                                "undecided": int((st.method == "undecided").sum()),
-                                "not reached in the time budget": int((st.method == "not reached").sum()),
-                                "sharing their row with another token": int((st.ties > 0).sum())}
-        for kind, sel in (("vertices", st.vertex), ("inside the hull", ~st.vertex & ~st.undecided)):
-            rows[kind] = {"tokens": int(sel.sum()), "reached": list(wilson_interval(int(hit[sel].sum()),
-                                                                                    int(sel.sum()))),
-                          "reached (count)": int(hit[sel].sum()),
-                          "a unique teacher-forced argmin": int(np.isin(sample[sel], unique_min).sum())}
-        out[label] = rows
+    random_min, random_unique = argmin_tokens(w, gaussian, bias)
+    out: dict[str, Any] = {
+        "cone states": int(tf.kept.shape[0]), "held-out windows": len(tf.argmin) // 2,
+        "output bias": bias is not None,
+        "reached": "a teacher-forced argmin or a T = -0.001 draw",
+        "random directions": RANDOM_DIRECTIONS,
+        "distinct argmins of random directions": int(np.unique(random_min[random_unique]).size),
+    }
+    for side, held in (("argmin", held_min), ("argmax", held_max)):
+        rows: dict[str, Any] = {}
+        for label, ids in (("strongest candidates", strongest), ("candidates", sample), ("reference", ref_ids)):
+            r = cone_reach(tf.kept, ids, groups=groups, bias=bias, side="min" if side == "argmin" else "max",
+                           budget_seconds=CONE_SECONDS)
+            population = ids.size == {"strongest candidates": strongest.size, "candidates": cand_ids.size,
+                                      "reference": int(g.reference.sum())}[label]
+            n_decided = int((r.status != "undecided").sum())
+            reachable = int((r.status == "reachable").sum())
+            row: dict[str, Any] = {
+                "tokens": int(ids.size), "population": bool(population), **r.counts(),
+                "by the linear program": int((r.method == "lp").sum()),
+                "seen at an observed state": int((r.method == "observed").sum()),
+                "sharing their row": int((r.ties > 0).sum()),
+                "sharing their row, reachable as a tie": int(((r.ties > 0) & (r.tie_reachable == 1)).sum()),
+                "reachable share": (reachable / n_decided if population and n_decided else
+                                    list(wilson_interval(reachable, n_decided))),
+                "certified unreachable yet a held-out argmin": int(np.isin(ids[r.status == "unreachable"],
+                                                                           held).sum()),
+            }
+            if side == "argmin":
+                hit = np.isin(ids, reached)
+                row["reached, of the reachable"] = int(hit[r.status == "reachable"].sum())
+                row["reached, of the unreachable"] = int(hit[r.status == "unreachable"].sum())
+            if label == "strongest candidates":
+                row["each"] = [{"token": int(t), "status": str(st), "method": str(me)}
+                               for t, st, me in zip(ids, r.status, r.method, strict=True)]
+            rows[label] = row
+        out[side] = rows
     out["argmin vs argmax over the corpus"] = {
         "argmin tokens": int(tf_min.size), "argmax tokens": int(tf_max.size),
         "shared": int(np.intersect1d(tf_min, tf_max).size),
