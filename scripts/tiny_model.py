@@ -154,3 +154,32 @@ def write_tiny_llama(
     w.write_tensors_to_file()
     w.close()
     return path
+
+
+def write_planted_llama(path: Path, *, planted: str = "▁T", n_unused: int = 64, seed: int = 0) -> tuple[Path, int]:
+    """The tiny LLaMA with `n_unused` tokens of GGUF type UNUSED appended and one normal token, `planted`, left
+    as under-trained as they are: (path, the planted token's id).
+
+    A token training never shows keeps the rows every unseen token gets: one
+    shared direction, a small norm, little else. The unused tokens and the
+    planted one get such rows (a shared vector plus 2% noise) in both
+    matrices; every other row is random, as in write_tiny_llama. The planted
+    token must be one the tokenizer produces (most of the tiny vocabulary's
+    words are not, and count as known unused): "▁T" is.
+    """
+    tokens, scores, types = vocab()
+    tokens = tokens + [f"<unused{k}>" for k in range(n_unused)]
+    scores = scores + [-1000.0] * n_unused
+    types = types + [int(gguf.TokenType.UNUSED)] * n_unused
+    n_vocab = len(tokens)
+    rng = np.random.default_rng(seed)
+    shared = rng.standard_normal(N_EMBD) * 0.3
+    target = tokens.index(planted)
+    untrained = [target, *range(n_vocab - n_unused, n_vocab)]
+    matrices = {}
+    for name, std in (("token_embd.weight", 1.0), ("output.weight", 1.0)):
+        rows = (rng.standard_normal((n_vocab, N_EMBD)) * std).astype(np.float32)
+        rows[untrained] = shared + 0.02 * rng.standard_normal((len(untrained), N_EMBD)) * np.abs(shared).mean()
+        matrices[name] = rows.astype(np.float32)
+    meta = {"tokenizer.ggml.tokens": tokens, "tokenizer.ggml.scores": scores, "tokenizer.ggml.token_type": types}
+    return write_tiny_llama(path, seed=seed, meta=meta, tensors=dict(matrices)), target

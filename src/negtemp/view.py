@@ -33,7 +33,7 @@ import numpy as np
 
 from .results import Completion, json_value
 
-__all__ = ["BANDS", "Band", "ansi", "ansi_completion", "band_of", "legend", "render_html", "token_segments",
+__all__ = ["BANDS", "PAGE_CSS", "Band", "ansi", "ansi_completion", "band_of", "legend", "render_html", "token_segments",
            "use_color"]
 
 
@@ -140,9 +140,11 @@ def _token_data(c: Completion, undertrained: Collection[int]) -> list[dict[str, 
     return rows
 
 
-_CSS = """
+PAGE_CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:1.5em;color:#222}
 h1{font-size:1.3em;margin:0 0 .3em}.meta{color:#555;margin:.2em 0}
+"""
+_CSS = PAGE_CSS + """
 .prompt{white-space:pre-wrap;background:#f3f3f3;padding:.5em;border-radius:4px;font-family:monospace}
 .legend span{display:inline-block;padding:0 .5em;margin:.1em;border-radius:3px;font-size:.9em}
 .draws{display:grid;grid-template-columns:repeat(auto-fit,minmax(22em,1fr));gap:1em;margin-top:1em}

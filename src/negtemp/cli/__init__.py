@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from ..errors import ContextOverflowError, ModelFetchError, ModelLoadError, RemoteError, SamplingError
-from . import batch, chat, experiment, generate, models, rpc_server, serve, sweep
+from . import batch, chat, experiment, generate, models, rpc_server, scan, serve, sweep
 
 __all__ = ["main"]
 
@@ -27,7 +27,8 @@ def _help(argv: Sequence[str]) -> int:
 
 _COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "chat": chat.run, "sweep": sweep.run, "batch": batch.run, "serve": serve.run, "rpc-server": rpc_server.run,
-    "pull": models.pull, "list": models.list_models, "rm": models.rm, "experiment": experiment.run, "help": _help,
+    "pull": models.pull, "list": models.list_models, "rm": models.rm, "experiment": experiment.run, "scan": scan.run,
+    "help": _help,
 }
 
 

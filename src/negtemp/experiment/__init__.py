@@ -16,11 +16,15 @@ report.md, three plots and the raw numbers (results.json, CSVs):
 5. the statistics: cluster and crossed bootstraps, nulls matched on norm, a
    context-free baseline, AUCs and a regression over the whole vocabulary
    (analysis, stats);
-6. which candidates and reference tokens are vertices of the convex hull of the
-   output rows, the only tokens T -> 0- can reach (hull);
+6. which candidates and reference tokens some hidden state in the cone of the
+   observed ones makes the strict argmin (or argmax), checked on held-out text
+   (cone);
 7. whether the model can repeat T < 0 tokens and candidates, against controls
    matched on kind, frequency and norm (probe);
 8. entropy and expected log-probability against beta = 1/T and against T.
+
+scan is `negtemp scan`: the indicator, the corpus's argmins, the cone and the
+repetition probe as one report on a model's under-trained tokens.
 
 report renders results.json. Needs the `experiment` extra (gguf, matplotlib,
 scipy).

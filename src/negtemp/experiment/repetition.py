@@ -35,8 +35,8 @@ from ..reference import probs
 from .stats import auc, logistic_regression, percentile_of_all, rank_sum_test
 
 __all__ = [
-    "N_ANSWER", "TEMPLATES", "ControlMatch", "ProbeTrial", "fragments", "matched_controls", "probe_tokens",
-    "probeable", "request_tokens", "summarize",
+    "N_ANSWER", "TEMPLATES", "ControlMatch", "ProbeTrial", "VocabularyBytes", "copy_probability", "fragments",
+    "matched_controls", "probe_tokens", "probeable", "request_tokens", "summarize",
 ]
 
 # (label before the word, label before its copy, the three example words)
@@ -212,3 +212,56 @@ def summarize(trials: Sequence[ProbeTrial], controls: Mapping[str, str]) -> dict
             row["odds_ratio_repeated"] = float(np.exp(fit.coef[1])) if fit.converged else float("nan")
         out[group] = row
     return out
+
+
+class VocabularyBytes:
+    """Every token's bytes, indexed to find the tokens whose bytes begin with a string and those that are a proper
+    prefix of it."""
+
+    def __init__(self, m: Model) -> None:
+        pieces = [m.token_bytes(t) for t in range(m.n_vocab)]
+        order = sorted((b, t) for t, b in enumerate(pieces) if b)
+        self._keys = [b for b, _ in order]
+        self._ids = np.array([t for _, t in order], np.int64)
+        self._exact: dict[bytes, list[int]] = defaultdict(list)
+        for b, t in order:
+            self._exact[b].append(t)
+
+    def starting_with(self, s: bytes) -> np.ndarray:
+        """The tokens whose bytes begin with s (s itself included)."""
+        from bisect import bisect_left
+
+        lo = bisect_left(self._keys, s)
+        hi = lo
+        while hi < len(self._keys) and self._keys[hi].startswith(s):
+            hi += 1
+        return self._ids[lo:hi]
+
+    def exactly(self, s: bytes) -> list[int]:
+        return self._exact.get(s, [])
+
+
+def copy_probability(m: Model, request: np.ndarray, target: bytes, vocab: VocabularyBytes,
+                     floor: float = 1e-6) -> float:
+    """The probability that the model's answer to `request` begins with the bytes `target`, by any tokenization.
+
+    The answer's first token either covers the whole target (its bytes begin
+    with it) or is a proper prefix of it, after which the rest must follow;
+    the two kinds of first token are disjoint events, so the sum is exact.
+    Branches below `floor` are not followed, so the result is a lower bound
+    within floor times the branches cut (each branch is a prefix split of
+    the target).
+    """
+    total = 0.0
+    stack = [(request, target, 1.0)]
+    while stack:
+        ctx, rest, weight = stack.pop()
+        c = m.complete(ctx, 0.0, seed=0, n_predict=1, keep_logits=True)
+        assert c.step_logits is not None
+        p = probs(c.step_logits[0], 1.0)
+        total += weight * float(p[vocab.starting_with(rest)].sum())
+        for k in range(1, len(rest)):
+            for t in vocab.exactly(rest[:k]):
+                if weight * p[t] >= floor:
+                    stack.append((np.append(ctx, np.int32(t)), rest[k:], weight * float(p[t])))
+    return total
