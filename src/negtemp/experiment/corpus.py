@@ -26,7 +26,7 @@ import numpy as np
 
 from ..model import Model
 
-__all__ = ["TeacherForced", "corpus_windows", "teacher_forced", "text_windows"]
+__all__ = ["TeacherForced", "corpus_windows", "strict_picks", "teacher_forced", "text_windows"]
 
 
 @dataclass(frozen=True)
@@ -101,3 +101,11 @@ def teacher_forced(m: Model, windows: list[tuple[str, np.ndarray]], keep: Callab
             kept.append(z[keep(len(argmin) - 1)])
     return TeacherForced([n for n, _ in windows], argmin, unique, argmax, unique_max, total / max(positions, 1),
                          positions, np.concatenate(kept) if kept else None)
+
+
+def strict_picks(tf: TeacherForced, positions: Callable[[int], np.ndarray], side: str = "argmin") -> np.ndarray:
+    """The distinct tokens that are the strict argmin (or argmax) at the positions `positions(k)` (a boolean mask)
+    of window k."""
+    picks, unique = (tf.argmin, tf.argmin_unique) if side == "argmin" else (tf.argmax, tf.argmax_unique)
+    chosen = [a[u & positions(k)] for k, (a, u) in enumerate(zip(picks, unique, strict=True))]
+    return np.unique(np.concatenate(chosen)) if chosen else np.zeros(0, np.int64)

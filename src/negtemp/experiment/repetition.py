@@ -10,10 +10,12 @@ space ("Word:" + " Confuci") they read "Word: table", without one
 ("Word:" + "MetaInfo") "Word:table". No space is ever doubled, and the
 examples show the spacing the answer needs.
 
-A trial's score is the probability the model gives the token where the
-copy begins (the next token after the cue); a token's score is the highest
-over the three templates. "Repeated" means the greedy answer's text starts
-with the token's text.
+A trial's score is the probability that the copy (the answer after the
+cue) begins with the token's text, by any tokenization: the token itself, a
+longer token beginning with its text, or pieces that spell it
+(copy_probability). A token's score is the highest over the three
+templates. "Repeated" means the greedy answer's text starts with the
+token's text.
 
 Controls, one per probed token, are normal tokens of the same kind
 (leading space or not, letters only or not, a fragment or not: a proper
@@ -129,9 +131,10 @@ class ProbeTrial:
     token: int
     text: str
     template: int
-    p: float  # the probability of the token where the copy begins
+    p: float  # the score: the probability that the copy begins with the token's text, by any tokenization
     repeated: bool  # the greedy answer's text starts with the token's text
     answer: str
+    p_token: float = float("nan")  # the probability of the token itself where the copy begins
 
 
 def request_tokens(m: Model, template: int, token: int) -> np.ndarray:
@@ -151,10 +154,11 @@ def request_tokens(m: Model, template: int, token: int) -> np.ndarray:
 
 
 def probe_tokens(m: Model, groups: Mapping[str, Sequence[int]]) -> list[ProbeTrial]:
-    """Every token of every group under every template: its probability where the copy begins, and whether the
-    greedy answer starts with it (one answer token decides that unless it begins the token's text; then
-    N_ANSWER do)."""
+    """Every token of every group under every template: the probability that the copy begins with its text (by
+    any tokenization: copy_probability) and that of the token itself, and whether the greedy answer starts with
+    it (one answer token decides that unless it begins the token's text; then N_ANSWER do)."""
     trials = []
+    vocab = VocabularyBytes(m)
     for group, ids in groups.items():
         texts = _texts(m, ids)
         for t in ids:
@@ -162,11 +166,12 @@ def probe_tokens(m: Model, groups: Mapping[str, Sequence[int]]) -> list[ProbeTri
                 request = request_tokens(m, k, t)
                 c = m.complete(request, 0.0, seed=0, n_predict=1, keep_logits=True)
                 assert c.step_logits is not None
-                p = float(probs(c.step_logits[0], 1.0)[t])
+                p_token = float(probs(c.step_logits[0], 1.0)[t])
                 answer = c.text
                 if answer and texts[t].startswith(answer) and answer != texts[t]:
                     answer = m.complete(request, 0.0, seed=0, n_predict=N_ANSWER).text
-                trials.append(ProbeTrial(group, t, texts[t], k, p, answer.startswith(texts[t]), answer))
+                p = copy_probability(m, request, m.token_bytes(t), vocab)
+                trials.append(ProbeTrial(group, t, texts[t], k, p, answer.startswith(texts[t]), answer, p_token))
     return trials
 
 

@@ -213,8 +213,8 @@ def markdown(r: dict[str, Any]) -> str:
               f"{c['random directions']:,} random Gaussian directions make "
               f"{c['distinct argmins of random directions']:,} distinct tokens the argmin.", "",
               "| side | tokens | decided | reachable | unreachable | undecided | reachable share | shared row "
-              "(reachable as a tie) | unreachable yet a held-out pick | reached: of reachable, of unreachable |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "(reachable as a tie) | unreachable yet a pick: held out, anywhere outside the cone | reached: of "
+              "reachable, of unreachable |", "|---|---|---|---|---|---|---|---|---|---|"]
     for side in ("argmin", "argmax"):
         for label, x in c[side].items():
             share = x["reachable share"]
@@ -225,15 +225,17 @@ def markdown(r: dict[str, Any]) -> str:
                          f"{x['reachable'] + x['unreachable']} | {x['reachable']} | {x['unreachable']} | "
                          f"{x['undecided']} | {share_text} | {x['sharing their row']} "
                          f"({x['sharing their row, reachable as a tie']}) | "
-                         f"{x['certified unreachable yet a held-out argmin']} | {reached} |")
+                         f"{x['certified unreachable yet a held-out argmin']}, "
+                         f"{x['certified unreachable yet an argmin outside the cone']} | {reached} |")
     am = c["argmin vs argmax over the corpus"]
     lines += ["", f"Over the corpus, T -> 0- reaches {am['argmin tokens']:,} distinct tokens and T -> 0+ "
               f"{am['argmax tokens']:,}; {am['shared']} are in both; candidates among them: {am['candidates'][0]} and "
               f"{am['candidates'][1]}.", ""]
     rep = r["repetition"]
     lines += ["## 7. Can the model repeat them?", "",
-              "A few-shot copying prompt, the token placed by its id; score: p(token) where the copy begins, the "
-              f"highest over three prompts; repeated: the greedy answer starts with the token. Controls: matched on "
+              "A few-shot copying prompt, the token placed by its id; score: the probability that the copy begins "
+              "with the token's text, by any tokenization, the highest over three prompts; repeated: the greedy "
+              "answer starts with the token. Controls: matched on "
               f"kind, frequency ({rep['frequency proxy']}) and norm. p (score): exact rank-sum; AUC: P(group > "
               "control); odds ratio of repeating: logistic model, tokens as clusters.", "",
               "| group | tokens | mean score | median score | repeated | score < 0.001 | score < 0.1 | AUC | p (score) "

@@ -8,7 +8,7 @@ import math
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -28,7 +28,7 @@ from .analysis import (
     vocabulary_regression,
 )
 from .cone import argmin_tokens, cone_reach, row_groups
-from .corpus import TeacherForced, corpus_windows, teacher_forced
+from .corpus import TeacherForced, corpus_windows, strict_picks, teacher_forced
 from .geometry import (
     GGUF_NORMAL,
     INDICATORS,
@@ -266,7 +266,11 @@ def run_experiment(
         windows, results["corpus"] = corpus_windows(m, n_windows, window)
         fit_positions = sum(w.size for k, (_, w) in enumerate(windows) if k % 2 == 0)
         every = max(1, -(-fit_positions // CONE_STATES))
-        tf = teacher_forced(m, windows, keep=lambda k: slice(0, 0) if k % 2 else slice(0, None, every))
+
+        def kept(k: int) -> slice:
+            return slice(0, 0) if k % 2 else slice(0, None, every)
+
+        tf = teacher_forced(m, windows, keep=kept)
         clock.lap("teacher-forced")
 
         _progress(f"[5/8] statistics: {n_boot} bootstrap resamples per interval", quiet)
@@ -285,11 +289,11 @@ def run_experiment(
         clock.lap("statistics")
 
         _progress(f"[6/8] cone reachability: up to {n_cone} candidates and {n_cone} reference tokens", quiet)
-        results["cone"] = cone_analysis(mats, g, tf, neg_ids, raw["output"]["indicator"], n_cone, seed)
+        results["cone"] = cone_analysis(mats, g, tf, kept, neg_ids, raw["output"]["indicator"], n_cone, seed)
         clock.lap("cone")
 
         _progress(f"[7/8] repetition probe: up to {n_probe} tokens per group and matched controls", quiet)
-        results["repetition"] = repetition_probe(m, out, neg, g, raw["output"], mats, n_probe)
+        results["repetition"] = repetition_probe(m, out, neg, tf_ids, g, raw["output"], mats, n_probe, seed)
         clock.lap("repetition probe")
 
         _progress("[8/8] beta sweep and plots", quiet)
@@ -409,22 +413,27 @@ def teacher_forced_statistics(m: Model, tf: TeacherForced, g: Geometry, n_boot: 
     return stats
 
 
-def cone_analysis(mats: Matrices, g: Geometry, tf: TeacherForced, neg_ids: np.ndarray, indicator: np.ndarray,
-                  n_cone: int, seed: int) -> dict[str, Any]:
+def cone_analysis(mats: Matrices, g: Geometry, tf: TeacherForced, kept: Callable[[int], slice], neg_ids: np.ndarray,
+                  indicator: np.ndarray, n_cone: int, seed: int) -> dict[str, Any]:
     """Part 6: which tokens some hidden state in the cone of the observed ones makes the strict argmin (T -> 0-)
-    or argmax (T -> 0+). The cone is spanned by the even windows' states; the odd windows are held out, and a
-    token certified unreachable must never be their argmin. Decided for every reference token and the strongest
-    candidates (populations, where they fit in n_cone) and a random sample of n_cone candidates."""
+    or argmax (T -> 0+). The cone is spanned by the states `kept` names (in the even windows); the odd windows
+    are held out, and a token certified unreachable should never be their strict argmin, nor at any other
+    position outside the cone. Decided for the strongest candidates and the reference tokens (populations, where
+    they fit in n_cone) and a random sample of n_cone candidates."""
     assert tf.kept is not None
     rng = np.random.default_rng(seed)
     w, bias = mats.output, mats.bias
     groups = row_groups(w, bias)
     tf_min, tf_max = np.unique(np.concatenate(tf.argmin)), np.unique(np.concatenate(tf.argmax))
     reached = np.union1d(tf_min, neg_ids)
-    held_min = np.unique(np.concatenate([a[u] for k, (a, u) in enumerate(zip(tf.argmin, tf.argmin_unique,
-                                                                             strict=True)) if k % 2]))
-    held_max = np.unique(np.concatenate([a[u] for k, (a, u) in enumerate(zip(tf.argmax, tf.argmax_unique,
-                                                                             strict=True)) if k % 2]))
+
+    def outside(k: int) -> np.ndarray:
+        mask = np.ones(tf.argmin[k].size, bool)
+        mask[kept(k)] = False
+        return mask
+
+    def held_out(k: int) -> np.ndarray:
+        return outside(k) & (k % 2 == 1)
     cand_ids = np.flatnonzero(g.candidate)
     strongest = cand_ids[np.argsort(-indicator[cand_ids], kind="stable")][:STRONGEST]
     sample = rng.permutation(cand_ids)[:n_cone]
@@ -438,7 +447,8 @@ def cone_analysis(mats: Matrices, g: Geometry, tf: TeacherForced, neg_ids: np.nd
         "random directions": RANDOM_DIRECTIONS,
         "distinct argmins of random directions": int(np.unique(random_min[random_unique]).size),
     }
-    for side, held in (("argmin", held_min), ("argmax", held_max)):
+    for side in ("argmin", "argmax"):
+        held, elsewhere = strict_picks(tf, held_out, side), strict_picks(tf, outside, side)
         rows: dict[str, Any] = {}
         for label, ids in (("strongest candidates", strongest), ("candidates", sample), ("reference", ref_ids)):
             r = cone_reach(tf.kept, ids, groups=groups, bias=bias, side="min" if side == "argmin" else "max",
@@ -457,6 +467,8 @@ def cone_analysis(mats: Matrices, g: Geometry, tf: TeacherForced, neg_ids: np.nd
                                     list(wilson_interval(reachable, n_decided))),
                 "certified unreachable yet a held-out argmin": int(np.isin(ids[r.status == "unreachable"],
                                                                            held).sum()),
+                "certified unreachable yet an argmin outside the cone": int(np.isin(ids[r.status == "unreachable"],
+                                                                                    elsewhere).sum()),
             }
             if side == "argmin":
                 hit = np.isin(ids, reached)
@@ -476,20 +488,23 @@ def cone_analysis(mats: Matrices, g: Geometry, tf: TeacherForced, neg_ids: np.nd
     return out
 
 
-def repetition_probe(m: Model, out: Path, neg: Counter[int], g: Geometry, raw: dict[str, Any], mats: Matrices,
-                     n_probe: int) -> dict[str, Any]:
+def repetition_probe(m: Model, out: Path, neg: Counter[int], tf_ids: np.ndarray, g: Geometry, raw: dict[str, Any],
+                     mats: Matrices, n_probe: int, seed: int) -> dict[str, Any]:
     """Part 7: three groups and a matched control each: the most drawn T < 0 tokens that are candidates, those
-    that are not (stratified, since the two may behave differently), and the strongest candidates never drawn."""
+    that are not (stratified, since the two may behave differently), and a random sample of the candidates that
+    T < 0 never reaches (neither drawn nor a teacher-forced argmin): a random sample, since the strongest would
+    confound "never reached" with strength."""
     types = mats.token_types
 
     def visible(ids: list[int]) -> list[int]:
         return [t for t in ids if types[t] == GGUF_NORMAL and probeable(_text(m, t))]
 
     drawn = [t for t, _ in neg.most_common()]
-    ranked = np.flatnonzero(g.candidate)[np.argsort(-raw["indicator"][g.candidate])].tolist()
+    reached = set(neg) | set(tf_ids.tolist())
+    never = np.random.default_rng(seed).permutation(np.flatnonzero(g.candidate)).tolist()
     probed = {"T<0 candidates": visible([t for t in drawn if g.candidate[t]])[:n_probe],
               "T<0 non-candidates": visible([t for t in drawn if not g.candidate[t]])[:n_probe],
-              "candidates never drawn": visible([t for t in ranked if t not in neg])[:n_probe]}
+              "candidates never drawn": visible([t for t in never if t not in reached])[:n_probe]}
     exclude = set(neg) | set(np.flatnonzero(g.candidate).tolist())
     groups: dict[str, list[int]] = {}
     matching: dict[str, Any] = {}
@@ -504,9 +519,9 @@ def repetition_probe(m: Model, out: Path, neg: Counter[int], g: Geometry, raw: d
     trials = probe_tokens(m, groups)
     with open(out / "repetition_probe.csv", "w", newline="") as f:
         w = _CsvWriter(f)
-        w.writerow(["group", "token", "text", "template", "p", "repeated", "answer"])
+        w.writerow(["group", "token", "text", "template", "p_copy", "p_token", "repeated", "answer"])
         for tr in trials:
-            w.writerow([tr.group, tr.token, tr.text, tr.template, tr.p, int(tr.repeated), tr.answer])
+            w.writerow([tr.group, tr.token, tr.text, tr.template, tr.p, tr.p_token, int(tr.repeated), tr.answer])
     summary = summarize(trials, {name: f"{name}: controls" for name in probed})
     return {"groups": summary, "matching": matching, "frequency proxy": mats.frequency_source,
             "examples": [{"group": tr.group, "text": tr.text, "answer": tr.answer, "p": tr.p}

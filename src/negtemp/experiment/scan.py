@@ -28,7 +28,7 @@ import numpy as np
 
 from ..model import Model
 from .cone import cone_reach, row_groups
-from .corpus import corpus_windows, teacher_forced, text_windows
+from .corpus import corpus_windows, strict_picks, teacher_forced, text_windows
 from .geometry import GGUF_NORMAL, INDICATORS, indicator_variant, read_matrices, top_candidates
 from .repetition import TEMPLATES, VocabularyBytes, copy_probability, probeable, request_tokens
 from .run import CANDIDATE_FRACTION, known_unused
@@ -102,7 +102,11 @@ def scan(m: Model, settings: ScanSettings = ScanSettings(), *, corpus: str | Non
         windows, corpus_about = text_windows(m, corpus, s.windows, s.window)
     fit = list(range(0, len(windows), 2))
     every = max(1, -(-sum(windows[k][1].size for k in fit) // s.cone_states))
-    tf = teacher_forced(m, windows, keep=lambda k: slice(0, 0) if k % 2 else slice(0, None, every))
+
+    def kept(k: int) -> slice:
+        return slice(0, 0) if k % 2 else slice(0, None, every)
+
+    tf = teacher_forced(m, windows, keep=kept)
     argmin_count = np.bincount(np.concatenate(tf.argmin), minlength=m.n_vocab)
     argmax_count = np.bincount(np.concatenate(tf.argmax), minlength=m.n_vocab)
     lap("teacher-forced")
@@ -112,10 +116,18 @@ def scan(m: Model, settings: ScanSettings = ScanSettings(), *, corpus: str | Non
     assert tf.kept is not None
     groups = row_groups(mats.output, mats.bias)
     reach = cone_reach(tf.kept, top, groups=groups, bias=mats.bias, budget_seconds=s.cone_seconds)
-    held_out = np.unique(np.concatenate([a[u] for k, (a, u) in enumerate(zip(tf.argmin, tf.argmin_unique,
-                                                                             strict=True)) if k % 2]))
     unreachable = top[reach.status == "unreachable"]
-    contradicted = np.intersect1d(unreachable, held_out)
+
+    def outside(k: int) -> np.ndarray:
+        mask = np.ones(tf.argmin[k].size, bool)
+        mask[kept(k)] = False
+        return mask
+
+    contradicted = {
+        "held-out windows": np.intersect1d(unreachable, strict_picks(tf, lambda k: outside(k) & (k % 2 == 1)))
+        .tolist(),
+        "any position whose state is not in the cone": np.intersect1d(unreachable, strict_picks(tf, outside)).tolist(),
+    }
     lap("cone")
 
     probed = [int(t) for t in ranked if mats.token_types[t] == GGUF_NORMAL and probeable(texts[t])][: s.verify]
@@ -162,7 +174,7 @@ def scan(m: Model, settings: ScanSettings = ScanSettings(), *, corpus: str | Non
             "candidates reached by T -> 0- over the corpus": int((argmin_count[candidates] > 0).sum()),
             "distinct T -> 0- tokens over the corpus": int((argmin_count > 0).sum()),
             "cone": {**reach.counts(), "decided of": int(top.size)},
-            "cone-unreachable tokens that were a held-out strict argmin": [int(t) for t in contradicted],
+            "cone-unreachable tokens that were a strict argmin outside the cone": contradicted,
             "probed": len(probed),
             "verified under-trained": len(verified),
         },

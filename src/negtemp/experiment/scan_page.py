@@ -62,7 +62,8 @@ def render_scan_html(report: dict[str, Any]) -> str:
     primary = st["primary_indicator"]
     title = f"negtemp scan: {report['model']}"
     cone = s["cone"]
-    contradicted = s["cone-unreachable tokens that were a held-out strict argmin"]
+    contradicted = s["cone-unreachable tokens that were a strict argmin outside the cone"]
+    held, anywhere = contradicted["held-out windows"], contradicted["any position whose state is not in the cone"]
     corpus = report["corpus"]
     facts = [
         f"{report['n_vocab']:,} tokens; output layer {'tied to' if report['tied_output'] else 'apart from'} the "
@@ -75,10 +76,9 @@ def render_scan_html(report: dict[str, Any]) -> str:
         f"{s['candidates reached by T -> 0- over the corpus']:,} of them candidates.",
         f"Cone reachability of the {cone['decided of']:,} strongest candidates, from {corpus['cone states']:,} "
         f"observed states: {cone['reachable']:,} reachable, {cone['unreachable']:,} unreachable, "
-        f"{cone['undecided']:,} undecided. On {corpus['held-out windows']} held-out windows, "
-        + (f"{len(contradicted)} tokens certified unreachable were the argmin after all: the corpus's cone does not "
-           "cover those contexts." if contradicted else "no token certified unreachable was ever the argmin.")
-        ,
+        f"{cone['undecided']:,} undecided. Tokens certified unreachable that were the strict argmin after all: "
+        f"{len(held)} on the {corpus['held-out windows']} held-out windows, {len(anywhere)} at any position whose "
+        "state does not span the cone" + (" (the cone of these states misses those contexts)." if anywhere else "."),
         f"<b>{s['verified under-trained']:,} of {s['probed']:,} probed candidates verified under-trained</b>: the "
         f"model copies them, when asked, with probability below {st['verified_below']:g} (any tokenization of "
         "the text counts as a copy).",
