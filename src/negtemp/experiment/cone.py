@@ -95,14 +95,13 @@ def _values(g: np.ndarray, mu: np.ndarray) -> np.ndarray:
     return out
 
 
-def _lp(g: np.ndarray, j: int, others: np.ndarray, rounds: int, seconds: float) -> bool | None:
+def _lp(g: np.ndarray, j: int, others: np.ndarray, scale: float, rounds: int, seconds: float) -> bool | None:
     """True: some mu makes j the strict argmin over the rows where `others` is set (checked on every one);
-    False: none does; None: undecided."""
+    False: none does; None: undecided. `scale` (the largest |g|) sets the tolerances."""
     from scipy.optimize import linprog
 
     k = g.shape[1]
     gj = g[j].astype(np.float64)
-    scale = max(float(np.abs(g[others]).max()), float(np.abs(gj).max()), 1e-30)
 
     def margins(mu: np.ndarray) -> np.ndarray:
         m: np.ndarray = _values(g, mu) - gj @ mu
@@ -145,6 +144,7 @@ def cone_reach(z: np.ndarray, ids: np.ndarray, *, groups: np.ndarray, bias: np.n
     z = np.asarray(z, np.float32)
     ids = np.asarray(ids, np.int64)
     g = _generators(z, bias, side)
+    scale = max(float(np.abs(g).max()), 1e-30)
     counts = np.bincount(groups)
     ties = counts[groups[ids]] - 1
     zs = -z if side == "max" else z
@@ -162,7 +162,7 @@ def cone_reach(z: np.ndarray, ids: np.ndarray, *, groups: np.ndarray, bias: np.n
             if time.monotonic() > deadline:
                 method[k] = "not reached"
                 continue
-            decided[groups[j]] = _lp(g, j, groups != groups[j], lp_rounds, lp_seconds)
+            decided[groups[j]] = _lp(g, j, groups != groups[j], scale, lp_rounds, lp_seconds)
         answer = decided[groups[j]]
         if ties[k] > 0:
             status[k], method[k] = "unreachable", "shared row"
