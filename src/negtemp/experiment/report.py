@@ -151,11 +151,12 @@ def markdown(r: dict[str, Any]) -> str:
                      f"{s['mean_log10_prob']:.1f} |")
     sc = r["seed_check"]
     lines += ["", "## 2. Free-running draws", "",
-              f"{t['prompts']} prompts x {t['tokens_per_prompt']} tokens at each temperature (one batched sweep a "
-              f"prompt). Seed check at T = -0.001 on {sc['prompts']} prompts: with another seed on the same path, "
+              f"{t['prompts']} prompts x {t['tokens_per_prompt']} tokens at each temperature (one batch). Seed "
+              f"check at T = -0.001 on {sc['prompts']} prompts, redrawn as a batch of their own: with another seed, "
               f"{sc['same path, new seed: differ']} draw other tokens ({sc['same path, new seed: first token differs']}"
-              f" a different first token); on the other path (complete()) with the same seed, "
-              f"{sc['other path (complete), same seed: differ']} do.", "",
+              f" a different first token); with the same seed on the other path (complete()), "
+              f"{sc['other path (complete), same seed: differ']} do, and in the whole run's batch "
+              f"{sc['whole batch, same seed: differ']}.", "",
               "| T | distinct tokens | distinct first tokens | top 10 tokens' share of draws |", "|---|---|---|---|"]
     for temp, d in r["draws"].items():
         lines.append(f"| {temp} | {d['distinct token count']:,} | {d['distinct first tokens']} | "

@@ -143,8 +143,9 @@ def draw_tokens(m: Model, prompts: list[str], n_tokens: int, seed: int, quiet: b
                 ) -> tuple[dict[float, list[np.ndarray]], np.ndarray, dict[str, Any]]:
     """Part 2: each prompt's draws at every DRAW_TEMPS temperature (seed + i), and the logits after each prompt
     (their mean, u_i . h_mean over the prompts, is the context-free ranking), all in one Model.batch_requests;
-    and the seed check at T = -0.001 on the first SEED_CHECK_PROMPTS prompts, one change at a time: the same path
-    (a sweep) with another seed, and the other path (complete(), one sequence) with the same seed."""
+    and the seed check at T = -0.001 on the first SEED_CHECK_PROMPTS prompts, as a batch of their own, one change
+    at a time against it: another seed on the same path, the other path (complete(), one sequence) with the same
+    seed, and the whole run's batch (other batch-mates) with the same seed."""
     requests = []
     for i, prompt in enumerate(prompts):
         requests += [Request(prompt, SamplingConfig(temp=t, seed=seed + i), n_predict=n_tokens) for t in DRAW_TEMPS]
@@ -165,18 +166,30 @@ def draw_tokens(m: Model, prompts: list[str], n_tokens: int, seed: int, quiet: b
             _progress(f"[2/8] T = {', '.join(f'{t:g}' for t in DRAW_TEMPS)} over prompts: {done // per_prompt}/"
                       f"{len(prompts)}", quiet)
     draws = {t: [tokens[i * per_prompt + k] for i in range(len(prompts))] for k, t in enumerate(DRAW_TEMPS)}
-    new_seed = other_path = first_differs = 0
     checked = prompts[:SEED_CHECK_PROMPTS]
-    for i, prompt in enumerate(checked):
-        mine = draws[DRAW_TEMPS[0]][i]
-        redrawn = m.sweep(prompt, list(DRAW_TEMPS), n_predict=n_tokens, seed=seed + i + 1_000_003)[0].tokens
-        new_seed += not np.array_equal(redrawn, mine)
-        first_differs += bool(redrawn.size and mine.size and redrawn[0] != mine[0])
-        other_path += not np.array_equal(m.complete(prompt, DRAW_TEMPS[0], n_predict=n_tokens, seed=seed + i).tokens,
-                                         mine)
-    check = {"prompts": len(checked), "same path, new seed: differ": new_seed,
-             "same path, new seed: first token differs": first_differs,
-             "other path (complete), same seed: differ": other_path}
+
+    def redraw(offset: int) -> list[np.ndarray]:
+        """The checked prompts at T = -0.001 as one batch of their own, seed + i + offset."""
+        batch = [Request(p, SamplingConfig(temp=DRAW_TEMPS[0], seed=seed + i + offset), n_predict=n_tokens)
+                 for i, p in enumerate(checked)]
+        out: dict[int, np.ndarray] = {}
+        for r, outcome in m.batch_requests(batch):
+            if isinstance(outcome, BaseException):
+                raise outcome
+            out[r] = outcome[0].tokens
+        return [out[i] for i in range(len(checked))]
+
+    same, new = redraw(0), redraw(1_000_003)
+    alone = [m.complete(p, DRAW_TEMPS[0], n_predict=n_tokens, seed=seed + i).tokens for i, p in enumerate(checked)]
+
+    def differ(a: list[np.ndarray], b: list[np.ndarray]) -> int:
+        return sum(not np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+    check = {"prompts": len(checked), "same path, new seed: differ": differ(new, same),
+             "same path, new seed: first token differs": sum(bool(x.size and y.size and x[0] != y[0])
+                                                             for x, y in zip(new, same, strict=True)),
+             "other path (complete), same seed: differ": differ(alone, same),
+             "whole batch, same seed: differ": differ(draws[DRAW_TEMPS[0]][: len(checked)], same)}
     return draws, total / max(len(prompts), 1), check
 
 
