@@ -15,7 +15,7 @@ def run(argv: Sequence[str]) -> int:
     ap = argparse.ArgumentParser(
         prog="negtemp experiment",
         description="Run the negative-temperature experiment and write a report (report.md, plots, raw numbers): "
-        "about 9 minutes for SmolLM2 and 21 for gemma-3-270m on 2 cores. docs/experiment.md explains each part.",
+        "about 5 minutes for SmolLM2 and 12 for gemma-3-270m on 2 cores. docs/experiment.md explains each part.",
     )
     ap.add_argument("-m", "--model", help="GGUF path or model name (default: the default model)")
     ap.add_argument("--out", default="negtemp-report", help="output directory (default negtemp-report)")

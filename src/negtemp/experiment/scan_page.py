@@ -13,7 +13,7 @@ __all__ = ["render_scan_html"]
 _CSS = """
 table{border-collapse:collapse;margin:.6em 0}td,th{padding:.15em .6em;text-align:left;border-bottom:1px solid #eee}
 th{position:sticky;top:0;background:#fff}td.num{text-align:right;font-variant-numeric:tabular-nums}
-code{background:#f3f3f3;padding:0 .2em;border-radius:3px}.legend span{padding:0 .5em;border-radius:3px}
+code{background:#f3f3f3;padding:0 .2em;border-radius:3px;white-space:pre}.legend span{padding:0 .5em;border-radius:3px}
 .yes{font-weight:600}
 """
 ROWS = 300  # candidates shown on the page; the JSON has them all
