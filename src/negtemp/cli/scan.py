@@ -43,7 +43,6 @@ def parser() -> argparse.ArgumentParser:
                     f"(default {d.cone_states})")
     ap.add_argument("--cone-seconds", type=float, default=d.cone_seconds,
                     help=f"time budget of the cone; candidates left are undecided (default {d.cone_seconds:g})")
-    ap.add_argument("--seed", type=int, default=d.seed)
     return ap
 
 
@@ -53,7 +52,7 @@ def run(argv: Sequence[str]) -> int:
     from ..experiment.scan_page import render_scan_html
 
     settings = ScanSettings(windows=args.windows, window=args.window, top=args.top, verify=args.verify,
-                            cone_states=args.cone_states, cone_seconds=args.cone_seconds, seed=args.seed)
+                            cone_states=args.cone_states, cone_seconds=args.cone_seconds)
     corpus = args.corpus.read_text(encoding="utf-8") if args.corpus is not None else None
     out = args.out if args.out is not None or args.json else Path("negtemp-scan")
     start = time.perf_counter()

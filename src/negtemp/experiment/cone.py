@@ -21,11 +21,16 @@ decides both cases:
                             mu >= 0, sum(mu) = 1,
 
 with G the generators (the columns of Z - b, and b when there is a bias).
-t > 0 at the optimum: reachable, and mu is the certificate, checked
-against every row in float64. t <= 0 on a subset of the rows: unreachable,
-since more rows can only lower t. Rows are added as they are violated; a
-token the program does not settle within its rounds or time is undecided,
-and is never counted as either.
+A mu that gives every row a positive margin, checked in float64, makes
+the token reachable: a certificate. t <= 0 (within 1e-9 of the generators'
+scale) on a subset of the rows makes it unreachable, since more rows can
+only lower t; that answer rests on the solver's optimum, not on a dual
+certificate checked here. Rows are added as they are violated; a token the
+program does not settle within its rounds or time is undecided, and is
+never counted as either. The time budget is checked between tokens, so one
+token may run past it by its own rounds. lambda = 0 with s > 0 is the state
+h = 0, whose logits are the bias alone: with a bias, the token of the
+lowest bias is reachable there.
 
 Rows identical to j's (collapsed rows) are one point with it: they tie at
 every h, so none of them is ever the strict argmin, and T -> 0- draws among
@@ -121,12 +126,14 @@ def _lp(g: np.ndarray, j: int, others: np.ndarray, scale: float, rounds: int, se
         if res.status != 0:
             return None  # the time limit, or a numerical failure: no certificate
         mu, t = np.maximum(res.x[:k], 0.0), float(res.x[-1])
-        if t <= 1e-9 * scale:
-            return False
         m = margins(mu)
         if m.min() > 1e-12 * scale:
-            return True
-        violated = np.flatnonzero(m < t - 1e-9 * scale)
+            return True  # mu is checked on every row: a certificate whatever the solver's tolerances
+        if t <= 1e-9 * scale:
+            return False
+        violated = np.setdiff1d(np.flatnonzero(m < t - 1e-9 * scale), active)
+        if violated.size == 0:
+            return None  # the rows fail only within the solver's tolerance: another round would not settle it
         active = np.union1d(active, violated[np.argsort(m[violated])[:_BATCH]])
     return None
 

@@ -98,7 +98,7 @@ def teacher_forced(m: Model, windows: list[tuple[str, np.ndarray]], keep: Callab
         total += z.sum(axis=0, dtype=np.float64)
         positions += z.shape[0]
         if keep is not None:
-            kept.append(z[keep(len(argmin) - 1)])
+            kept.append(np.array(z[keep(len(argmin) - 1)]))  # a copy: a view would keep the window alive
     return TeacherForced([n for n, _ in windows], argmin, unique, argmax, unique_max, total / max(positions, 1),
                          positions, np.concatenate(kept) if kept else None)
 

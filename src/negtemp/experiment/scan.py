@@ -48,10 +48,9 @@ class ScanSettings:
     verify: int = 50  # the strongest probeable candidates the repetition probe verifies
     cone_states: int = 512  # observed states that span the cone (their logits are kept: states x n_vocab floats)
     cone_seconds: float = 300.0  # the cone's time budget; tokens left then are "undecided"
-    seed: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("windows", "top", "verify", "cone_states"):
+        for name in ("top", "verify", "cone_states"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.windows < 2:
@@ -100,6 +99,9 @@ def scan(m: Model, settings: ScanSettings = ScanSettings(), *, corpus: str | Non
         windows, corpus_about = corpus_windows(m, s.windows, s.window)
     else:
         windows, corpus_about = text_windows(m, corpus, s.windows, s.window)
+        if len(windows) < 2:
+            raise ValueError(f"the corpus makes {len(windows)} window of {s.window} tokens; the scan needs two (one "
+                             "held out): give a longer text or a smaller --window")
     fit = list(range(0, len(windows), 2))
     every = max(1, -(-sum(windows[k][1].size for k in fit) // s.cone_states))
 
@@ -112,7 +114,7 @@ def scan(m: Model, settings: ScanSettings = ScanSettings(), *, corpus: str | Non
     lap("teacher-forced")
 
     top = ranked[: s.top]
-    progress(f"[3/4] cone reachability: the {top.size} strongest candidates, at most {s.cone_seconds:g} s")
+    progress(f"[3/4] cone reachability: the {top.size} strongest candidates, a budget of {s.cone_seconds:g} s")
     assert tf.kept is not None
     groups = row_groups(mats.output, mats.bias)
     reach = cone_reach(tf.kept, top, groups=groups, bias=mats.bias, budget_seconds=s.cone_seconds)
@@ -126,7 +128,8 @@ def scan(m: Model, settings: ScanSettings = ScanSettings(), *, corpus: str | Non
     contradicted = {
         "held-out windows": np.intersect1d(unreachable, strict_picks(tf, lambda k: outside(k) & (k % 2 == 1)))
         .tolist(),
-        "any position whose state is not in the cone": np.intersect1d(unreachable, strict_picks(tf, outside)).tolist(),
+        "any position whose state does not span the cone": np.intersect1d(unreachable, strict_picks(tf, outside))
+        .tolist(),
     }
     lap("cone")
 
@@ -180,7 +183,7 @@ def scan(m: Model, settings: ScanSettings = ScanSettings(), *, corpus: str | Non
         },
         "verified": [row(t) for t in verified],
         "candidates": [row(int(t)) for t in ranked],
-        # every token, one array per column (index = token id)
+        # columns rather than rows: a row per token would triple a 262,144-token vocabulary's file
         "tokens": {"text": texts, "bytes": [b.hex() for b in raw], "type": mats.token_types.tolist(),
                    "reference": is_reference.tolist(),
                    "indicator": {name: np.round(v, 6).tolist() for name, v in scores.items()},

@@ -63,7 +63,7 @@ def render_scan_html(report: dict[str, Any]) -> str:
     title = f"negtemp scan: {report['model']}"
     cone = s["cone"]
     contradicted = s["cone-unreachable tokens that were a strict argmin outside the cone"]
-    held, anywhere = contradicted["held-out windows"], contradicted["any position whose state is not in the cone"]
+    held, anywhere = contradicted["held-out windows"], contradicted["any position whose state does not span the cone"]
     corpus = report["corpus"]
     facts = [
         f"{report['n_vocab']:,} tokens; output layer {'tied to' if report['tied_output'] else 'apart from'} the "
@@ -97,5 +97,6 @@ def render_scan_html(report: dict[str, Any]) -> str:
         + (_table(verified, primary) if verified else "<p>none</p>")
         + f"<h2>Candidates (the first {len(shown):,} of {len(report['candidates']):,})</h2>"
         + _table(shown, primary)
-        + f'<p class="meta">Seconds per part: {html.escape(str(report["seconds"]))}</p></body></html>'
+        + '<p class="meta">Seconds per part: '
+        + html.escape(", ".join(f"{part} {sec:.0f}" for part, sec in report["seconds"].items())) + "</p></body></html>"
     )
