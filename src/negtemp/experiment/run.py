@@ -517,7 +517,7 @@ def repetition_probe(m: Model, out: Path, neg: Counter[int], tf_ids: np.ndarray,
     never = np.random.default_rng(seed).permutation(np.flatnonzero(g.candidate)).tolist()
     probed = {"T<0 candidates": visible([t for t in drawn if g.candidate[t]])[:n_probe],
               "T<0 non-candidates": visible([t for t in drawn if not g.candidate[t]])[:n_probe],
-              "candidates never drawn": visible([t for t in never if t not in reached])[:n_probe]}
+              "candidates never reached": visible([t for t in never if t not in reached])[:n_probe]}
     exclude = set(neg) | set(np.flatnonzero(g.candidate).tolist())
     groups: dict[str, list[int]] = {}
     matching: dict[str, Any] = {}
