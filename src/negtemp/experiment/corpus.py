@@ -26,7 +26,8 @@ import numpy as np
 
 from ..model import Model
 
-__all__ = ["TeacherForced", "corpus_windows", "strict_picks", "teacher_forced", "text_windows"]
+__all__ = ["TeacherForced", "cone_positions", "corpus_windows", "outside_cone", "strict_picks", "teacher_forced",
+           "text_windows"]
 
 
 @dataclass(frozen=True)
@@ -109,3 +110,28 @@ def strict_picks(tf: TeacherForced, positions: Callable[[int], np.ndarray], side
     picks, unique = (tf.argmin, tf.argmin_unique) if side == "argmin" else (tf.argmax, tf.argmax_unique)
     chosen = [a[u & positions(k)] for k, (a, u) in enumerate(zip(picks, unique, strict=True))]
     return np.unique(np.concatenate(chosen)) if chosen else np.zeros(0, np.int64)
+
+
+def cone_positions(windows: list[tuple[str, np.ndarray]], states: int) -> Callable[[int], slice]:
+    """For window k, the positions whose states span the cone: every n-th of the even windows, about `states` in
+    all; the odd windows are held out (teacher_forced's `keep`)."""
+    fit = sum(w.size for k, (_, w) in enumerate(windows) if k % 2 == 0)
+    every = max(1, -(-fit // states))
+
+    def kept(k: int) -> slice:
+        return slice(0, 0) if k % 2 else slice(0, None, every)
+
+    return kept
+
+
+def outside_cone(tf: TeacherForced, kept: Callable[[int], slice], held_out_only: bool = False
+                 ) -> Callable[[int], np.ndarray]:
+    """For window k, a mask of the positions whose states do not span the cone (of the held-out windows only, with
+    held_out_only): where strict_picks checks the cone's predictions."""
+
+    def mask(k: int) -> np.ndarray:
+        m = np.ones(tf.argmin[k].size, bool)
+        m[kept(k)] = False
+        return m & (k % 2 == 1) if held_out_only else m
+
+    return mask

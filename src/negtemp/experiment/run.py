@@ -28,7 +28,7 @@ from .analysis import (
     vocabulary_regression,
 )
 from .cone import argmin_tokens, cone_reach, row_groups
-from .corpus import TeacherForced, corpus_windows, strict_picks, teacher_forced
+from .corpus import TeacherForced, cone_positions, corpus_windows, outside_cone, strict_picks, teacher_forced
 from .geometry import (
     GGUF_NORMAL,
     INDICATORS,
@@ -277,12 +277,7 @@ def run_experiment(
 
         _progress(f"[4/8] teacher-forced: {n_windows} windows x {window} tokens of the corpus", quiet)
         windows, results["corpus"] = corpus_windows(m, n_windows, window)
-        fit_positions = sum(w.size for k, (_, w) in enumerate(windows) if k % 2 == 0)
-        every = max(1, -(-fit_positions // CONE_STATES))
-
-        def kept(k: int) -> slice:
-            return slice(0, 0) if k % 2 else slice(0, None, every)
-
+        kept = cone_positions(windows, CONE_STATES)
         tf = teacher_forced(m, windows, keep=kept)
         clock.lap("teacher-forced")
 
@@ -439,14 +434,6 @@ def cone_analysis(mats: Matrices, g: Geometry, tf: TeacherForced, kept: Callable
     groups = row_groups(w, bias)
     tf_min, tf_max = np.unique(np.concatenate(tf.argmin)), np.unique(np.concatenate(tf.argmax))
     reached = np.union1d(tf_min, neg_ids)
-
-    def outside(k: int) -> np.ndarray:
-        mask = np.ones(tf.argmin[k].size, bool)
-        mask[kept(k)] = False
-        return mask
-
-    def held_out(k: int) -> np.ndarray:
-        return outside(k) & (k % 2 == 1)
     cand_ids = np.flatnonzero(g.candidate)
     strongest = cand_ids[np.argsort(-indicator[cand_ids], kind="stable")][:STRONGEST]
     sample = rng.permutation(cand_ids)[:n_cone]
@@ -461,7 +448,8 @@ def cone_analysis(mats: Matrices, g: Geometry, tf: TeacherForced, kept: Callable
         "distinct argmins of random directions": int(np.unique(random_min[random_unique]).size),
     }
     for side in ("argmin", "argmax"):
-        held, elsewhere = strict_picks(tf, held_out, side), strict_picks(tf, outside, side)
+        held, elsewhere = (strict_picks(tf, outside_cone(tf, kept, True), side),
+                           strict_picks(tf, outside_cone(tf, kept), side))
         rows: dict[str, Any] = {}
         for label, ids in (("strongest candidates", strongest), ("candidates", sample), ("reference", ref_ids)):
             r = cone_reach(tf.kept, ids, groups=groups, bias=bias, side="min" if side == "argmin" else "max",

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..model import Model
 from .cone import cone_reach, row_groups
-from .corpus import corpus_windows, strict_picks, teacher_forced, text_windows
+from .corpus import cone_positions, corpus_windows, outside_cone, strict_picks, teacher_forced, text_windows
 from .geometry import GGUF_NORMAL, INDICATORS, indicator_variant, read_matrices, top_candidates
 from .repetition import TEMPLATES, VocabularyBytes, copy_probability, probeable, request_tokens
 from .run import CANDIDATE_FRACTION, known_unused
@@ -102,12 +102,7 @@ def scan(m: Model, settings: ScanSettings = ScanSettings(), *, corpus: str | Non
         if len(windows) < 2:
             raise ValueError(f"the corpus makes {len(windows)} window of {s.window} tokens; the scan needs two (one "
                              "held out): give a longer text or a smaller --window")
-    fit = list(range(0, len(windows), 2))
-    every = max(1, -(-sum(windows[k][1].size for k in fit) // s.cone_states))
-
-    def kept(k: int) -> slice:
-        return slice(0, 0) if k % 2 else slice(0, None, every)
-
+    kept = cone_positions(windows, s.cone_states)
     tf = teacher_forced(m, windows, keep=kept)
     argmin_count = np.bincount(np.concatenate(tf.argmin), minlength=m.n_vocab)
     argmax_count = np.bincount(np.concatenate(tf.argmax), minlength=m.n_vocab)
@@ -119,17 +114,10 @@ def scan(m: Model, settings: ScanSettings = ScanSettings(), *, corpus: str | Non
     groups = row_groups(mats.output, mats.bias)
     reach = cone_reach(tf.kept, top, groups=groups, bias=mats.bias, budget_seconds=s.cone_seconds)
     unreachable = top[reach.status == "unreachable"]
-
-    def outside(k: int) -> np.ndarray:
-        mask = np.ones(tf.argmin[k].size, bool)
-        mask[kept(k)] = False
-        return mask
-
     contradicted = {
-        "held-out windows": np.intersect1d(unreachable, strict_picks(tf, lambda k: outside(k) & (k % 2 == 1)))
-        .tolist(),
-        "any position whose state does not span the cone": np.intersect1d(unreachable, strict_picks(tf, outside))
-        .tolist(),
+        "held-out windows": np.intersect1d(unreachable, strict_picks(tf, outside_cone(tf, kept, True))).tolist(),
+        "any position whose state does not span the cone": np.intersect1d(
+            unreachable, strict_picks(tf, outside_cone(tf, kept))).tolist(),
     }
     lap("cone")
 
@@ -171,7 +159,7 @@ def scan(m: Model, settings: ScanSettings = ScanSettings(), *, corpus: str | Non
                      "primary_indicator": INDICATORS[0]},
         "reference": reference_about,
         "corpus": {**corpus_about, "positions": tf.positions, "cone states": int(tf.kept.shape[0]),
-                   "held-out windows": len(windows) - len(fit)},
+                   "held-out windows": len(windows) // 2},
         "summary": {
             "candidates": int(candidates.size),
             "candidates reached by T -> 0- over the corpus": int((argmin_count[candidates] > 0).sum()),
