@@ -223,8 +223,10 @@ class VocabularyBytes:
     """Every token's bytes, indexed to find the tokens whose bytes begin with a string and those that are a proper
     prefix of it."""
 
-    def __init__(self, m: Model) -> None:
-        pieces = [m.token_bytes(t) for t in range(m.n_vocab)]
+    def __init__(self, m: Model, pieces: Sequence[bytes] | None = None) -> None:
+        """pieces: every token's bytes, where the caller has them already."""
+        if pieces is None:
+            pieces = [m.token_bytes(t) for t in range(m.n_vocab)]
         order = sorted((b, t) for t, b in enumerate(pieces) if b)
         self._keys = [b for b, _ in order]
         self._ids = np.array([t for _, t in order], np.int64)

@@ -123,7 +123,7 @@ def scan(m: Model, settings: ScanSettings = ScanSettings(), *, corpus: str | Non
 
     probed = [int(t) for t in ranked if mats.token_types[t] == GGUF_NORMAL and probeable(texts[t])][: s.verify]
     progress(f"[4/4] repetition probe: the {len(probed)} strongest candidates that can be asked for")
-    vocab = VocabularyBytes(m)
+    vocab = VocabularyBytes(m, raw)
     copy = {t: max(copy_probability(m, request_tokens(m, k, t), raw[t], vocab) for k in range(len(TEMPLATES)))
             for t in probed}
     lap("repetition probe")
