@@ -15,11 +15,16 @@ from negtemp.experiment import (
     undertrained_indicator,
 )
 from negtemp.experiment.analysis import (
+    DETECTORS,
+    NEIGHBOURS,
     STATS,
+    Baseline,
     Geometry,
+    detector_comparison,
     draw_statistics,
     indicator_table,
     null_expectations,
+    teacher_statistics,
     variant_tokens,
     vocabulary_regression,
 )
@@ -31,6 +36,7 @@ from negtemp.experiment.repetition import (
     VocabularyBytes,
     copy_probability,
     fragments,
+    interaction,
     matched_controls,
     probe_tokens,
     request_tokens,
@@ -38,13 +44,19 @@ from negtemp.experiment.repetition import (
 )
 from negtemp.experiment.run import prompt_factors, varied_prompts
 from negtemp.experiment.stats import (
+    RankedScore,
     auc,
     average_ranks,
     bootstrap_cis,
+    choice_model,
     crossed_bootstrap_cis,
+    half_sample_cis,
     logistic_regression,
+    odds_ratio,
+    odds_ratio_ratio,
     percentile_of_all,
     rank_sum_test,
+    signed_rank_test,
     wilson_interval,
 )
 
@@ -168,6 +180,25 @@ def test_the_crossed_bootstrap_resamples_rows_and_columns_and_keeps_every_drawn_
     assert hi - lo > 1.5 * (hi_one - lo_one), "with strong row and column effects, resampling cells alone is too sure"
 
 
+def test_half_samples_give_the_spread_of_a_mean_over_every_unit():
+    rng = np.random.default_rng(12)
+    units = rng.normal(3, 2, 400).tolist()
+    (point, lo, hi), = half_sample_cis(units, lambda u: [float(np.mean(u))], n_rep=400, seed=1)
+    assert point == pytest.approx(np.mean(units))
+    assert (hi - lo) / 2 == pytest.approx(1.96 * 2 / np.sqrt(400), rel=0.15)
+    assert lo < point < hi
+
+
+def test_half_samples_stay_centred_where_a_resample_of_distinct_tokens_would_not_be():
+    rng = np.random.default_rng(13)
+    units = [rng.choice(1000, 5) for _ in range(40)]
+    distinct = lambda u: [float(np.unique(np.concatenate(u)).size)]  # noqa: E731
+    (point, lo, hi), = half_sample_cis(units, distinct, n_rep=200, seed=0)
+    (_, _, boot_hi), = bootstrap_cis(units, distinct, n_boot=200, seed=0)
+    assert boot_hi < point, "a resample repeats units, so it picks fewer distinct tokens"
+    assert lo < point < hi
+
+
 def test_auc_is_the_share_of_pairs_ordered_right_with_ties_counting_half():
     a, b = [0.3, 0.9, 0.5, 0.5], [0.5, 0.1, 0.7]
     direct = np.mean([(x > y) + 0.5 * (x == y) for x in a for y in b])
@@ -221,6 +252,75 @@ def test_cluster_robust_errors_equal_the_sandwich_summed_cluster_by_cluster():
     assert fit.clusters == g
     model_based = logistic_regression(x, y, ("c", "a", "b"))
     assert fit.se[2] > model_based.se[2], "rows that share a cluster effect should widen the errors"
+
+
+def test_the_signed_rank_test_equals_enumerating_every_sign_pattern():
+    d = np.array([0.4, -0.1, 0.25, 0.4, -0.05, 0.0, 0.3, -0.4, 0.2])
+    nonzero = d[d != 0]
+    ranks = direct_average_ranks(np.abs(nonzero))
+    mean = ranks.sum() / 2
+    observed = abs(ranks[nonzero > 0].sum() - mean)
+    patterns = list(itertools.product((0, 1), repeat=nonzero.size))
+    direct = sum(abs(ranks[np.array(p, bool)].sum() - mean) >= observed - 1e-9 for p in patterns) / len(patterns)
+    assert signed_rank_test(d) == pytest.approx(direct, abs=1e-12)
+    assert signed_rank_test(np.arange(1, 11)) == pytest.approx(2 / 2**10, abs=1e-15)
+
+
+def test_odds_ratios_and_their_ratio_equal_a_saturated_logistic_model():
+    cells = {(1, 1): (14, 6), (1, 0): (5, 15), (0, 1): (9, 11), (0, 0): (6, 14)}  # (reached, candidate): yes, no
+    rows = [(r, c, float(y)) for (r, c), (yes, no) in cells.items() for y in [1] * yes + [0] * no]
+    x = np.array([[1.0, r, c, r * c] for r, c, _ in rows])
+    fit = logistic_regression(x, np.array([y for *_, y in rows]), ("c", "reached", "candidate", "both"))
+    reached = odds_ratio(*cells[(1, 1)], *cells[(1, 0)])
+    never = odds_ratio(*cells[(0, 1)], *cells[(0, 0)])
+    assert never.value == pytest.approx(np.exp(fit.coef[2])) and never.log_se == pytest.approx(fit.se[2])
+    both = odds_ratio_ratio(reached, never)
+    assert both.value == pytest.approx(np.exp(fit.coef[3])) and both.log_se == pytest.approx(fit.se[3])
+    assert both.p == pytest.approx(fit.p[3]) and both.low < both.value < both.high
+
+
+def test_an_empty_cell_keeps_the_odds_ratio_finite():
+    r = odds_ratio(0, 30, 12, 18)
+    assert r.corrected and r.value == pytest.approx((0.5 * 18.5) / (30.5 * 12.5)) and 0 < r.low < r.high < 1
+
+
+def test_the_interaction_compares_candidates_with_non_candidates_reached_and_never_reached():
+    scores = {"rc": [0.001] * 9 + [0.5], "rn": [0.5] * 9 + [0.001], "nc": [0.5] * 5 + [0.001] * 5,
+              "nn": [0.5] * 5 + [0.001] * 5}
+    d = interaction(scores, ("rc", "rn"), ("nc", "nn"))
+    assert d["odds ratio, candidates vs not: reached"]["odds ratio"] == pytest.approx(81)
+    assert d["odds ratio, candidates vs not: never reached"]["odds ratio"] == pytest.approx(1)
+    x = d["interaction (ratio of the odds ratios)"]
+    assert x["odds ratio"] == pytest.approx(81) and x["p"] < 0.05
+    assert d["rc"][0] == 0.9
+    logs = {g: np.log10(v) for g, v in scores.items()}
+    direct = (logs["rc"].mean() - logs["rn"].mean()) - (logs["nc"].mean() - logs["nn"].mean())
+    ls = d["interaction in mean log10 score"]
+    assert ls["difference of differences"] == pytest.approx(direct) and direct < 0
+    se = np.sqrt(sum(v.var(ddof=1) / v.size for v in logs.values()))
+    assert ls["95% interval"] == pytest.approx([direct - 1.959964 * se, direct + 1.959964 * se])
+
+
+def test_ranked_scores_give_the_auc_of_any_subset():
+    rng = np.random.default_rng(2)
+    score = rng.integers(0, 20, 300).astype(float)
+    ranked = RankedScore(score)
+    for _ in range(5):
+        mask = rng.random(300) < 0.2
+        assert ranked.auc(mask) == pytest.approx(auc(score[mask], score[~mask]))
+
+
+def test_teacher_forced_statistics_cross_fit_each_window_against_the_other_half():
+    rng = np.random.default_rng(10)
+    g = _random_geometry(rng)
+    same, odd_half, even_half = rng.random(50) < 0.3, rng.random(50) < 0.3, rng.random(50) < 0.3
+    argmins = [rng.integers(0, 50, 8) for _ in range(6)]
+    s = teacher_statistics(argmins, g, Baseline(same, (odd_half, even_half)), rng.normal(5, 1, 50), n_boot=50,
+                           seed=0)
+    direct = np.concatenate([(odd_half if k % 2 == 0 else even_half)[a] for k, a in enumerate(argmins)]).mean()
+    assert s["all positions"]["share in the cross-fitted bottom 2%"][0] == pytest.approx(direct)
+    assert s["all positions"]["share in the context-free bottom 2%"][0] == pytest.approx(
+        same[np.concatenate(argmins)].mean())
 
 
 def test_logistic_regression_flags_separated_data():
@@ -319,8 +419,12 @@ def test_draw_statistics_equal_direct_numbers_for_every_variant():
     g = _random_geometry(rng)
     g.candidate[g.reference] = False
     static = rng.random(50) < 0.3
+    halves = (rng.random(50) < 0.3, rng.random(50) < 0.3)
     draws = [rng.integers(0, 50, 6) for _ in range(12)]
-    stats = draw_statistics(draws, prompt_factors(12), g, static, n_boot=50, seed=0)
+    stats = draw_statistics(draws, prompt_factors(12), g, Baseline(static, halves), rng.normal(5, 1, 50), n_boot=50,
+                            seed=0)
+    per_prompt = {"all draws": draws, "each token once per prompt": [np.unique(d) for d in draws],
+                  "first token per prompt": [d[:1] for d in draws]}
     for variant, tokens in (("all draws", np.concatenate(draws)),
                             ("each token once per prompt", np.concatenate([np.unique(d) for d in draws])),
                             ("first token per prompt", np.array([d[0] for d in draws])),
@@ -336,11 +440,15 @@ def test_draw_statistics_equal_direct_numbers_for_every_variant():
                   "share candidates of non-reference": g.candidate[regular].mean(),
                   "share reference": g.reference[tokens].mean(),
                   "share in the context-free bottom 2%": static[tokens].mean(),
+                  # prompt i's picks against the bottom 2% of the other half of the prompts (parity of i)
+                  "share in the cross-fitted bottom 2%": np.concatenate(
+                      [halves[i % 2][d] for i, d in enumerate(per_prompt[variant])]).mean()
+                  if variant in per_prompt else float("nan"),
                   "mean first-PC percentile": g.pc1_pct[tokens].mean()}
         assert set(direct) == set(STATS)
         for name, value in direct.items():
-            assert s[name][0] == pytest.approx(value), f"{variant}: {name}"
-            if variant == "distinct tokens":  # a resample sees fewer distinct tokens: no interval is given
+            assert s[name][0] == pytest.approx(value, nan_ok=True), f"{variant}: {name}"
+            if variant == "distinct tokens" or value != value:  # a resample sees fewer distinct tokens
                 assert np.isnan(s[name][1:]).all(), f"{variant}: {name}"
             else:
                 assert s[name][1] <= s[name][0] + 1e-12 and s[name][0] <= s[name][2] + 1e-12, f"{variant}: {name}"
@@ -361,19 +469,41 @@ def test_the_prompts_are_the_crossed_grid_the_bootstrap_resamples():
     assert len(template_of) == 15 and all(len(v) == 1 for v in template_of.values()), "a template factor mixes"
 
 
-def test_the_norm_matched_null_is_the_candidate_rate_of_each_tokens_norm_bin():
+def test_the_norm_matched_null_is_the_candidate_rate_of_each_tokens_nearest_unpicked_tokens_by_norm():
     rng = np.random.default_rng(3)
     g = _random_geometry(rng, 400)
     g.candidate[g.reference] = False
+    norm = rng.normal(5, 1, 400)
     distinct = rng.choice(400, 60, replace=False)
-    n = null_expectations(distinct, g)
+    n = null_expectations(distinct, g, norm)
     regular = distinct[~g.reference[distinct]]
     pool = np.flatnonzero(~g.reference)
-    bins = np.minimum((g.norm_pct // 2).astype(int), 49)
-    direct = sum(g.candidate[pool[bins[pool] == bins[t]]].mean() for t in regular)
-    assert n["norm-matched"] == pytest.approx(direct)
+    unpicked = np.setdiff1d(pool, regular)
+    nearest = {t: unpicked[np.argsort(np.abs(norm[unpicked] - norm[t]))[:NEIGHBOURS]] for t in regular}
+    assert n["norm-matched"] == pytest.approx(sum(g.candidate[nearest[t]].mean() for t in regular))
+    matched = np.concatenate(list(nearest.values()))
+    smd = (norm[regular].mean() - norm[matched].mean()) / np.sqrt((norm[regular].var() + norm[matched].var()) / 2)
+    assert n["balance: norm standardized difference"] == pytest.approx(smd)
+    assert abs(smd) < 0.1, "ten nearest neighbours in 340 tokens should balance the norms"
     assert n["uniform"] == pytest.approx(regular.size * g.candidate[pool].mean())
     assert n["observed"] == g.candidate[regular].sum()
+
+
+def test_the_norm_matched_null_finds_the_enrichment_that_norm_alone_does_not_explain():
+    rng = np.random.default_rng(8)
+    g = _random_geometry(rng, 2000)
+    g.reference[:] = False
+    norm = rng.normal(5, 1, 2000)
+    large = norm > 6
+    by_norm = np.argsort(-norm)[:80]
+    g.candidate[:] = large & (rng.random(2000) < 0.5)  # half the large rows: the picks are enriched by norm alone
+    explained = null_expectations(by_norm, g, norm)
+    assert explained["observed"] > 5 * explained["uniform"]
+    assert explained["p observed vs norm-matched"] > 0.01
+    g.candidate[:] = large & (rng.random(2000) < 0.3)
+    g.candidate[by_norm] = True  # every picked token, and only 30% of the other large rows
+    enriched = null_expectations(by_norm, g, norm)
+    assert enriched["p observed vs norm-matched"] < 1e-6
 
 
 def test_the_indicator_table_counts_candidates_per_cutoff_and_its_auc():
@@ -391,19 +521,72 @@ def test_the_indicator_table_counts_candidates_per_cutoff_and_its_auc():
     assert table["auc"] == pytest.approx(auc(score[reached], score[others]))
 
 
-def test_the_vocabulary_regression_fits_every_non_reference_token():
+def test_the_vocabulary_regression_fits_every_pick_and_every_distinct_token():
     rng = np.random.default_rng(6)
     norm, direction = rng.normal(5, 1, 300), rng.normal(0, 0.1, 300)
     reference = np.arange(5)
-    reached = np.flatnonzero(norm + rng.normal(0, 0.5, 300) > 6)
-    v = vocabulary_regression(reached, norm, direction, reference)
+    likely = np.flatnonzero(norm + rng.normal(0, 0.5, 300) > 6)
+    units = [rng.choice(np.r_[likely, reference], 4) for _ in range(20)]
+    v = vocabulary_regression(units, norm, direction, reference, n_boot=100, seed=0)
     pool = np.arange(5, 300)
     z = lambda a: (a[pool] - a[pool].mean()) / a[pool].std()  # noqa: E731
-    fit = logistic_regression(np.column_stack([np.ones(pool.size), z(norm), z(direction)]),
-                              np.isin(pool, reached).astype(float), ("c", "n", "d"))
-    assert v["tokens"] == pool.size and v["reached"] == np.isin(pool, reached).sum()
-    assert v["model"]["terms"]["norm (sd)"]["coef"] == pytest.approx(fit.coef[1])
-    assert v["model"]["terms"]["norm (sd)"]["coef"] > 1 and v["auc norm"] > 0.8
+    x = np.column_stack([z(norm), z(direction)])
+    picked = np.concatenate(units)
+    picked = picked[picked >= 5] - 5  # reference picks are not choices among the pool
+    theta = choice_model(x, x[picked].mean(axis=0))[0]
+    e = v["per pick"]
+    assert v["picks"] == picked.size
+    assert e["coef norm (sd)"][0] == pytest.approx(theta[0]) and e["coef norm (sd)"][0] > 1
+    others = lambda t: np.delete(norm[pool], t)  # noqa: E731
+    assert e["auc norm"][0] == pytest.approx(np.mean([auc([norm[pool][t]], others(t)) for t in picked]))
+    low, high = e["coef norm (sd)"][1:]
+    assert low < theta[0] < high and high - low > 0.1, "the interval should come from resampled units"
+    y = np.isin(np.arange(pool.size), picked)
+    fit = logistic_regression(np.column_stack([np.ones(pool.size), x]), y.astype(float), ("c", "n", "d"))
+    d = v["per distinct token"]
+    assert v["reached"] == y.sum() and d["coef norm (sd)"] == pytest.approx(fit.coef[1])
+    assert d["auc norm"] == pytest.approx(auc(norm[pool][y], norm[pool][~y]))
+
+
+def test_the_choice_model_maximizes_the_conditional_likelihood_as_scipy_finds_it():
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(500, 2))
+    chosen = rng.choice(500, 200, p=np.exp(x @ [1.5, -0.5]) / np.exp(x @ [1.5, -0.5]).sum())
+
+    def nll(t):
+        eta = x @ t
+        return float(-(eta[chosen].sum() - chosen.size * (np.log(np.exp(eta - eta.max()).sum()) + eta.max())))
+
+    best = minimize(nll, np.zeros(2), method="BFGS", options={"gtol": 1e-9}).x
+    theta, converged = choice_model(x, x[chosen].mean(axis=0))
+    assert converged
+    np.testing.assert_allclose(theta, best, atol=1e-4)
+    assert abs(theta[0] - 1.5) < 0.5
+
+
+def test_the_detectors_precision_and_auc_equal_direct_counts():
+    rng = np.random.default_rng(9)
+    n = 200
+    norm = rng.normal(5, 1, n)
+    window_means = rng.normal(0, 1, (6, n)).astype(np.float32)
+    argmins = [rng.choice(30, 10) for _ in range(6)]
+    truth = np.arange(0, 60, 3)
+    pool = np.arange(n)
+    d = detector_comparison(argmins, window_means, norm, {"t": (truth, pool)}, n_boot=50, seed=0)["t"]
+    counts = np.bincount(np.concatenate(argmins), minlength=n)
+    k = int((counts > 0).sum())
+    is_true = np.isin(pool, truth)
+    h_mean = window_means.mean(axis=0)
+    direct = {"T -> 0- picks (by count)": (is_true[counts > 0].mean(), auc(counts[is_true], counts[~is_true])),
+              "bottom of u . h_mean": (is_true[np.argsort(h_mean)[:k]].mean(),
+                                       auc(-h_mean[is_true], -h_mean[~is_true])),
+              "largest norm": (is_true[np.argsort(-norm)[:k]].mean(), auc(norm[is_true], norm[~is_true]))}
+    assert d["k"] == k and set(direct) == set(DETECTORS)
+    for name, (precision, area) in direct.items():
+        assert d["precision at k"][name][0] == pytest.approx(precision), name
+        assert d["auc"][name][0] == pytest.approx(area, abs=1e-6), name
 
 
 # --- the teacher-forced measure -------------------------------------------------
@@ -414,10 +597,11 @@ def test_teacher_forced_argmins_are_the_argmins_of_each_windows_logits(tiny):
     tf = teacher_forced(tiny, windows)
     assert about["windows"] == 2 and len(about["topics"]) == 2 and about["name"].startswith("pydoc_data.topics")
     total = np.zeros(tiny.n_vocab)
-    for (_, tokens), lo, hi in zip(windows, tf.argmin, tf.argmax, strict=True):
+    for (_, tokens), lo, hi, mean in zip(windows, tf.argmin, tf.argmax, tf.window_mean_logits, strict=True):
         z = tiny.logits(tokens)
         np.testing.assert_array_equal(lo, z.argmin(axis=1))
         np.testing.assert_array_equal(hi, z.argmax(axis=1))
+        np.testing.assert_allclose(mean, z.mean(axis=0), rtol=1e-5, atol=1e-5)
         total += z.sum(axis=0)
     np.testing.assert_allclose(tf.mean_logits, total / 32, rtol=1e-5)
 
@@ -498,26 +682,51 @@ def test_a_probe_trial_scores_the_probability_that_the_copy_spells_the_token(tin
         assert tr.repeated == answer.startswith(tr.text)
 
 
+def test_a_token_in_two_groups_is_probed_once_and_reported_in_both(tiny):
+    calls = []
+    original = tiny.complete
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    tiny.complete = counting
+    try:
+        once = probe_tokens(tiny, {"a": [270]})
+        n_once = len(calls)
+        twice = probe_tokens(tiny, {"a": [270], "b": [270]})
+    finally:
+        del tiny.complete
+    assert len(calls) == 2 * n_once, "the second group should reuse the first's trials"
+    assert [(tr.group, tr.p) for tr in twice] == [("a", tr.p) for tr in once] + [("b", tr.p) for tr in once]
+
+
 def test_the_probe_summary_takes_each_tokens_best_template_and_clusters_its_trials():
     from negtemp.experiment.repetition import ProbeTrial
 
     trials = [ProbeTrial(g, t, "x", k, p, rep, "") for g, t, k, p, rep in [
         ("a", 1, 0, 0.1, False), ("a", 1, 1, 0.3, True), ("a", 2, 0, 0.01, False), ("a", 2, 1, 0.02, False),
         ("c", 3, 0, 0.5, True), ("c", 3, 1, 0.6, True), ("c", 4, 0, 0.2, False), ("c", 4, 1, 0.4, True)]]
-    s = summarize(trials, {"a": "c"})["a"]
+    s = summarize(trials, {"a": "c"}, {"a": [(1, 4), (2, 3)]})["a"]
     assert s["scores"] == [0.3, 0.02] and s["repeat_rate"] == 0.25
     assert s["auc_score_vs_controls"] == auc([0.3, 0.02], [0.6, 0.4])
     assert s["repeated_model"]["clusters"] == 4
+    assert s["matched pairs"] == 2 and s["p_score_matched_pairs"] == signed_rank_test([0.3 - 0.4, 0.02 - 0.6])
+    odds, low, high = s["odds_ratio_repeated"]
+    assert low < odds < high
 
 
 def test_the_context_free_ranking_of_the_draws_is_the_mean_of_the_logits_after_each_prompt(tiny):
     from negtemp.experiment.run import bottom, draw_tokens
 
     prompts = varied_prompts(3)
-    draws, mean_logits, seed_check = draw_tokens(tiny, prompts, 4, 1, quiet=True)
-    direct = np.mean([tiny.logits(tiny.tokenize(p))[-1] for p in prompts], axis=0)
+    draws, means, seed_check = draw_tokens(tiny, prompts, 4, 1, quiet=True)
+    each = np.array([tiny.logits(tiny.tokenize(p))[-1] for p in prompts])
     # the prompts come from the prefix cache, whose logits differ from one batch's in the last digits
-    np.testing.assert_allclose(mean_logits, direct, atol=2e-2)
+    for got, direct in zip(means, (each.mean(axis=0), each[0::2].mean(axis=0), each[1::2].mean(axis=0)),
+                           strict=True):
+        np.testing.assert_allclose(got, direct, atol=2e-2)
+    mean_logits = means[0]
     assert all(d.size == 4 for d in draws[-0.001]) and seed_check["prompts"] == 3
     low = bottom(mean_logits)
     assert low.sum() == round(0.02 * tiny.n_vocab)

@@ -14,7 +14,8 @@ from ..results import json_value
 
 
 def parser() -> argparse.ArgumentParser:
-    from ..experiment.scan import VERIFIED_BELOW, ScanSettings
+    from ..experiment.repetition import VERIFIED_BELOW
+    from ..experiment.scan import ScanSettings
 
     d = ScanSettings()
     ap = argparse.ArgumentParser(

@@ -19,25 +19,36 @@ have no interval (see _points).
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .geometry import top_candidates
-from .stats import auc, bootstrap_cis, crossed_bootstrap_cis, logistic_regression
+from .stats import (
+    RankedScore,
+    auc,
+    bootstrap_cis,
+    choice_model,
+    crossed_bootstrap_cis,
+    half_sample_cis,
+    logistic_regression,
+)
 
 __all__ = [
-    "STATS", "VARIANTS", "Geometry", "draw_statistics", "indicator_table", "null_expectations", "teacher_statistics",
-    "variant_tokens", "vocabulary_regression",
+    "DETECTORS", "NEIGHBOURS", "STATS", "VARIANTS", "Baseline", "Geometry", "detector_comparison",
+    "draw_statistics", "indicator_table", "null_expectations", "teacher_statistics", "variant_tokens",
+    "vocabulary_regression",
 ]
 
 VARIANTS = ("all draws", "each token once per prompt", "first token per prompt", "distinct tokens")
 STATS = ("mean norm percentile", "mean direction percentile", "share norm percentile >= 90",
          "share direction percentile >= 90", "share candidates of all", "share candidates of non-reference",
-         "share reference", "share in the context-free bottom 2%", "mean first-PC percentile")
-NORM_BINS = 50  # the norm-matched null compares tokens within these norm-percentile bins
+         "share reference", "share in the context-free bottom 2%", "share in the cross-fitted bottom 2%",
+         "mean first-PC percentile")
+NEIGHBOURS = 10  # the norm-matched null: each picked token's nearest unpicked tokens by norm
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,18 @@ class Geometry:
     pc1_pct: np.ndarray  # percentile of the row's coordinate on the first principal component the indicator removes
     candidate: np.ndarray  # bool: an under-trained candidate
     reference: np.ndarray  # bool: a known-unused reference token
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The context-free bottom 2% of u_i . h_mean: over the same contexts as the picks it is set against, and
+    cross-fitted (unit k's picks against h_mean of the other half of the units, by parity of k)."""
+
+    same: np.ndarray  # bool over the vocabulary
+    other_half: tuple[np.ndarray, np.ndarray]  # bool over the vocabulary: from the odd units, from the even ones
+
+    def cross_fitted(self, unit: int) -> np.ndarray:
+        return self.other_half[unit % 2]
 
 
 def variant_tokens(draws: Sequence[np.ndarray], variant: str) -> np.ndarray:
@@ -66,7 +89,9 @@ def variant_tokens(draws: Sequence[np.ndarray], variant: str) -> np.ndarray:
     raise ValueError(f"unknown variant {variant!r}")
 
 
-def _numbers(tokens: np.ndarray, g: Geometry, static_bottom: np.ndarray) -> list[float]:
+def _numbers(tokens: np.ndarray, g: Geometry, baseline: Baseline, cross_fitted: np.ndarray | None) -> list[float]:
+    """STATS of the picked tokens; cross_fitted: whether each is in its own unit's cross-fitted bottom 2% (None for
+    distinct tokens, which belong to no one unit)."""
     if tokens.size == 0:
         return [float("nan")] * len(STATS)
     regular = tokens[~g.reference[tokens]]
@@ -78,7 +103,8 @@ def _numbers(tokens: np.ndarray, g: Geometry, static_bottom: np.ndarray) -> list
         float(g.candidate[tokens].mean()),
         float(g.candidate[regular].mean()) if regular.size else float("nan"),
         float(g.reference[tokens].mean()),
-        float(static_bottom[tokens].mean()),
+        float(baseline.same[tokens].mean()),
+        float(cross_fitted.mean()) if cross_fitted is not None else float("nan"),
         float(g.pc1_pct[tokens].mean()),
     ]
 
@@ -89,45 +115,82 @@ def _points(values: list[float]) -> dict[str, list[float]]:
     return {name: [v, float("nan"), float("nan")] for name, v in zip(STATS, values, strict=True)}
 
 
-def null_expectations(distinct: np.ndarray, g: Geometry) -> dict[str, float]:
-    """How many of the distinct non-reference tokens would be candidates by chance, two ways: drawn uniformly
-    from the non-reference vocabulary, and drawn with the same norms (each token replaced by a random
-    non-reference token of its norm-percentile bin). The second is the null that Land & Bartolo's own argument
-    calls for: a shared direction times the rows' norms alone would already favour some tokens."""
+def _unit_numbers(per_unit: Sequence[np.ndarray], g: Geometry, baseline: Baseline
+                  ) -> Callable[[Sequence[int]], list[float]]:
+    """STATS of the picks of the units (indices into per_unit) a resample holds."""
+    def numbers(units: Sequence[int]) -> list[float]:
+        if not units:
+            return _numbers(np.zeros(0, np.int64), g, baseline, None)
+        tokens = np.concatenate([per_unit[k] for k in units])
+        crossed = np.concatenate([baseline.cross_fitted(k)[per_unit[k]] for k in units])
+        return _numbers(tokens, g, baseline, crossed)
+
+    return numbers
+
+
+def null_expectations(distinct: np.ndarray, g: Geometry, norm: np.ndarray) -> dict[str, float]:
+    """How many of the distinct non-reference tokens picked would be candidates by chance, two ways: drawn
+    uniformly from the non-reference vocabulary, and norm-matched: each picked token set against its NEIGHBOURS
+    nearest unpicked non-reference tokens by norm (the null that Land & Bartolo's own argument calls for: a
+    shared direction times the rows' norms alone would already favour some tokens). The match's balance: the
+    standardized mean difference of the norms (picked - matched, over the pooled standard deviation; below 0.1
+    reads as balanced) and the mean |norm-percentile gap|. p: observed against the matched expectation, a normal
+    approximation with the variance of both the picked tokens' and the matched tokens' statuses."""
     regular = distinct[~g.reference[distinct]]
-    pool = ~g.reference
-    bins = np.minimum((g.norm_pct * NORM_BINS / 100).astype(np.int64), NORM_BINS - 1)
-    in_bin = np.bincount(bins[pool], minlength=NORM_BINS)
-    cand_in_bin = np.bincount(bins[pool & g.candidate], minlength=NORM_BINS)
-    rate = np.divide(cand_in_bin, in_bin, out=np.zeros(NORM_BINS), where=in_bin > 0)
-    return {"observed": float(g.candidate[regular].sum()), "tokens": int(regular.size),
-            "uniform": float(regular.size * g.candidate[pool].mean()),
-            "norm-matched": float(rate[bins[regular]].sum())}
+    pool = np.flatnonzero(~g.reference)
+    out: dict[str, float] = {"observed": float(g.candidate[regular].sum()), "tokens": int(regular.size),
+                             "uniform": float(regular.size * g.candidate[pool].mean())}
+    unpicked = np.setdiff1d(pool, regular)
+    if regular.size == 0 or unpicked.size < NEIGHBOURS:
+        return out | {"norm-matched": float("nan")}
+    order = unpicked[np.argsort(norm[unpicked], kind="stable")]
+    pad = np.full(NEIGHBOURS, np.inf)  # sentinels, so the window round each picked token never leaves the array
+    sorted_norm = np.r_[-pad, norm[order], pad]
+    window = np.searchsorted(sorted_norm, norm[regular])[:, None] + np.arange(-NEIGHBOURS, NEIGHBOURS)[None, :]
+    gap = np.abs(sorted_norm[window] - norm[regular][:, None])
+    nearest = np.take_along_axis(window, np.argsort(gap, axis=1, kind="stable")[:, :NEIGHBOURS], axis=1)
+    matches = order[nearest - NEIGHBOURS]  # [picked, NEIGHBOURS]
+    rate = g.candidate[matches].mean(axis=1)
+    # both sides vary: each picked token's status around its neighbours' rate, and each matched token's own, weighted
+    # by how often it is used (matching with replacement reuses the tokens next to a dense run of picks)
+    used = np.bincount(matches.ravel(), minlength=norm.size)
+    local = np.bincount(matches.ravel(), weights=np.repeat(rate, NEIGHBOURS), minlength=norm.size)
+    reused = used > 0
+    local = local[reused] / used[reused]
+    expected = float(rate.sum())
+    variance = float((rate * (1 - rate)).sum() + ((used[reused] / NEIGHBOURS) ** 2 * local * (1 - local)).sum())
+    pooled = math.sqrt((norm[regular].var() + norm[matches].var()) / 2)
+    if variance > 0:
+        p = math.erfc(abs(out["observed"] - expected) / math.sqrt(2 * variance))
+    else:  # every neighbourhood all candidates or none: the null is one number
+        p = float(out["observed"] == expected)
+    return out | {
+        "norm-matched": expected,
+        "p observed vs norm-matched": p,
+        "balance: norm standardized difference": float((norm[regular].mean() - norm[matches].mean()) / pooled)
+        if pooled > 0 else 0.0,
+        "balance: mean norm-percentile gap": float(np.abs(g.norm_pct[matches] - g.norm_pct[regular][:, None]).mean()),
+    }
 
 
 def draw_statistics(draws: Sequence[np.ndarray], factors: Sequence[tuple[Hashable, Hashable]], g: Geometry,
-                    static_bottom: np.ndarray, *, n_boot: int, seed: int) -> dict[str, object]:
+                    baseline: Baseline, norm: np.ndarray, *, n_boot: int, seed: int) -> dict[str, object]:
     """One temperature's free-running draws: STATS per variant as [value, 95% low, 95% high] from the crossed
     bootstrap over factors[i] = (template, subject) of prompt i; the nulls; the top-10 share."""
     out: dict[str, object] = {}
     per_prompt = {"all draws": list(draws), "each token once per prompt": [np.unique(d) for d in draws],
-                  "first token per prompt": [d[:1] for d in draws], "distinct tokens": list(draws)}
+                  "first token per prompt": [d[:1] for d in draws]}
     for variant in VARIANTS:
-        cells: dict[tuple[Hashable, Hashable], list[np.ndarray]] = {}
-        for f, d in zip(factors, per_prompt[variant], strict=True):
-            cells.setdefault(f, []).append(d)
-
-        def numbers(ds: Sequence[np.ndarray], distinct: bool = variant == "distinct tokens") -> list[float]:
-            tokens = np.concatenate(ds) if ds else np.zeros(0, np.int64)
-            return _numbers(np.unique(tokens) if distinct else tokens, g, static_bottom)
-
         if variant == "distinct tokens":
-            out[variant] = _points(numbers(list(draws)))
+            out[variant] = _points(_numbers(variant_tokens(draws, variant), g, baseline, None))
             continue
-        cis = crossed_bootstrap_cis(cells, numbers, n_boot=n_boot, seed=seed)
+        cells: dict[tuple[Hashable, Hashable], list[int]] = {}
+        for i, f in enumerate(factors):
+            cells.setdefault(f, []).append(i)
+        cis = crossed_bootstrap_cis(cells, _unit_numbers(per_prompt[variant], g, baseline), n_boot=n_boot, seed=seed)
         out[variant] = {name: list(ci) for name, ci in zip(STATS, cis, strict=True)}
     distinct = variant_tokens(draws, "distinct tokens")
-    out["candidates among distinct tokens"] = null_expectations(distinct, g)
+    out["candidates among distinct tokens"] = null_expectations(distinct, g, norm)
     counts = Counter(np.concatenate(draws).tolist()) if draws else Counter()
     total = sum(counts.values())
     out["top 10 share of draws"] = sum(c for _, c in counts.most_common(10)) / total if total else float("nan")
@@ -136,23 +199,16 @@ def draw_statistics(draws: Sequence[np.ndarray], factors: Sequence[tuple[Hashabl
     return out
 
 
-def teacher_statistics(argmins: Sequence[np.ndarray], g: Geometry, static_bottom: np.ndarray, *, n_boot: int,
-                       seed: int) -> dict[str, object]:
+def teacher_statistics(argmins: Sequence[np.ndarray], g: Geometry, baseline: Baseline, norm: np.ndarray, *,
+                       n_boot: int, seed: int) -> dict[str, object]:
     """The teacher-forced argmins, one array per corpus window: STATS over all positions and over the distinct
     tokens, with 95% intervals resampling windows; the nulls."""
     out: dict[str, object] = {}
-    for variant, distinct in (("all positions", False), ("distinct tokens", True)):
-        def numbers(ws: Sequence[np.ndarray], distinct: bool = distinct) -> list[float]:
-            tokens = np.concatenate(ws) if ws else np.zeros(0, np.int64)
-            return _numbers(np.unique(tokens) if distinct else tokens, g, static_bottom)
-
-        if distinct:
-            out[variant] = _points(numbers(list(argmins)))
-            continue
-        cis = bootstrap_cis(list(argmins), numbers, n_boot=n_boot, seed=seed)
-        out[variant] = {name: list(ci) for name, ci in zip(STATS, cis, strict=True)}
+    cis = bootstrap_cis(list(range(len(argmins))), _unit_numbers(argmins, g, baseline), n_boot=n_boot, seed=seed)
+    out["all positions"] = {name: list(ci) for name, ci in zip(STATS, cis, strict=True)}
     distinct_ids = np.unique(np.concatenate(argmins))
-    out["candidates among distinct tokens"] = null_expectations(distinct_ids, g)
+    out["distinct tokens"] = _points(_numbers(distinct_ids, g, baseline, None))
+    out["candidates among distinct tokens"] = null_expectations(distinct_ids, g, norm)
     out["distinct token count"] = int(distinct_ids.size)
     return out
 
@@ -181,19 +237,121 @@ def indicator_table(scores: Mapping[str, np.ndarray], reference: np.ndarray, rea
     return out
 
 
-def vocabulary_regression(reached: np.ndarray, norm: np.ndarray, direction: np.ndarray,
-                          reference: np.ndarray) -> dict[str, object]:
-    """Over every non-reference token, reached or not: a logistic regression of "reached at T < 0" on the row's
-    norm and direction together (each standardized, so the coefficients compare), and each one's AUC alone."""
+def vocabulary_regression(picks: Sequence[np.ndarray], norm: np.ndarray, direction: np.ndarray,
+                          reference: np.ndarray, *, n_boot: int, seed: int,
+                          factors: Sequence[tuple[Hashable, Hashable]] | None = None) -> dict[str, object]:
+    """Norm against direction over the whole vocabulary (every non-reference token), for the picks of the units in
+    `picks` (a window's argmins, a prompt's draws), two ways:
+
+    - per pick, with intervals: a conditional logit of which token is picked, among all of them, on norm and
+      direction together (each standardized, so the coefficients compare), and each one's AUC for the picked
+      token against every other, averaged over picks. Both are smooth in the picks, so the intervals resample
+      the units (the crossed bootstrap over `factors` where given): the contexts are the sample, not the tokens;
+    - per distinct token, descriptive: a logistic regression of "picked at all" on the two, and each one's AUC.
+      No interval: a resample holds fewer distinct units and so picks fewer distinct tokens, which biases any
+      number over them; and no model-based p-value, which would take correlated tokens as independent.
+    """
     pool = np.setdiff1d(np.arange(norm.size), reference)
-    y = np.isin(pool, reached).astype(float)
+    in_pool = np.zeros(norm.size, bool)
+    in_pool[pool] = True
 
     def z(v: np.ndarray) -> np.ndarray:
         s = float(v[pool].std())
         return np.asarray((v[pool] - v[pool].mean()) / (s if s > 0 else 1.0))
 
-    x = np.column_stack([np.ones(pool.size), z(norm), z(direction)])
-    fit = logistic_regression(x, y, ("intercept", "norm (sd)", "direction (sd)"))
-    return {"tokens": int(pool.size), "reached": int(y.sum()), "model": fit.as_dict(),
-            "auc norm": auc(norm[pool][y == 1], norm[pool][y == 0]),
-            "auc direction": auc(direction[pool][y == 1], direction[pool][y == 0])}
+    features = np.zeros((norm.size, 2))
+    features[pool] = np.column_stack([z(norm), z(direction)])
+    n = pool.size
+    share_below = np.zeros((norm.size, 2))  # each token's AUC against every other token of the pool
+    for j, v in enumerate((norm, direction)):
+        share_below[pool, j] = (RankedScore(v[pool]).ranks - 1) / max(n - 1, 1)
+    per_unit = [p[in_pool[p]] for p in picks]
+    sums = np.array([[*features[p].sum(axis=0), *share_below[p].sum(axis=0), p.size] for p in per_unit])
+    x = features[pool]
+    full, _ = choice_model(x, sums[:, :2].sum(axis=0) / max(sums[:, 4].sum(), 1))
+
+    def numbers(units: Sequence[int]) -> list[float]:
+        total = sums[list(units)].sum(axis=0)
+        if total[4] == 0:
+            return [float("nan")] * 4
+        theta, _ = choice_model(x, total[:2] / total[4], start=full)
+        return [*theta, *(total[2:4] / total[4])]
+
+    units = list(range(len(picks)))
+    if factors is None:
+        cis = bootstrap_cis(units, numbers, n_boot=n_boot, seed=seed)
+    else:
+        cells: dict[tuple[Hashable, Hashable], list[int]] = {}
+        for k, f in enumerate(factors):
+            cells.setdefault(f, []).append(k)
+        cis = crossed_bootstrap_cis(cells, numbers, n_boot=n_boot, seed=seed)
+    hit = np.zeros(norm.size, bool)
+    if per_unit:
+        hit[np.concatenate(per_unit)] = True
+    y = hit[pool]
+    fit = logistic_regression(np.column_stack([np.ones(n), x]), y.astype(float), ("intercept", "norm", "direction"))
+    return {"tokens": int(n), "picks": int(sums[:, 4].sum()), "reached": int(y.sum()),
+            "per pick": {"coef norm (sd)": list(cis[0]), "coef direction (sd)": list(cis[1]),
+                         "auc norm": list(cis[2]), "auc direction": list(cis[3])},
+            "per distinct token": {"converged": fit.converged, "coef norm (sd)": float(fit.coef[1]),
+                                   "coef direction (sd)": float(fit.coef[2]), "auc norm": auc(norm[pool][y],
+                                                                                               norm[pool][~y]),
+                                   "auc direction": auc(direction[pool][y], direction[pool][~y])}}
+
+
+DETECTORS = ("T -> 0- picks (by count)", "bottom of u . h_mean", "largest norm")
+
+
+def detector_comparison(argmins: Sequence[np.ndarray], window_mean_logits: np.ndarray, norm: np.ndarray,
+                        truths: Mapping[str, tuple[np.ndarray, np.ndarray]], *, n_boot: int,
+                        seed: int) -> dict[str, object]:
+    """T -> 0- as a detector of under-trained tokens, against two as cheap: the bottom of the context-free ranking
+    u_i . h_mean over the same windows, and the largest output rows by norm.
+
+    truths: name -> (the tokens to find, the pool they are found in). Each
+    detector returns as many tokens of the pool as T -> 0- picks there
+    (k); precision at k is the share of them in the truth, the AUC ranks
+    the whole pool by the detector's score (T -> 0-: how often a token is
+    picked; ties count half). The intervals come from random halves of the
+    windows (half_sample_cis: a bootstrap resample picks fewer distinct
+    tokens, which would shift every number); the norms read no context, so
+    the norm's AUC is a population value."""
+    out: dict[str, object] = {}
+    for truth, (positives, pool) in truths.items():
+        is_true = np.isin(pool, positives)
+        norm_rank = RankedScore(norm[pool])
+        norm_order = pool[np.argsort(-norm[pool], kind="stable")]
+        target = np.zeros(norm.size, bool)
+        target[positives] = True
+
+        def numbers(units: Sequence[int], pool: np.ndarray = pool, is_true: np.ndarray = is_true,
+                    norm_rank: RankedScore = norm_rank, norm_order: np.ndarray = norm_order,
+                    target: np.ndarray = target) -> list[float]:
+            counts = np.bincount(np.concatenate([argmins[k] for k in units]), minlength=norm.size)[pool]
+            mean_logits = window_mean_logits[list(units)].mean(axis=0, dtype=np.float64)[pool]
+            k = int((counts > 0).sum())
+            if k == 0:
+                return [float("nan")] * 6
+            low = pool[np.argpartition(mean_logits, k - 1)[:k]]
+            return [float(is_true[counts > 0].mean()), float(target[low].mean()),
+                    float(target[norm_order[:k]].mean()),
+                    _count_auc(counts, is_true), RankedScore(-mean_logits).auc(is_true), norm_rank.auc(is_true)]
+
+        cis = half_sample_cis(list(range(len(argmins))), numbers, n_rep=n_boot, seed=seed)
+        k = int(np.isin(pool, np.concatenate(list(argmins))).sum())
+        out[truth] = {"k": k, "truth": int(is_true.sum()), "pool": int(pool.size),
+                      "precision at k": {d: list(cis[j]) for j, d in enumerate(DETECTORS)},
+                      "auc": {d: list(cis[3 + j]) for j, d in enumerate(DETECTORS)}}
+    return out
+
+
+def _count_auc(counts: np.ndarray, positive: np.ndarray) -> float:
+    """The AUC of a small-integer score (a pick count) for positive against the rest, ties counting half, by
+    counting values instead of sorting the pool."""
+    n1, n0 = int(positive.sum()), int((~positive).sum())
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    top = int(counts.max()) + 1
+    pos, neg = np.bincount(counts[positive], minlength=top), np.bincount(counts[~positive], minlength=top)
+    below = np.cumsum(neg) - neg  # negatives with a smaller count than each value
+    return float((pos * (below + neg / 2)).sum() / (n1 * n0))

@@ -40,6 +40,7 @@ class TeacherForced:
     argmax: list[np.ndarray]
     argmax_unique: list[np.ndarray]
     mean_logits: np.ndarray  # the mean over every position: u_i . h_mean, the context-free ranking
+    window_mean_logits: np.ndarray  # [windows, n_vocab] float32: each window's mean, for cross-fitting and resampling
     positions: int
     kept: np.ndarray | None = None  # [positions kept, n_vocab]: the logits teacher_forced was asked to keep
 
@@ -85,7 +86,7 @@ def teacher_forced(m: Model, windows: list[tuple[str, np.ndarray]], keep: Callab
                    ) -> TeacherForced:
     """Each window through the model once; the argmin and argmax of the logits after every token of it. `keep`
     names, for window k, the positions whose logits to keep (the observed states of cone reachability)."""
-    argmin, unique, argmax, unique_max, kept = [], [], [], [], []
+    argmin, unique, argmax, unique_max, kept, means = [], [], [], [], [], []
     total = np.zeros(m.n_vocab, np.float64)
     positions = 0
     for _, tokens in windows:
@@ -97,11 +98,13 @@ def teacher_forced(m: Model, windows: list[tuple[str, np.ndarray]], keep: Callab
         high = np.partition(z, -2, axis=1)[:, -2:]
         unique_max.append(high[:, 1] > high[:, 0])
         total += z.sum(axis=0, dtype=np.float64)
+        means.append(z.mean(axis=0, dtype=np.float64).astype(np.float32))
         positions += z.shape[0]
         if keep is not None:
             kept.append(np.array(z[keep(len(argmin) - 1)]))  # a copy: a view would keep the window alive
     return TeacherForced([n for n, _ in windows], argmin, unique, argmax, unique_max, total / max(positions, 1),
-                         positions, np.concatenate(kept) if kept else None)
+                         np.array(means, np.float32).reshape(len(means), m.n_vocab), positions,
+                         np.concatenate(kept) if kept else None)
 
 
 def strict_picks(tf: TeacherForced, positions: Callable[[int], np.ndarray], side: str = "argmin") -> np.ndarray:

@@ -26,19 +26,30 @@ in the norm of the output row, both as percentiles.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..model import Model
 from ..reference import probs
-from .stats import auc, logistic_regression, percentile_of_all, rank_sum_test
+from .stats import (
+    Z95,
+    auc,
+    logistic_regression,
+    odds_ratio,
+    odds_ratio_ratio,
+    percentile_of_all,
+    rank_sum_test,
+    signed_rank_test,
+    wilson_interval,
+)
 
 __all__ = [
-    "N_ANSWER", "TEMPLATES", "ControlMatch", "ProbeTrial", "VocabularyBytes", "copy_probability", "fragments",
-    "matched_controls", "probe_tokens", "probeable", "request_tokens", "summarize",
+    "N_ANSWER", "TEMPLATES", "VERIFIED_BELOW", "ControlMatch", "ProbeTrial", "VocabularyBytes", "copy_probability",
+    "fragments", "interaction", "matched_controls", "probe_tokens", "probeable", "request_tokens", "summarize",
 ]
 
 # (label before the word, label before its copy, the three example words)
@@ -46,6 +57,8 @@ TEMPLATES = (("Word:", "Copy:", ("table", "river", "green")),
              ("Input:", "Output:", ("seven", "cloud", "paper")),
              ("Say:", "Said:", ("lamp", "orange", "quiet")))
 N_ANSWER = 4  # tokens of the greedy answer that "repeated" reads
+VERIFIED_BELOW = 0.01  # a token the model copies with less probability than this is verified under-trained
+SCORE_FLOOR = 1e-12  # scores below this count as this on a log scale (copy_probability stops at 1e-6 per branch)
 
 
 def _texts(m: Model, ids: Iterable[int]) -> dict[int, str]:
@@ -159,9 +172,13 @@ def probe_tokens(m: Model, groups: Mapping[str, Sequence[int]]) -> list[ProbeTri
     it (one answer token decides that unless it begins the token's text; then N_ANSWER do)."""
     trials = []
     vocab = VocabularyBytes(m)
+    done: dict[int, list[ProbeTrial]] = {}  # a token in several groups is probed once
     for group, ids in groups.items():
         texts = _texts(m, ids)
         for t in ids:
+            if t in done:
+                trials += [replace(tr, group=group) for tr in done[t]]
+                continue
             for k in range(len(TEMPLATES)):
                 request = request_tokens(m, k, t)
                 c = m.complete(request, 0.0, seed=0, n_predict=1, keep_logits=True)
@@ -172,51 +189,100 @@ def probe_tokens(m: Model, groups: Mapping[str, Sequence[int]]) -> list[ProbeTri
                     answer = m.complete(request, 0.0, seed=0, n_predict=N_ANSWER).text
                 p = copy_probability(m, request, m.token_bytes(t), vocab)
                 trials.append(ProbeTrial(group, t, texts[t], k, p, answer.startswith(texts[t]), answer, p_token))
+            done[t] = trials[-len(TEMPLATES):]
     return trials
 
 
-def summarize(trials: Sequence[ProbeTrial], controls: Mapping[str, str]) -> dict[str, dict[str, object]]:
+def summarize(trials: Sequence[ProbeTrial], controls: Mapping[str, str],
+              pairs: Mapping[str, Sequence[tuple[int, int]]] | None = None) -> dict[str, dict[str, object]]:
     """Per group: tokens, the mean and median of the tokens' scores (the highest over templates), the repeat rate
-    over trials, the shares of tokens scoring under 0.001 and 0.1 (Land & Bartolo's thresholds), and for each
-    group in `controls`:
+    over trials, the shares of tokens scoring under 0.001, VERIFIED_BELOW and 0.1, and for each group in
+    `controls`:
 
-    - the score against its control group: an exact rank-sum test and the AUC (P(group > control));
+    - the score against its control group: the AUC (P(group > control)) and an exact rank-sum test; where
+      `pairs` gives each token's own control, an exact signed-rank test of the pairs' differences, which uses
+      the 1:1 matching;
     - "repeated" against its control group: a logistic regression over trials, each token a cluster (its three
-      templates are not independent), giving the odds ratio and its cluster-robust p-value.
+      templates are not independent), giving the odds ratio, its 95% interval and its cluster-robust p-value.
     """
     per_token: dict[str, dict[int, list[ProbeTrial]]] = defaultdict(lambda: defaultdict(list))
     for tr in trials:
         per_token[tr.group][tr.token].append(tr)
 
-    def scores(group: str) -> np.ndarray:
-        return np.array([max(tr.p for tr in ts) for ts in per_token[group].values()], float)
+    def best(group: str) -> dict[int, float]:
+        return {t: max(tr.p for tr in ts) for t, ts in per_token[group].items()}
 
     out: dict[str, dict[str, object]] = {}
     for group, tokens in per_token.items():
-        best = scores(group)
+        score = np.array(list(best(group).values()), float)
         rows = [tr for ts in tokens.values() for tr in ts]
         row: dict[str, object] = {
             "tokens": len(tokens),
-            "mean_score": float(best.mean()),
-            "median_score": float(np.median(best)),
+            "mean_score": float(score.mean()),
+            "median_score": float(np.median(score)),
             "repeat_rate": float(np.mean([tr.repeated for tr in rows])),
-            "share_score_below_0.001": float((best < 0.001).mean()),
-            "share_score_below_0.1": float((best < 0.1).mean()),
-            "scores": best.tolist(),
+            "share_score_below_0.001": float((score < 0.001).mean()),
+            "share_score_below_verified": float((score < VERIFIED_BELOW).mean()),
+            "share_score_below_0.1": float((score < 0.1).mean()),
+            "scores": score.tolist(),
         }
         control = controls.get(group)
         if control in per_token:
+            theirs = np.array(list(best(control).values()), float)
             row["controls"] = control
-            row["p_score_vs_controls"] = rank_sum_test(best, scores(control))
-            row["auc_score_vs_controls"] = auc(best, scores(control))
+            row["p_score_vs_controls"] = rank_sum_test(score, theirs)
+            row["auc_score_vs_controls"] = auc(score, theirs)
+            if pairs is not None and group in pairs:
+                mine, other = best(group), best(control)
+                d = [mine[t] - other[c] for t, c in pairs[group] if t in mine and c in other]
+                row["matched pairs"] = len(d)
+                row["p_score_matched_pairs"] = signed_rank_test(d)
             both = rows + [tr for ts in per_token[control].values() for tr in ts]
             x = np.array([[1.0, float(tr.group == group)] for tr in both])
             y = np.array([float(tr.repeated) for tr in both])
             fit = logistic_regression(x, y, ("intercept", group), clusters=[(tr.group, tr.token) for tr in both])
             row["repeated_model"] = fit.as_dict()
-            row["odds_ratio_repeated"] = float(np.exp(fit.coef[1])) if fit.converged else float("nan")
+            if fit.converged:
+                half = Z95 * float(fit.se[1])
+                row["odds_ratio_repeated"] = [float(np.exp(fit.coef[1])), float(np.exp(fit.coef[1] - half)),
+                                              float(np.exp(fit.coef[1] + half))]
         out[group] = row
     return out
+
+
+def interaction(scores: Mapping[str, Sequence[float]], reached: tuple[str, str], never: tuple[str, str]
+                ) -> dict[str, object]:
+    """The 2x2 design reached at T < 0 x under-trained candidate, per token, two ways:
+
+    - the odds that the model cannot copy it (score below VERIFIED_BELOW) for candidates against non-candidates,
+      among the reached tokens and among those never reached, and their ratio, the interaction (the same
+      estimates as a saturated logistic model over tokens);
+    - the same contrast in the mean log10 score (floored at SCORE_FLOOR), which keeps what the threshold
+      discards: (candidates - non-candidates, reached) - (the same, never reached), with a normal interval from
+      the four cells' independent means.
+
+    reached, never: the (candidates, non-candidates) groups of `scores` in each row."""
+    cells: dict[str, object] = {}
+    tables = []
+    for label, (cand, other) in (("reached", reached), ("never reached", never)):
+        counts = []
+        for group in (cand, other):
+            s = np.asarray(scores[group], float)
+            k = int((s < VERIFIED_BELOW).sum())
+            counts.append((k, int(s.size) - k))
+            cells[group] = list(wilson_interval(k, int(s.size)))
+        table = odds_ratio(counts[0][0], counts[0][1], counts[1][0], counts[1][1])
+        tables.append(table)
+        cells[f"odds ratio, candidates vs not: {label}"] = table.as_dict()
+    cells["interaction (ratio of the odds ratios)"] = odds_ratio_ratio(tables[0], tables[1]).as_dict()
+    logs = [np.log10(np.maximum(np.asarray(scores[g], float), SCORE_FLOOR)) for g in (*reached, *never)]
+    contrast = (logs[0].mean() - logs[1].mean()) - (logs[2].mean() - logs[3].mean())
+    se = math.sqrt(sum(v.var(ddof=1) / v.size for v in logs)) if min(v.size for v in logs) > 1 else float("nan")
+    cells["interaction in mean log10 score"] = {
+        "difference of differences": float(contrast),
+        "95% interval": [float(contrast - Z95 * se), float(contrast + Z95 * se)],
+        "p": math.erfc(abs(contrast) / (se * math.sqrt(2))) if se > 0 else float("nan")}
+    return cells
 
 
 class VocabularyBytes:

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from .analysis import STATS, VARIANTS, Geometry
+from .analysis import DETECTORS, NEIGHBOURS, STATS, VARIANTS, Geometry
+from .repetition import VERIFIED_BELOW
 
 __all__ = ["markdown", "plots"]
 
@@ -16,21 +17,29 @@ _BETA_TICKS = [-1e3, -1.0, -1e-3, 0.0, 1e-3, 1.0, 1e3]
 _T_TICKS = [-1e3, -1.0, -1e-3, 1e-3, 1.0, 1e3]
 
 
+NEARLY_CONSTANT = 0.01  # a coefficient of variation of the norms below this: a norm axis would show nothing
+
+
 def plots(out: Path, name: str, results: dict[str, Any], g: Geometry, raw: dict[str, Any], neg: Counter[int],
-          pos_ids: np.ndarray, seed: int) -> None:
-    """norm_direction.png, beta_sweep.png and repetition_ecdf.png."""
+          forced: Counter[int], pos_ids: np.ndarray) -> None:
+    """norm_direction.png (a strip plot of direction per group where the norms are nearly constant),
+    beta_sweep.png and repetition_ecdf.png. neg: the T = -0.001 draws; forced: the teacher-forced argmins."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    _norm_direction(plt, out, name, g, raw, neg, pos_ids)
+    norm = raw["norm"]
+    if norm.std() / norm.mean() < NEARLY_CONSTANT:
+        _direction_strips(plt, out, name, g, raw, neg, forced, pos_ids)
+    else:
+        _norm_direction(plt, out, name, g, raw, neg, forced, pos_ids)
     _beta_sweep(plt, out, name, results["beta_sweep"])
     _repetition_ecdf(plt, out, name, results["repetition"]["groups"])
 
 
 def _norm_direction(plt: Any, out: Path, name: str, g: Geometry, raw: dict[str, Any], neg: Counter[int],
-                    pos_ids: np.ndarray) -> None:
+                    forced: Counter[int], pos_ids: np.ndarray) -> None:
     direction, norm = raw["indicator"], raw["norm"]
     fig, ax = plt.subplots(figsize=(8, 6))
     ax.scatter(direction, norm, s=1, color="0.82", label=f"every token, n = {norm.size:,}", rasterized=True)
@@ -44,16 +53,43 @@ def _norm_direction(plt: Any, out: Path, name: str, g: Geometry, raw: dict[str, 
     xs, ys = zip(*points, strict=True) if points else ((), ())
     ax.scatter(xs, ys, s=[20 + 4 * np.sqrt(c) for c in points.values()], marker="x", color="k",
                label=f"reference (known unused), n = {ref.size:,} at {len(points):,} points (size: tokens there)")
-    ids = np.array(sorted(neg), np.int64)
-    sizes = 6 + 6 * np.sqrt([neg[t] for t in ids.tolist()])
-    ax.scatter(direction[ids], norm[ids], s=sizes, facecolors="none", edgecolors="C3", linewidths=0.8,
-               label=f"T = -0.001 tokens (distinct), n = {ids.size:,}; area: draws")
+    for counts, colour, marker, label in ((forced, "C1", "D", "teacher-forced argmins (primary)"),
+                                          (neg, "C3", "o", "T = -0.001 draws")):
+        ids = np.array(sorted(counts), np.int64)
+        sizes = 6 + 6 * np.sqrt([counts[t] for t in ids.tolist()])
+        ax.scatter(direction[ids], norm[ids], s=sizes, marker=marker, facecolors="none", edgecolors=colour,
+                   linewidths=0.8, label=f"{label} (distinct), n = {ids.size:,}; area: picks")
     ax.axvline(raw["cutoff"], color="C0", linestyle="--", linewidth=0.8, label="candidate cutoff (top 2%)")
     ax.set_ylim(0, float(norm.max()) * 1.05)  # from zero, so the spread of the norms reads at its true size
     ax.set_xlabel("direction: cosine to the mean unused row (centred, first PC removed)")
     ax.set_ylabel("norm of the output row")
     ax.set_title(f"{name}: direction and norm of every token's output row")
     ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(out / "norm_direction.png", dpi=110)
+    plt.close(fig)
+
+
+def _direction_strips(plt: Any, out: Path, name: str, g: Geometry, raw: dict[str, Any], neg: Counter[int],
+                      forced: Counter[int], pos_ids: np.ndarray) -> None:
+    """Direction per group, one row each, every token a jittered point: with constant norms the direction is all
+    there is, and no group hides under another's markers."""
+    direction = raw["indicator"]
+    rows = [("every token", np.arange(direction.size)), ("under-trained candidates", np.flatnonzero(g.candidate)),
+            ("reference (known unused)", np.flatnonzero(g.reference)),
+            ("teacher-forced argmins (primary)", np.array(sorted(forced), np.int64)),
+            ("T = -0.001 draws", np.array(sorted(neg), np.int64)), ("T = +0.001 draws", pos_ids)]
+    rng = np.random.default_rng(0)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for i, (_, ids) in enumerate(rows):
+        y = len(rows) - 1 - i + rng.uniform(-0.3, 0.3, ids.size)
+        ax.scatter(direction[ids], y, s=1 if ids.size > 5000 else 4, color="0.6" if i == 0 else f"C{i - 1}",
+                   alpha=0.5 if ids.size > 5000 else 0.8, rasterized=True)
+    ax.set_yticks(range(len(rows)), [f"{label}\nn = {ids.size:,}" for label, ids in reversed(rows)], fontsize=8)
+    ax.axvline(raw["cutoff"], color="C0", linestyle="--", linewidth=0.8)
+    ax.text(raw["cutoff"], len(rows) - 0.45, " candidate cutoff (top 2%)", color="C0", fontsize=7, va="bottom")
+    ax.set_xlabel("direction: cosine to the mean unused row (centred, first PC removed)")
+    ax.set_title(f"{name}: direction of each group's output rows (norms nearly constant, so not shown)")
     fig.tight_layout()
     fig.savefig(out / "norm_direction.png", dpi=110)
     plt.close(fig)
@@ -98,11 +134,12 @@ def _repetition_ecdf(plt: Any, out: Path, name: str, groups: dict[str, Any]) -> 
             ax.step(v, np.arange(1, v.size + 1) / v.size, where="post", color=f"C{i}", linestyle=style,
                     label=f"{label} (n = {v.size})")
     ax.set_xscale("log")
-    ax.set_xlabel("score: p(token) where the copy begins, highest over three prompts (floored at 1e-12)")
+    ax.set_xlabel("score: p(the copy spells the token), highest over three prompts (floored at 1e-12)")
     ax.set_ylabel("share of tokens scoring at most this")
-    ax.axvline(1e-3, color="0.6", linewidth=0.8)
+    ax.axvline(VERIFIED_BELOW, color="0.4", linestyle=":", linewidth=1,
+               label=f"{VERIFIED_BELOW:g}: below it, verified under-trained")
     ax.set_title(f"{name}: can the model repeat the token? (left: cannot)")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=6, loc="upper left")
     fig.tight_layout()
     fig.savefig(out / "repetition_ecdf.png", dpi=110)
     plt.close(fig)
@@ -112,6 +149,8 @@ def _ci(v: list[float] | None, digits: int = 1, scale: float = 1.0) -> str:
     if v is None or v[0] is None:
         return "n/a"
     point, lo, hi = (x * scale if x is not None else float("nan") for x in v)
+    if point != point:
+        return "n/a"
     if lo != lo:  # no interval (nan): the number is over distinct tokens, or nothing was resampled
         return f"{point:.{digits}f}"
     return f"{point:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
@@ -129,7 +168,7 @@ def _stats_table(title: str, rows: dict[str, dict[str, list[float]]]) -> list[st
     percent = {s for s in STATS if s.startswith("share")}
     lines = [f"| {title} | " + " | ".join(STATS) + " |", "|---" * (len(STATS) + 1) + "|"]
     for label, s in rows.items():
-        cells = [(_ci(s[k], 1, 100) + "%") if k in percent else _ci(s[k]) for k in STATS]
+        cells = [(_ci(s[k], 1, 100) + "%").replace("n/a%", "n/a") if k in percent else _ci(s[k]) for k in STATS]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
 
@@ -199,14 +238,28 @@ def markdown(r: dict[str, Any]) -> str:
         for label, e in row.items():
             cells = " | ".join(f"{100 * e[c]['share']:.1f}% ({e[c]['enrichment']:.1f}x)" for c in ("1%", "2%", "5%"))
             lines.append(f"| {ind} | {label} | {e['auc']:.3f} | {cells} |")
-    lines += ["", "### The whole vocabulary: reached against norm and direction together", "",
-              "| reached set | tokens reached | coef norm (sd) | coef direction (sd) | AUC norm | AUC direction |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "### The whole vocabulary: norm against direction", "",
+              "Per pick: a conditional logit of which token is picked among all non-reference tokens, and each "
+              "measure's AUC for the picked token against the rest, averaged over picks; intervals resample "
+              "windows (teacher-forced) or templates and subjects (draws). Per distinct token (descriptive, no "
+              "interval): a logistic regression of picked at all, and the AUCs.", "",
+              "| picks | picks (distinct tokens) | coef norm (sd) | coef direction (sd) | AUC norm | AUC direction "
+              "| distinct: coef norm, direction | distinct: AUC norm, direction |", "|---" * 8 + "|"]
     for label, v in r["vocabulary_regression"].items():
-        terms = v["model"]["terms"]
-        lines.append(f"| {label} | {v['reached']:,} of {v['tokens']:,} | {terms['norm (sd)']['coef']:.2f} "
-                     f"(p {_p(terms['norm (sd)']['p'])}) | {terms['direction (sd)']['coef']:.2f} "
-                     f"(p {_p(terms['direction (sd)']['p'])}) | {v['auc norm']:.3f} | {v['auc direction']:.3f} |")
+        e, d = v["per pick"], v["per distinct token"]
+        lines.append(f"| {label} | {v['picks']:,} ({v['reached']:,} of {v['tokens']:,}) | "
+                     f"{_ci(e['coef norm (sd)'], 2)} | {_ci(e['coef direction (sd)'], 2)} | {_ci(e['auc norm'], 3)} | "
+                     f"{_ci(e['auc direction'], 3)} | {d['coef norm (sd)']:.2f}, {d['coef direction (sd)']:.2f} | "
+                     f"{d['auc norm']:.3f}, {d['auc direction']:.3f} |")
+    lines += ["", "### T -> 0- as a detector, against two as cheap", "",
+              "Each detector returns k tokens (k: the distinct teacher-forced argmins in the pool); precision at k is "
+              "the share of them in the truth; the AUC ranks the whole pool (T -> 0-: by how often a token is "
+              "picked). Intervals resample windows; the norm reads no context.", "",
+              "| truth (in pool) | k | detector | precision at k | AUC |", "|---|---|---|---|---|"]
+    for truth, d in r["detectors"].items():
+        for det in DETECTORS:
+            lines.append(f"| {truth} ({d['truth']:,} of {d['pool']:,}) | {d['k']:,} | {det} | "
+                         f"{_ci(d['precision at k'][det], 1, 100)}% | {_ci(d['auc'][det], 3)} |")
     c = r["cone"]
     lines += ["", "## 6. Cone reachability: which tokens the model's own hidden states can make the argmin", "",
               f"The cone of {c['cone states']:,} observed final hidden states (the even windows); "
@@ -236,28 +289,58 @@ def markdown(r: dict[str, Any]) -> str:
     lines += ["## 7. Can the model repeat them?", "",
               "A few-shot copying prompt, the token placed by its id; score: the probability that the copy begins "
               "with the token's text, by any tokenization, the highest over three prompts; repeated: the greedy "
-              "answer starts with the token. Controls: matched on "
-              f"kind, frequency ({rep['frequency proxy']}) and norm. p (score): exact rank-sum; AUC: P(group > "
-              "control); odds ratio of repeating: logistic model, tokens as clusters.", "",
-              "| group | tokens | mean score | median score | repeated | score < 0.001 | score < 0.1 | AUC | p (score) "
-              "| odds ratio | p (repeated) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "answer starts with the token. Each group a random sample of its cell. Controls: matched on "
+              f"kind, frequency ({rep['frequency proxy']}) and norm. AUC: P(group > control); p (pairs): exact "
+              "signed-rank test of each token against its own control; odds ratio of repeating: logistic model, "
+              "tokens as clusters.", "",
+              f"| group | tokens | mean score | median score | repeated | score < 0.001 | score < {VERIFIED_BELOW:g} "
+              "| AUC | p (pairs) | odds ratio of repeating | p (repeated) |", "|---" * 11 + "|"]
     for group, s in rep["groups"].items():
-        model = s.get("repeated_model")
-        p_rep = model["terms"][group]["p"] if model and model["converged"] else None
-        lines.append(f"| {group} | {s['tokens']} | {s['mean_score']:.3g} | {s['median_score']:.3g} | "
-                     f"{100 * s['repeat_rate']:.0f}% | {100 * s['share_score_below_0.001']:.0f}% | "
-                     f"{100 * s['share_score_below_0.1']:.0f}% | "
-                     f"{s['auc_score_vs_controls']:.2f} | {_p(s.get('p_score_vs_controls'))} | "
-                     f"{s.get('odds_ratio_repeated', float('nan')):.2f} | {_p(p_rep)} |"
-                     if "controls" in s else
-                     f"| {group} | {s['tokens']} | {s['mean_score']:.3g} | {s['median_score']:.3g} | "
-                     f"{100 * s['repeat_rate']:.0f}% | {100 * s['share_score_below_0.001']:.0f}% | "
-                     f"{100 * s['share_score_below_0.1']:.0f}% | | | | |")
+        head = (f"| {group} | {s['tokens']} | {s['mean_score']:.3g} | {s['median_score']:.3g} | "
+                f"{100 * s['repeat_rate']:.0f}% | {100 * s['share_score_below_0.001']:.0f}% | "
+                f"{100 * s['share_score_below_verified']:.0f}% |")
+        if "controls" not in s:
+            lines.append(head + " | | | |")
+            continue
+        model = s["repeated_model"]
+        odds = s.get("odds_ratio_repeated")
+        lines.append(head + f" {s['auc_score_vs_controls']:.2f} | {_p(s.get('p_score_matched_pairs'))} | "
+                     + (f"{odds[0]:.2f} [{odds[1]:.2f}, {odds[2]:.2f}] | {_p(model['terms'][group]['p'])} |"
+                        if odds else "none: separation | |"))
+    lines += ["", f"The 2x2 design, per token: the odds of scoring below {VERIFIED_BELOW:g} (cannot copy), "
+              "candidates against non-candidates, among the tokens reached and among those never reached; their "
+              "ratio is the interaction (Woolf intervals; 0.5 added to every cell of a table with an empty one). "
+              "The same contrast in the mean log10 score: (candidates - non-candidates, reached) - (the same, never "
+              "reached).", "",
+              "| reached by | odds ratio: reached | odds ratio: never reached | interaction | p (interaction) | "
+              "interaction in mean log10 score | p |", "|---" * 7 + "|"]
+    for how, d in rep["2x2 design"].items():
+        a, b, x = (d["odds ratio, candidates vs not: reached"], d["odds ratio, candidates vs not: never reached"],
+                   d["interaction (ratio of the odds ratios)"])
+        ls = d["interaction in mean log10 score"]
+        low, high = ls["95% interval"]
+        lines.append(f"| {how} | {_or(a)} | {_or(b)} | {_or(x)} | {_p(x['p'])} | "
+                     f"{ls['difference of differences']:.2f} [{low:.2f}, {high:.2f}] | {_p(ls['p'])} |")
+    lines += ["", "Answers (first prompt) of some probed candidates:", "", "| group | token | answer | score |",
+              "|---|---|---|---|"]
+    for e in rep["examples"][:12]:
+        lines.append(f"| {e['group']} | `{e['text']!r}` | `{e['answer'][:30]!r}` | {e['p']:.2g} |")
     lines += ["", "![repetition scores](repetition_ecdf.png)", "",
               "## 8. beta = 1/T is continuous", "", "![beta sweep](beta_sweep.png)", ""]
     return "\n".join(lines)
 
 
+def _or(d: dict[str, Any]) -> str:
+    low, high = d["95% interval"]
+    return f"{d['odds ratio']:.2g} [{low:.2g}, {high:.2g}]"
+
+
 def _nulls(n: dict[str, Any]) -> list[str]:
-    return ["", f"Candidates among the {n['tokens']:,} distinct non-reference tokens: {n['observed']:.0f}; by "
-            f"chance {n['uniform']:.1f} (uniform) or {n['norm-matched']:.1f} (tokens of the same norms)."]
+    line = (f"Candidates among the {n['tokens']:,} distinct non-reference tokens: {n['observed']:.0f}; by chance "
+            f"{n['uniform']:.1f} (uniform) or {n['norm-matched']:.1f} (each token's {NEIGHBOURS} nearest unpicked "
+            "tokens by norm)")
+    if "p observed vs norm-matched" in n:
+        line += (f", p = {_p(n['p observed vs norm-matched'])}; balance: standardized norm difference "
+                 f"{n['balance: norm standardized difference']:.3f}, mean norm-percentile gap "
+                 f"{n['balance: mean norm-percentile gap']:.2f}")
+    return ["", line + "."]

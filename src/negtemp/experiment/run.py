@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import numpy as np
 
@@ -21,7 +21,9 @@ from ..reference import probs
 from ..results import json_value
 from . import report
 from .analysis import (
+    Baseline,
     Geometry,
+    detector_comparison,
     draw_statistics,
     indicator_table,
     teacher_statistics,
@@ -41,7 +43,7 @@ from .geometry import (
     top_candidates,
     undertrained_indicator,
 )
-from .repetition import matched_controls, probe_tokens, probeable, summarize
+from .repetition import VERIFIED_BELOW, interaction, matched_controls, probe_tokens, probeable, summarize
 from .stats import auc, percentile_of_all, wilson_interval
 
 __all__ = ["DRAW_TEMPS", "prompt_factors", "run_experiment", "undertrained_candidates", "varied_prompts"]
@@ -54,7 +56,7 @@ CANDIDATE_FRACTION = 0.02
 CUTOFFS = (0.01, 0.02, 0.05)  # the candidate fractions the indicator table compares
 RANDOM_DIRECTIONS = 1024  # Gaussian hidden states: how much of the vocabulary is an argmin with no cone
 CONE_STATES = 1024  # observed states (of the even windows) that span the cone
-CONE_SECONDS = 40.0  # the time the cone may spend on each group and side; tokens left are undecided
+CONE_SECONDS = 60.0  # the time the cone may spend on each group and side; tokens left are undecided
 STRONGEST = 30  # the strongest candidates by the indicator, each decided
 _SUBJECTS = ["the ocean", "a violin", "quantum physics", "my grandmother", "the stock market", "a cat", "Mars",
              "democracy", "the internet", "a thunderstorm", "chess", "bread", "the Roman Empire", "a bicycle",
@@ -141,8 +143,9 @@ def side_by_side(m: Model, out: Path, seed: int) -> list[dict[str, Any]]:
 
 def draw_tokens(m: Model, prompts: list[str], n_tokens: int, seed: int, quiet: bool
                 ) -> tuple[dict[float, list[np.ndarray]], np.ndarray, dict[str, Any]]:
-    """Part 2: each prompt's draws at every DRAW_TEMPS temperature (seed + i), and the logits after each prompt
-    (their mean, u_i . h_mean over the prompts, is the context-free ranking), all in one Model.batch_requests;
+    """Part 2: each prompt's draws at every DRAW_TEMPS temperature (seed + i), and the mean of the logits after
+    every prompt, after the even ones and after the odd ones ([3, n_vocab]: u_i . h_mean, the context-free
+    ranking, and its halves for cross-fitting), all in one Model.batch_requests;
     and the seed check at T = -0.001 on the first SEED_CHECK_PROMPTS prompts, as a batch of their own, one change
     at a time against it: another seed on the same path, the other path (complete(), one sequence) with the same
     seed, and the whole run's batch (other batch-mates) with the same seed."""
@@ -152,14 +155,14 @@ def draw_tokens(m: Model, prompts: list[str], n_tokens: int, seed: int, quiet: b
         requests.append(Request(prompt, SamplingConfig(temp=1.0, seed=seed + i), n_predict=1, keep_logits=True))
     per_prompt = len(DRAW_TEMPS) + 1
     tokens: dict[int, np.ndarray] = {}
-    total = np.zeros(m.n_vocab, np.float64)
+    total = np.zeros((2, m.n_vocab), np.float64)
     for done, (r, outcome) in enumerate(m.batch_requests(requests), 1):
         if isinstance(outcome, BaseException):
             raise outcome
         (c,) = outcome
         if r % per_prompt == len(DRAW_TEMPS):
             assert c.step_logits is not None
-            total += c.step_logits[0]
+            total[(r // per_prompt) % 2] += c.step_logits[0]
         else:
             tokens[r] = c.tokens.astype(np.int64)
         if done % (50 * per_prompt) == 0 or done == len(requests):
@@ -190,7 +193,9 @@ def draw_tokens(m: Model, prompts: list[str], n_tokens: int, seed: int, quiet: b
                                                              for x, y in zip(new, same, strict=True)),
              "other path (complete), same seed: differ": differ(alone, same),
              "whole batch, same seed: differ": differ(draws[DRAW_TEMPS[0]][: len(checked)], same)}
-    return draws, total / max(len(prompts), 1), check
+    halves = np.array([(len(prompts) + 1) // 2, len(prompts) // 2], np.float64)
+    means = np.vstack([total.sum(axis=0) / max(len(prompts), 1), total / np.maximum(halves, 1)[:, None]])
+    return draws, means, check
 
 
 def undertrained_candidates(m: Model) -> np.ndarray:
@@ -282,8 +287,12 @@ def run_experiment(
         clock.lap("teacher-forced")
 
         _progress(f"[5/8] statistics: {n_boot} bootstrap resamples per interval", quiet)
-        results["teacher_forced"] = teacher_forced_statistics(m, tf, g, n_boot, seed)
-        results["draws"] = {f"{t:g}": draw_statistics(draws[t], factors, g, bottom(prompt_logits), n_boot=n_boot,
+        norm = raw["output"]["norm"]
+        tf_baseline = context_free(tf.mean_logits, tf.window_mean_logits[0::2].mean(axis=0),
+                                   tf.window_mean_logits[1::2].mean(axis=0))
+        results["teacher_forced"] = teacher_forced_statistics(m, tf, g, tf_baseline, norm, n_boot, seed)
+        draw_baseline = context_free(*prompt_logits)
+        results["draws"] = {f"{t:g}": draw_statistics(draws[t], factors, g, draw_baseline, norm, n_boot=n_boot,
                                                        seed=seed) for t in DRAW_TEMPS}
         tf_ids = np.unique(np.concatenate(tf.argmin))
         neg_ids = np.array(sorted(neg), np.int64)
@@ -291,9 +300,17 @@ def run_experiment(
         reached = {"teacher-forced argmins": tf_ids, "T = -0.001 draws": neg_ids}
         scores = {name: indicator_variant(name, mats.output, mats.input, reference) for name in INDICATORS}
         results["indicators"] = indicator_table(scores, reference, reached, CUTOFFS)
+        direction = raw["output"]["indicator"]
         results["vocabulary_regression"] = {
-            label: vocabulary_regression(ids, raw["output"]["norm"], raw["output"]["indicator"], reference)
-            for label, ids in reached.items()}
+            "teacher-forced argmins": vocabulary_regression(tf.argmin, norm, direction, reference, n_boot=n_boot,
+                                                            seed=seed),
+            "T = -0.001 draws": vocabulary_regression(draws[DRAW_TEMPS[0]], norm, direction, reference,
+                                                      n_boot=n_boot, seed=seed, factors=factors)}
+        everything = np.arange(m.n_vocab)
+        results["detectors"] = detector_comparison(
+            tf.argmin, tf.window_mean_logits, norm,
+            {"under-trained candidates": (np.flatnonzero(g.candidate), np.setdiff1d(everything, reference)),
+             "reference tokens (known unused)": (reference, everything)}, n_boot=n_boot, seed=seed)
         clock.lap("statistics")
 
         _progress(f"[6/8] cone reachability: up to {n_cone} candidates and {n_cone} reference tokens", quiet)
@@ -306,7 +323,8 @@ def run_experiment(
 
         _progress("[8/8] beta sweep and plots", quiet)
         results["beta_sweep"] = beta_sweep(m, int(reference.size))
-        report.plots(out, m.path.name, results, g, raw["output"], neg, pos_ids, seed)
+        report.plots(out, m.path.name, results, g, raw["output"], neg, Counter(np.concatenate(tf.argmin).tolist()),
+                     pos_ids)
         clock.lap("beta sweep and plots")
     finally:
         if own:
@@ -408,10 +426,17 @@ def _quantiles(v: np.ndarray) -> dict[str, float]:
             "max": float(q[4])}
 
 
-def teacher_forced_statistics(m: Model, tf: TeacherForced, g: Geometry, n_boot: int, seed: int) -> dict[str, Any]:
-    """Part 5's primary measure: the argmins over natural text, with the context-free bottom 2% of the mean
-    logits over the same positions (u_i . h_mean: the ranking no context changes) as their baseline."""
-    stats = teacher_statistics(tf.argmin, g, bottom(tf.mean_logits), n_boot=n_boot, seed=seed)
+def context_free(same: np.ndarray, even: np.ndarray, odd: np.ndarray) -> Baseline:
+    """The context-free bottom 2% of the mean logits: over the contexts of every unit, and cross-fitted (an even
+    unit's picks against the odd units' mean, and the reverse)."""
+    return Baseline(bottom(same), (bottom(odd), bottom(even)))
+
+
+def teacher_forced_statistics(m: Model, tf: TeacherForced, g: Geometry, baseline: Baseline, norm: np.ndarray,
+                              n_boot: int, seed: int) -> dict[str, Any]:
+    """Part 5's primary measure: the argmins over natural text, against the context-free bottom 2% of the mean
+    logits (u_i . h_mean: the ranking no context changes), over the same windows and cross-fitted."""
+    stats = teacher_statistics(tf.argmin, g, baseline, norm, n_boot=n_boot, seed=seed)
     common = Counter(np.concatenate(tf.argmin).tolist()).most_common(10)
     stats.update({
         "positions": tf.positions,
@@ -489,31 +514,51 @@ def cone_analysis(mats: Matrices, g: Geometry, tf: TeacherForced, kept: Callable
     return out
 
 
+PROBE_CELLS = ("T<0 draws", "teacher-forced", "never reached")  # reached how, in the probe's 2x2 design
+
+
 def repetition_probe(m: Model, out: Path, neg: Counter[int], tf_ids: np.ndarray, g: Geometry, raw: dict[str, Any],
                      mats: Matrices, n_probe: int, seed: int) -> dict[str, Any]:
-    """Part 7: three groups and a matched control each: the most drawn T < 0 tokens that are candidates, those
-    that are not (stratified, since the two may behave differently), and a random sample of the candidates that
-    T < 0 never reaches (neither drawn nor a teacher-forced argmin): a random sample, since the strongest would
-    confound "never reached" with strength."""
+    """Part 7: the 2x2 design reached at T < 0 x under-trained candidate, "reached" read two ways (drawn at
+    T = -0.001; a teacher-forced argmin, the primary measure) against the tokens never reached (neither). Each
+    cell is a random sample of up to n_probe probeable normal tokens (random: the most drawn or the strongest
+    would confound reach with strength), and each token of every cell but the last (never reached, not a
+    candidate: itself the baseline) gets a matched control."""
     types = mats.token_types
+    rng = np.random.default_rng(seed)
 
-    def visible(ids: list[int]) -> list[int]:
-        return [t for t in ids if types[t] == GGUF_NORMAL and probeable(_text(m, t))]
+    def sample(ids: np.ndarray) -> list[int]:
+        """Up to n_probe of ids in random order that are normal, not reference tokens and can be asked for."""
+        picked: list[int] = []
+        for t in rng.permutation(ids).tolist():
+            if len(picked) == n_probe:
+                break
+            if types[t] == GGUF_NORMAL and not g.reference[t] and probeable(_text(m, t)):
+                picked.append(t)
+        return picked
 
-    drawn = [t for t, _ in neg.most_common()]
-    reached = set(neg) | set(tf_ids.tolist())
-    never = np.random.default_rng(seed).permutation(np.flatnonzero(g.candidate)).tolist()
-    probed = {"T<0 candidates": visible([t for t in drawn if g.candidate[t]])[:n_probe],
-              "T<0 non-candidates": visible([t for t in drawn if not g.candidate[t]])[:n_probe],
-              "candidates never reached": visible([t for t in never if t not in reached])[:n_probe]}
-    exclude = set(neg) | set(np.flatnonzero(g.candidate).tolist())
+    drawn = np.zeros(m.n_vocab, bool)
+    drawn[list(neg)] = True
+    forced = np.zeros(m.n_vocab, bool)
+    forced[tf_ids] = True
+    reach = {"T<0 draws": drawn, "teacher-forced": forced, "never reached": ~(drawn | forced)}
+    probed: dict[str, list[int]] = {}
+    for how, mask in reach.items():
+        probed[f"{how}: candidates"] = sample(np.flatnonzero(mask & g.candidate))
+        probed[f"{how}: non-candidates"] = sample(np.flatnonzero(mask & ~g.candidate & ~g.reference))
+    baseline_cell = "never reached: non-candidates"
+    exclude = set(np.flatnonzero(drawn | forced | g.candidate).tolist()) | set(probed[baseline_cell])
     groups: dict[str, list[int]] = {}
     matching: dict[str, Any] = {}
+    pairs: dict[str, list[tuple[int, int]]] = {}
     for name, ids in probed.items():
+        groups[name] = ids
+        if name == baseline_cell:
+            continue
         match = matched_controls(m, ids, exclude, types, raw["norm"], mats.frequency_rank)
         exclude |= {c for c in match.controls if c >= 0}
-        groups[name] = ids
         groups[f"{name}: controls"] = [c for c in match.controls if c >= 0]
+        pairs[name] = [(t, c) for t, c in zip(ids, match.controls, strict=True) if c >= 0]
         matching[name] = {"same kind": int(sum(match.same_kind)), "of": len(ids),
                           "mean frequency-percentile gap": match.frequency_gap,
                           "mean norm-percentile gap": match.norm_gap}
@@ -523,10 +568,20 @@ def repetition_probe(m: Model, out: Path, neg: Counter[int], tf_ids: np.ndarray,
         w.writerow(["group", "token", "text", "template", "p_copy", "p_token", "repeated", "answer"])
         for tr in trials:
             w.writerow([tr.group, tr.token, tr.text, tr.template, tr.p, tr.p_token, int(tr.repeated), tr.answer])
-    summary = summarize(trials, {name: f"{name}: controls" for name in probed})
+    summary = summarize(trials, {name: f"{name}: controls" for name in pairs}, pairs)
+    scores = {name: cast(list[float], summary[name]["scores"]) for name in probed if name in summary}
+    design = {how: interaction(scores, (f"{how}: candidates", f"{how}: non-candidates"),
+                               ("never reached: candidates", baseline_cell))
+              for how in PROBE_CELLS[:2] if all(f"{h}: {c}" in scores for h in (how, "never reached")
+                                                for c in ("candidates", "non-candidates"))}
+    first = [tr for tr in trials if tr.template == 0 and not tr.group.endswith(": controls")]
     return {"groups": summary, "matching": matching, "frequency proxy": mats.frequency_source,
+            "2x2 design": design, "cannot copy below": VERIFIED_BELOW,
+            "population": {how: {"candidates": int((mask & g.candidate).sum()),
+                                 "non-candidates": int((mask & ~g.candidate & ~g.reference).sum())}
+                           for how, mask in reach.items()},
             "examples": [{"group": tr.group, "text": tr.text, "answer": tr.answer, "p": tr.p}
-                         for tr in trials if tr.template == 0][:: max(1, len(trials) // 30)]}
+                         for tr in first if tr.group.endswith(": candidates")][:: max(1, len(first) // 40)]}
 
 
 def beta_sweep(m: Model, n_reference: int) -> dict[str, Any]:

@@ -30,12 +30,10 @@ from ..model import Model
 from .cone import cone_reach, row_groups
 from .corpus import cone_positions, corpus_windows, outside_cone, strict_picks, teacher_forced, text_windows
 from .geometry import GGUF_NORMAL, INDICATORS, indicator_variant, read_matrices, top_candidates
-from .repetition import TEMPLATES, VocabularyBytes, copy_probability, probeable, request_tokens
+from .repetition import TEMPLATES, VERIFIED_BELOW, VocabularyBytes, copy_probability, probeable, request_tokens
 from .run import CANDIDATE_FRACTION, known_unused
 
-__all__ = ["VERIFIED_BELOW", "ScanSettings", "scan"]
-
-VERIFIED_BELOW = 0.01  # a candidate the model copies with less probability than this is verified under-trained
+__all__ = ["ScanSettings", "scan"]
 
 
 @dataclass(frozen=True)
