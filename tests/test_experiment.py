@@ -84,6 +84,13 @@ def test_report_has_every_section_and_every_plot(report):
         assert (out / name).stat().st_size > 0, f"{name} missing or empty"
 
 
+@pytest.mark.parametrize(("setting", "flag"), [("n_windows", "--windows"), ("n_prompts", "--prompts")])
+def test_the_experiment_refuses_fewer_than_two_units_to_cross_fit(tiny, tmp_path, setting, flag):
+    with pytest.raises(ValueError, match=f"{flag}.*at least 2"):
+        run_experiment(tiny, tmp_path, **{setting: 1}, quiet=True)
+    assert not any(tmp_path.iterdir()), "nothing should be written before the settings are checked"
+
+
 def test_centroid_distances_equal_a_direct_numpy_computation(report, tiny_path):
     out, _, _ = report
     emb, tied = embedding_matrix(tiny_path)

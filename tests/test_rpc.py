@@ -322,7 +322,7 @@ def test_a_server_killed_mid_generation_raises_remote_error_and_a_restarted_one_
 @pytest.mark.parametrize("argv", [
     ["-p", PROMPT, "-n", "2"],
     ["sweep", PROMPT, "--temps", "-1,1", "-n", "2"],
-    ["experiment", "--prompts", "1"],
+    ["experiment", "--prompts", "2"],
 ], ids=["generate", "sweep", "experiment"])
 def test_the_command_line_passes_rpc_servers_on_and_reports_their_faults(smollm2_path, tmp_path, argv):
     endpoint = f"127.0.0.1:{free_port()}"

@@ -31,7 +31,7 @@ def run(argv: Sequence[str]) -> int:
     ap.add_argument("--seed", type=int, default=1)
     rpc_option(ap)
     args = ap.parse_args(argv)
-    for name in ("prompts", "windows", "probe", "cone", "bootstrap"):
+    for name in ("probe", "cone", "bootstrap"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be at least 1, got {getattr(args, name)}")
     from ..experiment import run_experiment

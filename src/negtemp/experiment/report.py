@@ -89,7 +89,8 @@ def _direction_strips(plt: Any, out: Path, name: str, g: Geometry, raw: dict[str
     ax.axvline(raw["cutoff"], color="C0", linestyle="--", linewidth=0.8)
     ax.text(raw["cutoff"], len(rows) - 0.45, " candidate cutoff (top 2%)", color="C0", fontsize=7, va="bottom")
     ax.set_xlabel("direction: cosine to the mean unused row (centred, first PC removed)")
-    ax.set_title(f"{name}: direction of each group's output rows (norms nearly constant, so not shown)")
+    ax.set_title(f"{name}: direction of each group's output rows\n(the norms are nearly constant, so not shown)",
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(out / "norm_direction.png", dpi=110)
     plt.close(fig)
@@ -254,7 +255,7 @@ def markdown(r: dict[str, Any]) -> str:
     lines += ["", "### T -> 0- as a detector, against two as cheap", "",
               "Each detector returns k tokens (k: the distinct teacher-forced argmins in the pool); precision at k is "
               "the share of them in the truth; the AUC ranks the whole pool (T -> 0-: by how often a token is "
-              "picked). Intervals resample windows; the norm reads no context.", "",
+              "picked). Intervals: the spread over random halves of the windows; the norm reads no context.", "",
               "| truth (in pool) | k | detector | precision at k | AUC |", "|---|---|---|---|---|"]
     for truth, d in r["detectors"].items():
         for det in DETECTORS:

@@ -251,6 +251,9 @@ def run_experiment(
     whose cone reachability is decided (a random sample where there are more);
     n_boot: bootstrap resamples behind each interval.
     """
+    for name, value in (("n_prompts (--prompts)", n_prompts), ("n_windows (--windows)", n_windows)):
+        if value < 2:  # the context-free baseline is cross-fitted over two halves, and the cone holds half out
+            raise ValueError(f"{name} must be at least 2 (two halves for cross-fitting), got {value}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     own = not isinstance(model, Model)
