@@ -154,9 +154,9 @@ def null_expectations(distinct: np.ndarray, g: Geometry, norm: np.ndarray) -> di
     # both sides vary: each picked token's status around its neighbours' rate, and each matched token's own, weighted
     # by how often it is used (matching with replacement reuses the tokens next to a dense run of picks)
     used = np.bincount(matches.ravel(), minlength=norm.size)
-    local = np.bincount(matches.ravel(), weights=np.repeat(rate, NEIGHBOURS), minlength=norm.size)
+    weighted = np.bincount(matches.ravel(), weights=np.repeat(rate, NEIGHBOURS), minlength=norm.size)
     reused = used > 0
-    local = local[reused] / used[reused]
+    local = weighted[reused] / used[reused]
     expected = float(rate.sum())
     variance = float((rate * (1 - rate)).sum() + ((used[reused] / NEIGHBOURS) ** 2 * local * (1 - local)).sum())
     pooled = math.sqrt((norm[regular].var() + norm[matches].var()) / 2)
