@@ -128,6 +128,14 @@ def _unit_numbers(per_unit: Sequence[np.ndarray], g: Geometry, baseline: Baselin
     return numbers
 
 
+def _cells(factors: Sequence[tuple[Hashable, Hashable]]) -> dict[tuple[Hashable, Hashable], list[int]]:
+    """The units (indices) of each (row, column) cell of a crossed design, for crossed_bootstrap_cis."""
+    cells: dict[tuple[Hashable, Hashable], list[int]] = {}
+    for k, f in enumerate(factors):
+        cells.setdefault(f, []).append(k)
+    return cells
+
+
 def null_expectations(distinct: np.ndarray, g: Geometry, norm: np.ndarray) -> dict[str, float]:
     """How many of the distinct non-reference tokens picked would be candidates by chance, two ways: drawn
     uniformly from the non-reference vocabulary, and norm-matched: each picked token set against its NEIGHBOURS
@@ -180,13 +188,11 @@ def draw_statistics(draws: Sequence[np.ndarray], factors: Sequence[tuple[Hashabl
     out: dict[str, object] = {}
     per_prompt = {"all draws": list(draws), "each token once per prompt": [np.unique(d) for d in draws],
                   "first token per prompt": [d[:1] for d in draws]}
+    cells = _cells(factors)
     for variant in VARIANTS:
         if variant == "distinct tokens":
             out[variant] = _points(_numbers(variant_tokens(draws, variant), g, baseline, None))
             continue
-        cells: dict[tuple[Hashable, Hashable], list[int]] = {}
-        for i, f in enumerate(factors):
-            cells.setdefault(f, []).append(i)
         cis = crossed_bootstrap_cis(cells, _unit_numbers(per_prompt[variant], g, baseline), n_boot=n_boot, seed=seed)
         out[variant] = {name: list(ci) for name, ci in zip(STATS, cis, strict=True)}
     distinct = variant_tokens(draws, "distinct tokens")
@@ -281,10 +287,7 @@ def vocabulary_regression(picks: Sequence[np.ndarray], norm: np.ndarray, directi
     if factors is None:
         cis = bootstrap_cis(units, numbers, n_boot=n_boot, seed=seed)
     else:
-        cells: dict[tuple[Hashable, Hashable], list[int]] = {}
-        for k, f in enumerate(factors):
-            cells.setdefault(f, []).append(k)
-        cis = crossed_bootstrap_cis(cells, numbers, n_boot=n_boot, seed=seed)
+        cis = crossed_bootstrap_cis(_cells(factors), numbers, n_boot=n_boot, seed=seed)
     hit = np.zeros(norm.size, bool)
     if per_unit:
         hit[np.concatenate(per_unit)] = True
